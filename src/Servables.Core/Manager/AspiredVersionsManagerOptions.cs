@@ -1,0 +1,89 @@
+namespace Servables;
+
+/// <summary>Configures an <see cref="AspiredVersionsManager"/>.</summary>
+/// <remarks>The manager copies these values when it is constructed; later changes have no effect on it.</remarks>
+public sealed class AspiredVersionsManagerOptions
+{
+    /// <summary>How versions are swapped.</summary>
+    /// <value>Defaults to <see cref="AspiredVersionPolicy.AvailabilityPreserving"/>.</value>
+    public AspiredVersionPolicy Policy { get; set; } = AspiredVersionPolicy.AvailabilityPreserving;
+
+    /// <summary>How many loads may run at once.</summary>
+    /// <value>1 to 64. Defaults to 1.</value>
+    public int LoadWorkerCount { get; set; } = 1;
+
+    /// <summary>How many unloads may run at once.</summary>
+    /// <value>1 to 64. Defaults to 1.</value>
+    public int UnloadWorkerCount { get; set; } = 1;
+
+    /// <summary>How many times a failed load is retried before the version goes to error.</summary>
+    /// <value>0 to 1000. Defaults to 5.</value>
+    public int MaxLoadRetries { get; set; } = 5;
+
+    /// <summary>How long to wait before retrying a failed load.</summary>
+    /// <value>Zero to one day. Defaults to 5 seconds.</value>
+    public TimeSpan LoadRetryInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Decides whether a failed load is worth retrying; null retries every failure.</summary>
+    /// <value>Defaults to null.</value>
+    public Func<ServableId, Exception, bool>? ShouldRetryLoad { get; set; }
+
+    /// <summary>
+    /// How often the state loop runs when nothing wakes it. It also runs at once whenever a source
+    /// sends versions or a load or unload finishes. <see cref="Timeout.InfiniteTimeSpan"/> starts no
+    /// loop at all: the host drives it with <see cref="AspiredVersionsManager.ManageStateAsync"/> (tests do).
+    /// </summary>
+    /// <value>1 millisecond to 1 hour, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to 100 milliseconds.</value>
+    public TimeSpan ManageStateInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The most resources loaded versions may use together; loads that would exceed it are refused.</summary>
+    /// <value>Defaults to null: no budget.</value>
+    public ResourceAllocation? ResourceBudget { get; set; }
+
+    /// <summary>The clock for retries, timestamps and the state loop.</summary>
+    /// <value>Defaults to <see cref="TimeProvider.System"/>.</value>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (Policy is null)
+        {
+            errors.Add($"{nameof(Policy)} must be set.");
+        }
+
+        if (LoadWorkerCount is < 1 or > 64)
+        {
+            errors.Add($"{nameof(LoadWorkerCount)} must be between 1 and 64; it is {LoadWorkerCount}.");
+        }
+
+        if (UnloadWorkerCount is < 1 or > 64)
+        {
+            errors.Add($"{nameof(UnloadWorkerCount)} must be between 1 and 64; it is {UnloadWorkerCount}.");
+        }
+
+        if (MaxLoadRetries is < 0 or > 1000)
+        {
+            errors.Add($"{nameof(MaxLoadRetries)} must be between 0 and 1000; it is {MaxLoadRetries}.");
+        }
+
+        if (LoadRetryInterval < TimeSpan.Zero || LoadRetryInterval > TimeSpan.FromDays(1))
+        {
+            errors.Add($"{nameof(LoadRetryInterval)} must be between zero and one day; it is {LoadRetryInterval}.");
+        }
+
+        if (ManageStateInterval != Timeout.InfiniteTimeSpan
+            && (ManageStateInterval < TimeSpan.FromMilliseconds(1) || ManageStateInterval > TimeSpan.FromHours(1)))
+        {
+            errors.Add($"{nameof(ManageStateInterval)} must be between 1 ms and 1 hour, or Timeout.InfiniteTimeSpan; it is {ManageStateInterval}.");
+        }
+
+        if (TimeProvider is null)
+        {
+            errors.Add($"{nameof(TimeProvider)} must be set.");
+        }
+
+        return errors;
+    }
+}

@@ -1,0 +1,61 @@
+using System.Collections.Frozen;
+
+namespace Servables;
+
+/// <summary>An immutable snapshot of what is served: per name, the available versions and labels.</summary>
+/// <remarks>
+/// The manager builds a new map on every load, unload or label change and publishes it with a
+/// volatile write; readers resolve requests against whatever map they read, without locks.
+/// Immutable and thread-safe.
+/// </remarks>
+internal sealed class ServingMap
+{
+    public static readonly ServingMap Empty = new(FrozenDictionary<string, ServingVersions>.Empty);
+
+    private readonly FrozenDictionary<string, ServingVersions> _byName;
+
+    private ServingMap(FrozenDictionary<string, ServingVersions> byName)
+    {
+        _byName = byName;
+        Count = byName.Values.Sum(v => v.Ascending.Length);
+    }
+
+    /// <summary>The number of available versions across all names.</summary>
+    public int Count { get; }
+
+    public IEnumerable<ServingVersions> Servables => _byName.Values;
+
+    public static ServingMap Create(IEnumerable<ServingVersions> servables)
+    {
+        FrozenDictionary<string, ServingVersions> byName = servables
+            .Where(s => s.Ascending.Length > 0)
+            .ToFrozenDictionary(s => s.Name, StringComparer.Ordinal);
+        return byName.Count == 0 ? Empty : new ServingMap(byName);
+    }
+
+    public bool TryGetVersions(string name, out ServingVersions versions) =>
+        _byName.TryGetValue(name, out versions!);
+
+    public LoadedVersion? Find(in ServableRequest request)
+    {
+        if (!_byName.TryGetValue(request.Name, out ServingVersions? versions))
+        {
+            return null;
+        }
+
+        LoadedVersion[] ascending = versions.Ascending;
+        switch (request.Kind)
+        {
+            case ServableRequestKind.Latest:
+                return ascending[^1];
+            case ServableRequestKind.Earliest:
+                return ascending[0];
+            case ServableRequestKind.Specific:
+                return versions.FindVersion(request.Version);
+            case ServableRequestKind.Labeled:
+                return versions.Labels.TryGetValue(request.Label!, out long labeled) ? versions.FindVersion(labeled) : null;
+            default:
+                return null;
+        }
+    }
+}
