@@ -80,6 +80,6 @@ internal static partial class Log
     [LoggerMessage(127, LogLevel.Warning, "Base path {BasePath} of servable {ServableName} is missing or empty; unloading all its versions as configured")]
     public static partial void UnloadingForEmptyBasePath(ILogger logger, string servableName, string basePath);
 
-    [LoggerMessage(130, LogLevel.Error, "Source adapter {Adapter} failed to convert {ServableId}; the version goes to error")]
-    public static partial void AdapterFailed(ILogger logger, string adapter, ServableId servableId, Exception exception);
+    [LoggerMessage(117, LogLevel.Error, "The source of servable {ServableId} reported an error instead of a loader; the version goes to error")]
+    public static partial void SourceReportedError(ILogger logger, ServableId servableId, Exception exception);
 }

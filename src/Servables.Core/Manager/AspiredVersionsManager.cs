@@ -547,6 +547,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             Publish(h.Id, ServableManagerState.Start, null);
             if (!item.HasValue)
             {
+                Log.SourceReportedError(_logger, item.Id, item.Error!);
                 Fail(record, h, new ServableLoadException(item.Id, $"The source of {item.Id} reported an error instead of a loader: {item.Error!.Message}", item.Error));
             }
         }
