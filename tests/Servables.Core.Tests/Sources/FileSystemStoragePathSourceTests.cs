@@ -162,6 +162,34 @@ public sealed class FileSystemStoragePathSourceTests : IAsyncLifetime
     }
 
     [Fact]
+    public void SetAspiredVersionsTarget_SymlinkToBasePathItself_IsIgnored()
+    {
+        CreateVersions(1);
+        Directory.CreateSymbolicLink(Path.Combine(_base, "2"), ".");
+        Directory.CreateSymbolicLink(Path.Combine(_base, "3"), _base);
+
+        (_, RecordingAspiredVersionsTarget<string> target) = Connect(new StoragePathServable("m", _base) { VersionPolicy = ServableVersionPolicy.All });
+
+        Assert.Equal([1L], target.LastVersions("m"));
+    }
+
+    [Fact]
+    public void SetAspiredVersionsTarget_BasePathIsSymlink_LinksInsideItAreAccepted()
+    {
+        string real = _root.CreateFolder("real-m");
+        Directory.CreateDirectory(Path.Combine(real, "1"));
+        string linkedBase = Path.Combine(_root.Path, "current-m");
+        Directory.CreateSymbolicLink(linkedBase, real);
+        Directory.CreateSymbolicLink(Path.Combine(real, "2"), "1");
+        Directory.CreateSymbolicLink(Path.Combine(real, "3"), Path.Combine(linkedBase, "1"));
+        Directory.CreateSymbolicLink(Path.Combine(real, "4"), Path.Combine(real, "1"));
+
+        (_, RecordingAspiredVersionsTarget<string> target) = Connect(new StoragePathServable("m", linkedBase) { VersionPolicy = ServableVersionPolicy.All });
+
+        Assert.Equal([1L, 2L, 3L, 4L], target.LastVersions("m"));
+    }
+
+    [Fact]
     public void SetAspiredVersionsTarget_BrokenSymlink_IsIgnored()
     {
         CreateVersions(1);
