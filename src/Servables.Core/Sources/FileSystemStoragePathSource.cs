@@ -236,6 +236,9 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
             return null;
         }
 
+        // Link targets are resolved lexically from the link's own path, so a link inside a base path
+        // that is itself a link resolves below the path as given, not below the folder it points to: accept both.
+        string givenBase = baseDir.FullName.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
         string realBase = (baseDir.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? baseDir.FullName).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
         var versions = new SortedDictionary<long, string>();
         var chosenNames = new Dictionary<long, string>();
@@ -259,9 +262,9 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
                 {
                     problem = "a broken link";
                 }
-                else if (!(target.FullName + Path.DirectorySeparatorChar).StartsWith(realBase, StringComparison.Ordinal))
+                else if (!IsBelow(target.FullName, givenBase) && !IsBelow(target.FullName, realBase))
                 {
-                    problem = $"a link that points outside the base path (to {target.FullName})";
+                    problem = $"a link that points outside the base path, or at the base path itself (to {target.FullName})";
                 }
                 else if (target is not DirectoryInfo && !Directory.Exists(target.FullName))
                 {
@@ -304,6 +307,10 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
 
         return versions;
     }
+
+    /// <summary>True when <paramref name="path"/> lies strictly below <paramref name="folder"/> (which ends with a separator).</summary>
+    private static bool IsBelow(string path, string folder) =>
+        path.Length > folder.Length && path.StartsWith(folder, StringComparison.Ordinal);
 
     /// <summary>Of two folder names for one version: the canonical one, else the shorter, else the ordinally smaller.</summary>
     private static string PreferredName(long version, string a, string b)
