@@ -1,0 +1,108 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace Servables.Async;
+
+/// <summary>Turns a body and its Content-Type into an <see cref="AsyncPayload"/>.</summary>
+/// <remarks>Stateless and thread-safe.</remarks>
+internal static class AsyncPayloadDecoder
+{
+    private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 256 };
+
+    /// <summary>Parses a Content-Type; false with a reason when it is missing or malformed.</summary>
+    public static bool TryParseContentType(string? contentType, out string mediaType, out string? charset, out string? problem)
+    {
+        mediaType = string.Empty;
+        charset = null;
+        if (string.IsNullOrWhiteSpace(contentType))
+        {
+            problem = "the Content-Type is missing; send one such as 'application/json', 'text/plain; charset=utf-8' or 'application/octet-stream'";
+            return false;
+        }
+
+        if (!MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? parsed) || parsed.MediaType is null || !parsed.MediaType.Contains('/', StringComparison.Ordinal))
+        {
+            problem = $"the Content-Type '{contentType}' cannot be parsed; expected 'type/subtype' with optional parameters";
+            return false;
+        }
+
+        mediaType = parsed.MediaType.ToLowerInvariant();
+        charset = parsed.CharSet?.Trim('"');
+        problem = null;
+        return true;
+    }
+
+    /// <summary>Decodes <paramref name="body"/>.</summary>
+    /// <exception cref="AsyncPayloadException">The body does not decode as its Content-Type says.</exception>
+    public static AsyncPayload Decode(string contentType, ReadOnlyMemory<byte> body)
+    {
+        if (!TryParseContentType(contentType, out string mediaType, out string? charset, out string? problem))
+        {
+            throw new AsyncPayloadException($"Cannot decode the payload: {problem}.");
+        }
+
+        if (mediaType == "application/json" || mediaType.EndsWith("+json", StringComparison.Ordinal))
+        {
+            return AsyncPayload.FromJson(contentType, mediaType, charset, body, ParseJson(body, charset));
+        }
+
+        if (mediaType == "text/plain")
+        {
+            return AsyncPayload.FromText(contentType, mediaType, charset, body, DecodeText(body, charset ?? "utf-8"));
+        }
+
+        return AsyncPayload.FromBytes(contentType, mediaType, charset, body);
+    }
+
+    private static JsonElement ParseJson(ReadOnlyMemory<byte> body, string? charset)
+    {
+        try
+        {
+            if (charset is null || IsUtf8(charset))
+            {
+                using JsonDocument document = JsonDocument.Parse(body, JsonOptions);
+                return document.RootElement.Clone();
+            }
+
+            using JsonDocument fromText = JsonDocument.Parse(DecodeText(body, charset), JsonOptions);
+            return fromText.RootElement.Clone();
+        }
+        catch (JsonException ex)
+        {
+            throw new AsyncPayloadException($"The body is not valid JSON: {ex.Message}", ex);
+        }
+    }
+
+    private static string DecodeText(ReadOnlyMemory<byte> body, string charset)
+    {
+        Encoding encoding;
+        try
+        {
+            encoding = Encoding.GetEncoding(charset, EncoderFallback.ExceptionFallback, DecoderFallback.ExceptionFallback);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new AsyncPayloadException($"The charset '{charset}' is not supported; use utf-8, utf-16, us-ascii or iso-8859-1.", ex);
+        }
+
+        try
+        {
+            ReadOnlySpan<byte> bytes = body.Span;
+            ReadOnlySpan<byte> preamble = encoding.Preamble;
+            if (!preamble.IsEmpty && bytes.StartsWith(preamble))
+            {
+                bytes = bytes[preamble.Length..];
+            }
+
+            return encoding.GetString(bytes);
+        }
+        catch (DecoderFallbackException ex)
+        {
+            throw new AsyncPayloadException($"The body holds bytes that are not valid {encoding.WebName} (at byte {ex.Index}); fix the charset parameter or the body.", ex);
+        }
+    }
+
+    private static bool IsUtf8(string charset) =>
+        charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase);
+}

@@ -1,0 +1,110 @@
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+
+namespace Servables.Async;
+
+/// <summary>Configures one async API: its queue, workers, limits, result store and handler config.</summary>
+public sealed class AsyncApiOptions
+{
+    /// <summary>The name of the API registered without a name.</summary>
+    public const string DefaultName = "default";
+
+    /// <summary>How many requests may wait in the queue; a submit beyond it fails with <see cref="AsyncQueueFullException"/>.</summary>
+    /// <value>1 to 10,000,000. Defaults to 1024.</value>
+    public int QueueCapacity { get; set; } = 1024;
+
+    /// <summary>How many workers take requests from the queue.</summary>
+    /// <value>1 to 256. Defaults to 1.</value>
+    public int WorkerCount { get; set; } = 1;
+
+    /// <summary>How many requests each worker runs at once.</summary>
+    /// <value>1 to 1024. Defaults to 1.</value>
+    public int MaxConcurrencyPerWorker { get; set; } = 1;
+
+    /// <summary>How long a request may run in the handler before it is cancelled and fails.</summary>
+    /// <value>1 millisecond to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to infinite.</value>
+    public TimeSpan RequestTimeout { get; set; } = Timeout.InfiniteTimeSpan;
+
+    /// <summary>The largest body a submit accepts.</summary>
+    /// <value>1 byte to 1 GiB. Defaults to 10 MiB.</value>
+    public int MaxPayloadBytes { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>How long finished results stay queryable, counted from completion.</summary>
+    /// <value>1 second to 365 days. Defaults to 7 days.</value>
+    public TimeSpan ResultRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>The most requests the in-memory store keeps (expired results are evicted first).</summary>
+    /// <value>1 to 100,000,000. Defaults to 100,000.</value>
+    public int MaxStoredRequests { get; set; } = 100_000;
+
+    /// <summary>Which result store to use.</summary>
+    /// <value>Defaults to <see cref="AsyncStoreKind.InMemory"/>.</value>
+    public AsyncStoreKind Store { get; set; } = AsyncStoreKind.InMemory;
+
+    /// <summary>The SQLite file, for <see cref="AsyncStoreKind.Sqlite"/>; several APIs may share one file.</summary>
+    public string? SqlitePath { get; set; }
+
+    /// <summary>Creates a custom result store instead of <see cref="Store"/>; null for the built-in ones.</summary>
+    public Func<IServiceProvider, AsyncResultStoreOptions, IAsyncResultStore>? StoreFactory { get; set; }
+
+    /// <summary>How often expired results are deleted from the store.</summary>
+    /// <value>1 second to 1 day. Defaults to 10 minutes.</value>
+    public TimeSpan ExpiryScanInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The handler's <c>config</c>, handed to it as <see cref="AsyncHandlerConfig"/>.</summary>
+    public IDictionary<string, string?> Config { get; } = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>How handler results are serialised; null for the defaults (web casing not applied).</summary>
+    public JsonSerializerOptions? JsonSerializerOptions { get; set; }
+
+    /// <summary>Selects the SQLite store at <paramref name="path"/>.</summary>
+    public AsyncApiOptions UseSqliteStore(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        Store = AsyncStoreKind.Sqlite;
+        SqlitePath = path;
+        return this;
+    }
+
+    /// <summary>Copies every value under <paramref name="section"/> into <see cref="Config"/> (nested keys joined with ':').</summary>
+    public AsyncApiOptions BindConfig(IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        string prefix = section is IConfigurationSection s ? s.Path + ":" : string.Empty;
+        foreach (KeyValuePair<string, string?> pair in section.AsEnumerable())
+        {
+            if (pair.Value is not null && pair.Key.Length > prefix.Length)
+            {
+                Config[pair.Key[prefix.Length..]] = pair.Value;
+            }
+        }
+
+        return this;
+    }
+
+    /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        Check(QueueCapacity is >= 1 and <= 10_000_000, $"{nameof(QueueCapacity)} must be between 1 and 10,000,000; it is {QueueCapacity}.");
+        Check(WorkerCount is >= 1 and <= 256, $"{nameof(WorkerCount)} must be between 1 and 256; it is {WorkerCount}.");
+        Check(MaxConcurrencyPerWorker is >= 1 and <= 1024, $"{nameof(MaxConcurrencyPerWorker)} must be between 1 and 1024; it is {MaxConcurrencyPerWorker}.");
+        Check(
+            RequestTimeout == Timeout.InfiniteTimeSpan || (RequestTimeout >= TimeSpan.FromMilliseconds(1) && RequestTimeout <= TimeSpan.FromDays(1)),
+            $"{nameof(RequestTimeout)} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {RequestTimeout}.");
+        Check(MaxPayloadBytes is >= 1 and <= 1 << 30, $"{nameof(MaxPayloadBytes)} must be between 1 and 1 GiB; it is {MaxPayloadBytes}.");
+        Check(ResultRetention >= TimeSpan.FromSeconds(1) && ResultRetention <= TimeSpan.FromDays(365), $"{nameof(ResultRetention)} must be between 1 second and 365 days; it is {ResultRetention}.");
+        Check(MaxStoredRequests is >= 1 and <= 100_000_000, $"{nameof(MaxStoredRequests)} must be between 1 and 100,000,000; it is {MaxStoredRequests}.");
+        Check(ExpiryScanInterval >= TimeSpan.FromSeconds(1) && ExpiryScanInterval <= TimeSpan.FromDays(1), $"{nameof(ExpiryScanInterval)} must be between 1 second and 1 day; it is {ExpiryScanInterval}.");
+        Check(Store != AsyncStoreKind.Sqlite || StoreFactory is not null || !string.IsNullOrWhiteSpace(SqlitePath), $"{nameof(SqlitePath)} must be set when {nameof(Store)} is Sqlite (see UseSqliteStore).");
+        return errors;
+
+        void Check(bool ok, string error)
+        {
+            if (!ok)
+            {
+                errors.Add(error);
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+namespace Servables.Async;
+
+/// <summary>Submits requests to one async API and reads their status and results.</summary>
+/// <remarks>
+/// Resolve the client of the API registered without a name as <see cref="IAsyncApiClient"/>, a
+/// named one as a keyed service (<c>[FromKeyedServices("name")]</c>) or through
+/// <see cref="IAsyncApiClientFactory"/>. Thread-safe.
+/// </remarks>
+public interface IAsyncApiClient
+{
+    /// <summary>The API's name.</summary>
+    string ApiName { get; }
+
+    /// <summary>Accepts a request and returns its id at once; the handler runs later on a worker.</summary>
+    /// <param name="body">The payload.</param>
+    /// <param name="contentType">Its Content-Type: <c>application/json</c> (or <c>*/*+json</c>) → JSON; <c>text/plain</c> with optional <c>charset</c> → text; anything else → bytes.</param>
+    /// <param name="requestId">A caller-chosen id (Cortex's <c>x-request-id</c>): 1 to 128 of <c>A-Z a-z 0-9 - _ . ~</c>; null for a new random one.</param>
+    /// <param name="cancellationToken">Cancels the submit (not the request once accepted).</param>
+    /// <returns>The request id: 128 random bits, URL-safe, unless the caller gave one.</returns>
+    /// <exception cref="AsyncQueueFullException">The queue is full (retryable).</exception>
+    /// <exception cref="AsyncRequestRejectedException">The request is known bad now, or the id is malformed or in use.</exception>
+    ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Submits <paramref name="value"/> serialised as <c>application/json</c>.</summary>
+    ValueTask<string> SubmitJsonAsync<T>(T value, string? requestId = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Submits <paramref name="text"/> as <c>text/plain; charset=utf-8</c>.</summary>
+    ValueTask<string> SubmitTextAsync(string text, string? requestId = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads a request's status; <see cref="AsyncRequestState.NotFound"/> for an unknown or expired id.</summary>
+    ValueTask<AsyncRequestStatus> GetStatusAsync(string requestId, CancellationToken cancellationToken = default);
+
+    /// <summary>Waits until the request completes or fails.</summary>
+    /// <param name="requestId">The request.</param>
+    /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for no limit.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The final status (completed or failed), or not_found for an unknown id.</returns>
+    /// <exception cref="TimeoutException">The request did not finish in time; it goes on.</exception>
+    Task<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>Cancels a request: a queued one fails without running; a running one has its token cancelled and fails.</summary>
+    /// <returns>True if the request was queued or running; false if it had finished or is unknown.</returns>
+    ValueTask<bool> CancelAsync(string requestId, CancellationToken cancellationToken = default);
+}
