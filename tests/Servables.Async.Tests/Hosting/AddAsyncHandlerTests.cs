@@ -1,0 +1,78 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Servables.Async.Tests.Queue;
+
+namespace Servables.Async.Tests.Hosting;
+
+public sealed class AddAsyncHandlerTests
+{
+    [Fact]
+    public async Task AddAsyncHandler_Twice_RegistersOneApiAndAddsConfiguration()
+    {
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s
+            .AddAsyncHandler<EchoHandler>(o => o.Config["greeting"] = "first")
+            .AddAsyncHandler<EchoHandler>(o => o.Config["greeting"] = "second"));
+
+        Assert.Single(host.Host.Services.GetServices<IHostedService>(), h => h.GetType().Name == "AsyncApiHostedService");
+        Assert.Same(host.Client(), host.Host.Services.GetRequiredService<IAsyncApiClient>());
+        string id = await host.Client().SubmitTextAsync("x");
+        Assert.Equal("second", (await host.Client().WaitForCompletionAsync(id, TimeSpan.FromSeconds(10))).Result!.Value.GetProperty("greeting").GetString());
+    }
+
+    [Fact]
+    public void AddAsyncHandler_SameNameOtherHandler_Throws()
+    {
+        var services = new ServiceCollection().AddAsyncHandler<EchoHandler>("x");
+        InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => services.AddAsyncHandler<ChainHandler>("x"));
+        Assert.Contains("already registered", error.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => services.AddAsyncHandler<EchoHandler>("bad name"));
+    }
+
+    [Fact]
+    public async Task InvalidOptions_FailHostStartNamingTheProblem()
+    {
+        OptionsValidationException error = await Assert.ThrowsAsync<OptionsValidationException>(() =>
+            AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>("bad", o => (o.WorkerCount, o.Store) = (0, AsyncStoreKind.Sqlite))));
+        Assert.Contains("Async API 'bad': WorkerCount", error.Message, StringComparison.Ordinal);
+        Assert.Contains("SqlitePath", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NamedApis_ResolvableByKeyAndFactory()
+    {
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>("echo").AddAsyncHandler<ChainHandler>("chain"));
+        var factory = host.Host.Services.GetRequiredService<IAsyncApiClientFactory>();
+
+        Assert.Equal(["chain", "echo"], factory.ApiNames.Order());
+        Assert.Same(host.Client("echo"), factory.GetClient("echo"));
+        Assert.Equal("chain", factory.GetClient("chain").ApiName);
+        Assert.Same(host.Client("echo"), host.Host.Services.GetRequiredService<IAsyncApiClient>()); // the first registered
+        InvalidOperationException unknown = Assert.Throws<InvalidOperationException>(() => factory.GetClient("nope"));
+        Assert.Contains("Registered: echo, chain", unknown.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Handler_ConstructedOnceAndInitializedBeforeRequests()
+    {
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<CountingHandler>());
+        string[] ids = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => host.Client().SubmitTextAsync("x").AsTask()));
+        foreach (string id in ids)
+        {
+            Assert.Equal(AsyncRequestState.Completed, (await host.Client().WaitForCompletionAsync(id, TimeSpan.FromSeconds(10))).State);
+        }
+
+        Assert.Equal(1, CountingHandler.Constructed);
+    }
+
+    public sealed class CountingHandler : IAsyncHandler
+    {
+        private static int s_constructed;
+
+        public CountingHandler() => Interlocked.Increment(ref s_constructed);
+
+        public static int Constructed => Volatile.Read(ref s_constructed);
+
+        public ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken) => ValueTask.FromResult<object?>(requestId);
+    }
+}

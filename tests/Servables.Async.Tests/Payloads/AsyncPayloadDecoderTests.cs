@@ -1,0 +1,88 @@
+using System.Text;
+
+namespace Servables.Async.Tests.Payloads;
+
+public sealed class AsyncPayloadDecoderTests
+{
+    [Theory]
+    [InlineData("application/json")]
+    [InlineData("application/json; charset=utf-8")]
+    [InlineData("application/vnd.api+json")]
+    [InlineData("Application/JSON")]
+    public void Decode_Json_ParsesJson(string contentType)
+    {
+        AsyncPayload payload = AsyncPayloadDecoder.Decode(contentType, "{\"a\":[1,2]}"u8.ToArray());
+        Assert.Equal(AsyncPayloadKind.Json, payload.Kind);
+        Assert.Equal(2, payload.Json.GetProperty("a").GetArrayLength());
+        Assert.Equal(2, payload.ToJsonNode()!["a"]!.AsArray().Count);
+        Assert.Throws<InvalidOperationException>(() => payload.Text);
+    }
+
+    [Fact]
+    public void Decode_MalformedJson_ThrowsClearError()
+    {
+        AsyncPayloadException error = Assert.Throws<AsyncPayloadException>(() => AsyncPayloadDecoder.Decode("application/json", "{\"a\":"u8.ToArray()));
+        Assert.StartsWith("The body is not valid JSON", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decode_JsonInUtf16_Decodes()
+    {
+        AsyncPayload payload = AsyncPayloadDecoder.Decode("application/json; charset=utf-16", Encoding.Unicode.GetBytes("{\"é\":1}"));
+        Assert.Equal(1, payload.Json.GetProperty("é").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("text/plain", "utf-8", "héllo wörld ✓")]
+    [InlineData("text/plain; charset=utf-8", "utf-8", "héllo")]
+    [InlineData("text/plain; charset=us-ascii", "us-ascii", "plain ascii")]
+    [InlineData("text/plain; charset=iso-8859-1", "iso-8859-1", "café")]
+    [InlineData("text/plain; charset=\"utf-16\"", "utf-16", "日本語")]
+    public void Decode_Text_UsesCharset(string contentType, string encoding, string text)
+    {
+        AsyncPayload payload = AsyncPayloadDecoder.Decode(contentType, Encoding.GetEncoding(encoding).GetBytes(text));
+        Assert.Equal(AsyncPayloadKind.Text, payload.Kind);
+        Assert.Equal(text, payload.Text);
+    }
+
+    [Fact]
+    public void Decode_UnknownCharset_ThrowsNamingIt()
+    {
+        AsyncPayloadException error = Assert.Throws<AsyncPayloadException>(() => AsyncPayloadDecoder.Decode("text/plain; charset=klingon", "x"u8.ToArray()));
+        Assert.Contains("'klingon' is not supported", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("text/plain", new byte[] { 0x68, 0xC3, 0x28 })]
+    [InlineData("text/plain; charset=us-ascii", new byte[] { 0x68, 0xE9 })]
+    public void Decode_BytesInvalidInCharset_ThrowsClearError(string contentType, byte[] body)
+    {
+        AsyncPayloadException error = Assert.Throws<AsyncPayloadException>(() => AsyncPayloadDecoder.Decode(contentType, body));
+        Assert.Contains("not valid", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("application/octet-stream")]
+    [InlineData("image/png")]
+    [InlineData("text/csv")]
+    public void Decode_Other_KeepsBytes(string contentType)
+    {
+        byte[] body = [0, 1, 2, 255];
+        AsyncPayload payload = AsyncPayloadDecoder.Decode(contentType, body);
+        Assert.Equal(AsyncPayloadKind.Bytes, payload.Kind);
+        Assert.Equal(body, payload.Bytes.ToArray());
+        Assert.Throws<InvalidOperationException>(() => payload.Json);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("   ")]
+    [InlineData("json")]
+    [InlineData("/;")]
+    public void TryParseContentType_MissingOrMalformed_FalseWithReason(string? contentType)
+    {
+        Assert.False(AsyncPayloadDecoder.TryParseContentType(contentType, out _, out _, out string? problem));
+        Assert.False(string.IsNullOrEmpty(problem));
+    }
+}

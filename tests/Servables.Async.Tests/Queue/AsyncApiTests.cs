@@ -1,0 +1,316 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Servables.Async.Tests.Queue;
+
+public sealed class AsyncApiTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    private static Task<AsyncHost> StartEchoAsync(Action<AsyncApiOptions>? configure = null, FakeTimeProvider? time = null) =>
+        AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o =>
+        {
+            o.Config["greeting"] = "hello";
+            configure?.Invoke(o);
+        }), time);
+
+    [Fact]
+    public async Task SubmitJson_RoundTrip_CompletesWithResult()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+
+        string id = await client.SubmitJsonAsync(new { x = 41 });
+        AsyncRequestStatus done = await client.WaitForCompletionAsync(id, Wait);
+
+        Assert.Equal(AsyncRequestState.Completed, done.State);
+        Assert.Equal("completed", done.Status);
+        JsonElement result = done.Result!.Value;
+        Assert.Equal("Json", result.GetProperty("kind").GetString());
+        Assert.Equal(41, result.GetProperty("json").GetProperty("x").GetInt32());
+        Assert.Equal("hello", result.GetProperty("greeting").GetString());
+        Assert.Equal("default", result.GetProperty("api").GetString());
+        Assert.Equal(id, result.GetProperty("id").GetString());
+        Assert.NotNull(done.Timestamp);
+        Assert.Equal(done, await client.GetStatusAsync(id));
+    }
+
+    [Fact]
+    public async Task Submit_TextAndBytes_DecodedByContentType()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+
+        string text = await client.SubmitAsync(Encoding.Latin1.GetBytes("café"), "text/plain; charset=iso-8859-1");
+        string bytes = await client.SubmitAsync(new byte[] { 1, 2, 3 }, "application/octet-stream");
+
+        JsonElement textResult = (await client.WaitForCompletionAsync(text, Wait)).Result!.Value;
+        JsonElement bytesResult = (await client.WaitForCompletionAsync(bytes, Wait)).Result!.Value;
+        Assert.Equal("café", textResult.GetProperty("text").GetString());
+        Assert.Equal("Bytes", bytesResult.GetProperty("kind").GetString());
+        Assert.Equal(3, bytesResult.GetProperty("bytes").GetInt32());
+    }
+
+    [Fact]
+    public async Task RequestIds_AreRandomUrlSafe128Bit()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        var ids = new HashSet<string>();
+        for (int i = 0; i < 50; i++)
+        {
+            ids.Add(await host.Client().SubmitTextAsync("x"));
+        }
+
+        Assert.Equal(50, ids.Count);
+        Assert.All(ids, id =>
+        {
+            Assert.Equal(22, id.Length);
+            Assert.Equal(16, Convert.FromBase64String(id.Replace('-', '+').Replace('_', '/') + "==").Length);
+            Assert.True(AsyncRequestIds.IsWellFormed(id));
+        });
+    }
+
+    [Fact]
+    public async Task CallerRequestId_AcceptedWhenWellFormed_RejectedWhenNotOrUsed()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+
+        Assert.Equal("order-42.v1", await client.SubmitTextAsync("x", "order-42.v1"));
+        AsyncRequestRejectedException used = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitTextAsync("y", "order-42.v1"));
+        Assert.Contains("already exists", used.Message, StringComparison.Ordinal);
+        AsyncRequestRejectedException bad = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitTextAsync("y", "has space"));
+        Assert.Contains("malformed", bad.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitTextAsync("y", new string('a', 129)));
+    }
+
+    [Theory]
+    [InlineData("", "application/json", "empty")]
+    [InlineData("{}", "", "Content-Type is missing")]
+    [InlineData("{}", "nonsense", "cannot be parsed")]
+    public async Task Submit_KnownBad_RejectedAtOnce(string body, string contentType, string expected)
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client().SubmitAsync(Encoding.UTF8.GetBytes(body), contentType));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Submit_OverSizeLimit_Rejected()
+    {
+        await using AsyncHost host = await StartEchoAsync(o => o.MaxPayloadBytes = 8);
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client().SubmitTextAsync("123456789"));
+        Assert.Contains("more than MaxPayloadBytes (8)", error.Message, StringComparison.Ordinal);
+        Assert.NotNull(await host.Client().SubmitTextAsync("12345678"));
+    }
+
+    [Fact]
+    public async Task Submit_QueueFull_ThrowsRetryable_NothingStored_ThenAcceptsAgain()
+    {
+        await using AsyncHost host = await StartEchoAsync(o => o.QueueCapacity = 2);
+        IAsyncApiClient client = host.Client();
+        string running = await client.SubmitTextAsync("gate");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        string q1 = await client.SubmitTextAsync("a");
+        string q2 = await client.SubmitTextAsync("b");
+
+        AsyncQueueFullException full = await Assert.ThrowsAsync<AsyncQueueFullException>(async () => await client.SubmitTextAsync("c", "rejected-one"));
+        Assert.Equal(2, full.Capacity);
+        Assert.Equal(AsyncRequestState.NotFound, (await client.GetStatusAsync("rejected-one")).State);
+        Assert.Equal(AsyncRequestState.InQueue, (await client.GetStatusAsync(q1)).State);
+
+        host.Probe.Gate.SetResult();
+        foreach (string id in new[] { running, q1, q2 })
+        {
+            Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(id, Wait)).State);
+        }
+
+        Assert.NotNull(await client.SubmitTextAsync("d"));
+    }
+
+    [Theory]
+    [InlineData("text/plain", "throw", "The handler threw InvalidOperationException: handler bug")]
+    [InlineData("text/plain", "cycle", "cannot be serialised to JSON")]
+    [InlineData("text/plain", "func", "cannot be serialised to JSON")]
+    [InlineData("application/json", "{not json", "The body is not valid JSON")]
+    [InlineData("text/plain; charset=klingon", "x", "'klingon' is not supported")]
+    public async Task BadRequest_Fails_WorkerKeepsServing(string contentType, string body, string expectedError)
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+
+        string bad = await client.SubmitAsync(Encoding.UTF8.GetBytes(body), contentType);
+        string good = await client.SubmitTextAsync("fine");
+
+        AsyncRequestStatus failed = await client.WaitForCompletionAsync(bad, Wait);
+        Assert.Equal(AsyncRequestState.Failed, failed.State);
+        Assert.Equal("failed", failed.Status);
+        Assert.Contains(expectedError, failed.Error, StringComparison.Ordinal);
+        Assert.Null(failed.ResultJson);
+        Assert.Throws<InvalidOperationException>(() => failed.GetResult<object>());
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(good, Wait)).State);
+    }
+
+    [Fact]
+    public async Task Deadline_Exceeded_FailsAndNextRequestRuns()
+    {
+        var time = new FakeTimeProvider();
+        await using AsyncHost host = await StartEchoAsync(o => o.RequestTimeout = TimeSpan.FromSeconds(30), time);
+        IAsyncApiClient client = host.Client();
+        string slow = await client.SubmitTextAsync("slow");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(slow)).State == AsyncRequestState.InProgress);
+
+        time.Advance(TimeSpan.FromSeconds(30));
+
+        AsyncRequestStatus failed = await client.WaitForCompletionAsync(slow, Wait);
+        Assert.Contains("exceeded its deadline of 00:00:30", failed.Error, StringComparison.Ordinal);
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(await client.SubmitTextAsync("next"), Wait)).State);
+    }
+
+    [Fact]
+    public async Task Cancel_QueuedAndRunning_BothFail_FinishedReturnsFalse()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+        string running = await client.SubmitTextAsync("slow");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        string queued = await client.SubmitTextAsync("never runs");
+
+        Assert.True(await client.CancelAsync(queued));
+        Assert.True(await client.CancelAsync(running));
+
+        Assert.Contains("before it ran", (await client.WaitForCompletionAsync(queued, Wait)).Error, StringComparison.Ordinal);
+        Assert.Contains("while it ran", (await client.WaitForCompletionAsync(running, Wait)).Error, StringComparison.Ordinal);
+        Assert.False(await client.CancelAsync(queued));
+        Assert.False(await client.CancelAsync("unknown"));
+        string next = await client.SubmitTextAsync("after");
+        await client.WaitForCompletionAsync(next, Wait);
+        Assert.DoesNotContain(queued, host.Probe.StartedIds);
+    }
+
+    [Fact]
+    public async Task Status_UnknownOrMalformedId_NotFound()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        AsyncRequestStatus unknown = await host.Client().GetStatusAsync("no-such-id");
+        Assert.Equal(("not_found", (DateTimeOffset?)null), (unknown.Status, unknown.Timestamp));
+        Assert.Equal(AsyncRequestState.NotFound, (await host.Client().GetStatusAsync("bad id!")).State);
+        Assert.Equal(AsyncRequestState.NotFound, (await host.Client().WaitForCompletionAsync("no-such-id", Wait)).State);
+    }
+
+    [Fact]
+    public async Task WaitForCompletionAsync_Timeout_ThrowsNamingStatus()
+    {
+        var time = new FakeTimeProvider();
+        await using AsyncHost host = await StartEchoAsync(time: time);
+        IAsyncApiClient client = host.Client();
+        string id = await client.SubmitTextAsync("gate");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
+
+        Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(1));
+        await Task.Delay(50);
+        time.Advance(TimeSpan.FromMinutes(1));
+
+        TimeoutException error = await Assert.ThrowsAsync<TimeoutException>(() => wait);
+        Assert.Contains("in_progress", error.Message, StringComparison.Ordinal);
+        host.Probe.Gate.SetResult();
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(id, Wait)).State);
+    }
+
+    [Fact]
+    public async Task Retention_CountsFromCompletion_ThenNotFound()
+    {
+        var time = new FakeTimeProvider();
+        await using AsyncHost host = await StartEchoAsync(time: time);
+        IAsyncApiClient client = host.Client();
+        string id = await client.SubmitTextAsync("x");
+        await client.WaitForCompletionAsync(id, Wait);
+
+        time.Advance(TimeSpan.FromDays(7) - TimeSpan.FromSeconds(1));
+        Assert.Equal(AsyncRequestState.Completed, (await client.GetStatusAsync(id)).State);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(AsyncRequestState.NotFound, (await client.GetStatusAsync(id)).State);
+    }
+
+    [Fact]
+    public async Task ManyWorkersAndConcurrency_AllRequestsComplete()
+    {
+        await using AsyncHost host = await StartEchoAsync(o => (o.WorkerCount, o.MaxConcurrencyPerWorker) = (3, 4));
+        IAsyncApiClient client = host.Client();
+        string[] ids = await Task.WhenAll(Enumerable.Range(0, 300).Select(i => client.SubmitJsonAsync(new { i }).AsTask()));
+        AsyncRequestStatus[] done = await Task.WhenAll(ids.Select(id => client.WaitForCompletionAsync(id, Wait)));
+        Assert.All(done, d => Assert.Equal(AsyncRequestState.Completed, d.State));
+        Assert.Equal(Enumerable.Range(0, 300), done.Select(d => d.Result!.Value.GetProperty("json").GetProperty("i").GetInt32()).Order());
+    }
+
+    [Fact]
+    public async Task Chaining_HandlerCallsAnotherApi()
+    {
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s
+            .AddAsyncHandler<EchoHandler>("echo", o => o.Config["greeting"] = "from echo")
+            .AddAsyncHandler<ChainHandler>("chain"));
+        IAsyncApiClient chain = host.Client("chain");
+
+        string id = await chain.SubmitTextAsync("abc");
+        AsyncRequestStatus done = await chain.WaitForCompletionAsync(id, Wait);
+
+        Assert.Equal(AsyncRequestState.Completed, done.State);
+        Assert.Equal("ABC", done.Result!.Value.GetProperty("upper").GetString());
+        Assert.Equal("from echo", done.Result!.Value.GetProperty("inner").GetString());
+        Assert.Equal(AsyncRequestState.Completed, (await host.Client("echo").GetStatusAsync($"{id}-inner")).State);
+    }
+
+    [Fact]
+    public async Task Shutdown_FinishesQueuedWorkWithinTimeout()
+    {
+        AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+        string[] ids = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => client.SubmitTextAsync($"r{i}").AsTask()));
+        var store = host.Host.Services.GetRequiredKeyedService<AsyncApi>(AsyncApiOptions.DefaultName).Store;
+
+        using (var within = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            await host.Host.StopAsync(within.Token);
+        }
+
+        foreach (string id in ids)
+        {
+            Assert.Equal(AsyncRequestState.Completed, (await store.GetAsync(id))!.State);
+        }
+
+        await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitTextAsync("late"));
+        await host.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Shutdown_OutOfTime_InMemoryRequestsFailClearly()
+    {
+        AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+        string running = await client.SubmitTextAsync("slow");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        string queued = await client.SubmitTextAsync("queued");
+        var store = host.Host.Services.GetRequiredKeyedService<AsyncApi>(AsyncApiOptions.DefaultName).Store;
+
+        using (var within = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+        {
+            await host.Host.StopAsync(within.Token);
+        }
+
+        Assert.Contains("host shut down", (await store.GetAsync(running))!.Error, StringComparison.Ordinal);
+        Assert.Contains("host shut down", (await store.GetAsync(queued))!.Error, StringComparison.Ordinal);
+        await host.DisposeAsync();
+    }
+
+    internal static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "Condition not met within 10 s.");
+            await Task.Delay(5);
+        }
+    }
+}
