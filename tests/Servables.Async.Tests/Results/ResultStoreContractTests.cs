@@ -17,13 +17,13 @@ public abstract class ResultStoreContractTests : IAsyncLifetime
     /// <summary>Creates the store under test with <see cref="Retention"/> and <see cref="Time"/>.</summary>
     protected abstract IAsyncResultStore CreateStore(AsyncResultStoreOptions options);
 
-    public Task InitializeAsync()
+    public virtual Task InitializeAsync()
     {
         _store = CreateStore(new AsyncResultStoreOptions { Retention = Retention, TimeProvider = Time });
         return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_store is not null)
         {

@@ -1,0 +1,262 @@
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Servables.Async.Tests.Results;
+
+public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
+{
+    // Not valid UTF-8 (a lone 0xFF, a truncated sequence) and a NUL: bytes must come back as given.
+    private static readonly byte[] BinaryPayload = [0xFF, 0xFE, 0x00, 0x80, 0xC3, 0x28, 0x0A, 0xF0];
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("servables-sqlite-").FullName;
+
+    protected override IAsyncResultStore CreateStore(AsyncResultStoreOptions options) =>
+        new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = Path.Combine(_folder, "contract.db"), ApiName = "contract" }, options);
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task Reopen_SameFile_KeepsQueuedInProgressAndCompletedRows()
+    {
+        DateTimeOffset markedAt;
+        DateTimeOffset completedAt;
+        await using (SqliteAsyncResultStore store = Open("reopen.db"))
+        {
+            Assert.True(await store.TryAddAsync(NewRequest("queued") with { ContentType = "application/octet-stream", Payload = BinaryPayload }));
+            Time.Advance(TimeSpan.FromSeconds(1));
+            Assert.True(await store.TryAddAsync(NewRequest("running", "2")));
+            Assert.True(await store.TryAddAsync(NewRequest("done", "3")));
+            Time.Advance(TimeSpan.FromSeconds(1));
+            markedAt = Time.GetUtcNow();
+            Assert.True(await store.TryMarkInProgressAsync("running", markedAt));
+            Assert.True(await store.TryMarkInProgressAsync("done", markedAt));
+            Time.Advance(TimeSpan.FromSeconds(1));
+            completedAt = Time.GetUtcNow();
+            Assert.True(await store.TryCompleteAsync("done", "{\"ok\":true}", completedAt));
+        }
+
+        await using SqliteAsyncResultStore reopened = Open("reopen.db");
+
+        // What a restart runs again, the in-progress request included (at-least-once).
+        IReadOnlyList<AsyncRequestRecord> unfinished = await reopened.GetUnfinishedAsync();
+        Assert.Equal(["queued", "running"], unfinished.Select(r => r.Id));
+        Assert.Equal([AsyncRequestState.InQueue, AsyncRequestState.InProgress], unfinished.Select(r => r.State));
+        Assert.Equal(BinaryPayload, unfinished[0].Payload.ToArray());
+        Assert.Equal("application/octet-stream", unfinished[0].ContentType);
+        Assert.Equal("2", Encoding.UTF8.GetString(unfinished[1].Payload.Span));
+        Assert.Equal(markedAt, unfinished[1].UpdatedAt);
+        Assert.Equal(markedAt - TimeSpan.FromSeconds(1), unfinished[1].SubmittedAt);
+
+        AsyncRequestRecord done = (await reopened.GetAsync("done", includePayload: true))!;
+        Assert.Equal(AsyncRequestState.Completed, done.State);
+        Assert.Equal("{\"ok\":true}", done.ResultJson);
+        Assert.Equal(completedAt, done.UpdatedAt);
+        Assert.True(done.Payload.IsEmpty); // dropped on completion
+        Assert.False(await reopened.TryFailAsync("done", "late", Time.GetUtcNow()));
+
+        // A recovered request finishes normally.
+        Assert.True(await reopened.TryCompleteAsync("running", "{}", Time.GetUtcNow()));
+    }
+
+    [Fact]
+    public async Task TryAddAsync_Returned_RowCommittedWithPayloadForAnotherConnection()
+    {
+        await using SqliteAsyncResultStore store = Open("committed.db");
+        Assert.True(await store.TryAddAsync(NewRequest("a") with { Payload = BinaryPayload }));
+
+        // Another connection sees only committed rows.
+        using SqliteConnection reader = OpenRaw("committed.db", SqliteOpenMode.ReadOnly);
+        using SqliteCommand command = reader.CreateCommand();
+        command.CommandText = "SELECT payload FROM async_requests WHERE api = 'api' AND id = 'a'";
+        Assert.Equal(BinaryPayload, (byte[])command.ExecuteScalar()!);
+    }
+
+    [Fact]
+    public async Task TryAddAsync_EmptyPayload_StoredAndReadBackEmpty()
+    {
+        await using SqliteAsyncResultStore store = Open("empty.db");
+        Assert.True(await store.TryAddAsync(NewRequest("a") with { Payload = ReadOnlyMemory<byte>.Empty }));
+
+        AsyncRequestRecord record = (await store.GetAsync("a", includePayload: true))!;
+        Assert.Equal(AsyncRequestState.InQueue, record.State);
+        Assert.True(record.Payload.IsEmpty);
+    }
+
+    [Fact]
+    public async Task GetUnfinishedAsync_SameSubmittedTime_InsertionOrder()
+    {
+        await using SqliteAsyncResultStore store = Open("order.db");
+        foreach (string id in new[] { "c", "a", "d", "b" })
+        {
+            Assert.True(await store.TryAddAsync(NewRequest(id)));
+        }
+
+        Assert.True(await store.TryFailAsync("d", "cancelled", Time.GetUtcNow()));
+        Assert.True(await store.TryAddAsync(NewRequest("e")));
+
+        Assert.Equal(["c", "a", "b", "e"], (await store.GetUnfinishedAsync()).Select(r => r.Id));
+    }
+
+    [Fact]
+    public async Task TwoApiNames_OneFile_DoNotSeeEachOthersRows()
+    {
+        await using SqliteAsyncResultStore alpha = Open("shared.db", "alpha");
+        await using SqliteAsyncResultStore beta = Open("shared.db", "beta");
+
+        Assert.True(await alpha.TryAddAsync(NewRequest("same-id", "a")));
+        Assert.True(await beta.TryAddAsync(NewRequest("same-id", "b")));
+        Assert.True(await alpha.TryAddAsync(NewRequest("alpha-only")));
+
+        Assert.Null(await beta.GetAsync("alpha-only"));
+        Assert.False(await beta.TryMarkInProgressAsync("alpha-only", Time.GetUtcNow()));
+        Assert.False(await beta.TryFailAsync("alpha-only", "x", Time.GetUtcNow()));
+
+        Assert.True(await alpha.TryCompleteAsync("same-id", "1", Time.GetUtcNow()));
+        AsyncRequestRecord betaRecord = (await beta.GetAsync("same-id", includePayload: true))!;
+        Assert.Equal(AsyncRequestState.InQueue, betaRecord.State);
+        Assert.Equal("b", Encoding.UTF8.GetString(betaRecord.Payload.Span));
+
+        Assert.Equal(["alpha-only"], (await alpha.GetUnfinishedAsync()).Select(r => r.Id));
+        Assert.Equal(["same-id"], (await beta.GetUnfinishedAsync()).Select(r => r.Id));
+
+        Assert.True(await beta.TryFailAsync("same-id", "x", Time.GetUtcNow()));
+        Time.Advance(Retention);
+        Assert.Equal(1, await alpha.RemoveExpiredAsync());
+        Assert.Equal(1, await beta.RemoveExpiredAsync()); // alpha's cleanup left beta's row alone
+    }
+
+    [Fact]
+    public async Task TwoStoresOneFile_ConcurrentWriters_AllCommitted()
+    {
+        await using SqliteAsyncResultStore alpha = Open("busy.db", "alpha");
+        await using SqliteAsyncResultStore beta = Open("busy.db", "beta");
+        string[] ids = [.. Enumerable.Range(0, 50).Select(i => $"r{i}")];
+
+        await Parallel.ForEachAsync(
+            ids.SelectMany(id => new (SqliteAsyncResultStore Store, string Id)[] { (alpha, id), (beta, id) }),
+            new ParallelOptions { MaxDegreeOfParallelism = 4 },
+            async (work, ct) =>
+            {
+                Assert.True(await work.Store.TryAddAsync(NewRequest(work.Id), ct));
+                Assert.True(await work.Store.TryCompleteAsync(work.Id, "1", Time.GetUtcNow(), ct));
+            });
+
+        foreach (string id in ids)
+        {
+            Assert.Equal(AsyncRequestState.Completed, (await alpha.GetAsync(id))!.State);
+            Assert.Equal(AsyncRequestState.Completed, (await beta.GetAsync(id))!.State);
+        }
+    }
+
+    [Fact]
+    public async Task Open_NewFile_CreatesSchemaVersionWalAndIndexes()
+    {
+        await using (Open("schema.db"))
+        {
+        }
+
+        using SqliteConnection raw = OpenRaw("schema.db", SqliteOpenMode.ReadOnly);
+        Assert.Equal(1L, Scalar(raw, "PRAGMA user_version"));
+        Assert.Equal("wal", Scalar(raw, "PRAGMA journal_mode"));
+        Assert.Equal(
+            2L,
+            Scalar(raw, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('ix_async_requests_api_state', 'ix_async_requests_api_updated')"));
+    }
+
+    [Fact]
+    public async Task DisposeAsync_ClosesTheFile_ThenCallsThrow()
+    {
+        string path = Path.Combine(_folder, "closed.db");
+        SqliteAsyncResultStore store = Open("closed.db");
+        Assert.True(await store.TryAddAsync(NewRequest("a")));
+        Assert.True(File.Exists(path + "-wal"));
+
+        await store.DisposeAsync();
+        await store.DisposeAsync();
+
+        // The last connection to close checkpoints the WAL and removes it: nothing holds the file.
+        Assert.False(File.Exists(path + "-wal"));
+        File.Delete(path);
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () => await store.GetAsync("a"));
+    }
+
+    [Fact]
+    public void Constructor_FolderMissing_ThrowsNamingPath()
+    {
+        string path = Path.Combine(_folder, "missing", "results.db");
+
+        DirectoryNotFoundException error = Assert.Throws<DirectoryNotFoundException>(
+            () => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = path }));
+
+        Assert.Contains(path, error.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_folder, "missing")));
+    }
+
+    [Fact]
+    public void Constructor_PathIsFolder_ThrowsNamingPath()
+    {
+        IOException error = Assert.Throws<IOException>(
+            () => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = _folder }));
+
+        Assert.Contains(_folder, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Constructor_NotASqliteFile_ThrowsNamingPath()
+    {
+        string path = Path.Combine(_folder, "garbage.db");
+        File.WriteAllBytes(path, Enumerable.Repeat((byte)'x', 4096).ToArray());
+
+        IOException error = Assert.Throws<IOException>(
+            () => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = path }));
+
+        Assert.Contains(path, error.Message, StringComparison.Ordinal);
+        Assert.IsType<SqliteException>(error.InnerException);
+    }
+
+    [Fact]
+    public void Constructor_NewerSchemaVersion_ThrowsNamingPath()
+    {
+        using (SqliteConnection raw = OpenRaw("newer.db", SqliteOpenMode.ReadWriteCreate))
+        {
+            Scalar(raw, "PRAGMA user_version = 2");
+        }
+
+        string path = Path.Combine(_folder, "newer.db");
+        InvalidOperationException error = Assert.Throws<InvalidOperationException>(
+            () => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = path }));
+
+        Assert.Contains(path, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Constructor_NoPath_ThrowsArgumentException() =>
+        Assert.Throws<ArgumentException>(() => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions()));
+
+    private static object? Scalar(SqliteConnection connection, string sql)
+    {
+        using SqliteCommand command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
+    }
+
+    private SqliteAsyncResultStore Open(string fileName, string apiName = "api") => new(
+        new SqliteAsyncResultStoreOptions { DatabasePath = Path.Combine(_folder, fileName), ApiName = apiName },
+        new AsyncResultStoreOptions { Retention = Retention, TimeProvider = Time });
+
+    private SqliteConnection OpenRaw(string fileName, SqliteOpenMode mode)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(_folder, fileName),
+            Mode = mode,
+            Pooling = false,
+        }.ToString());
+        connection.Open();
+        return connection;
+    }
+}
