@@ -5,7 +5,7 @@ internal static class AsyncResultStores
 {
     public static IAsyncResultStore Create(AsyncApiOptions options, AsyncResultStoreOptions storeOptions, string apiName) => options.Store switch
     {
-        AsyncStoreKind.Sqlite => throw new NotSupportedException($"The SQLite store of API '{apiName}' is not available in this build."),
+        AsyncStoreKind.Sqlite => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = options.SqlitePath!, ApiName = apiName }, storeOptions),
         _ => new InMemoryAsyncResultStore(storeOptions),
     };
 }
