@@ -1,0 +1,60 @@
+// Child process of the crash test. Usage:
+//   submit <db> <count>  start a host on the SQLite store, submit <count> JSON requests (prints "ACCEPTED id"),
+//                        then keep handling them slowly (prints "HANDLED id") until killed.
+//   recover <db>         start a host on the same store, wait until nothing is queued or in progress, print "ALLDONE", exit 0.
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Servables.Async;
+
+string mode = args[0];
+string db = args[1];
+HostApplicationBuilder builder = Host.CreateApplicationBuilder();
+builder.Logging.ClearProviders();
+builder.Services.AddAsyncHandler<SlowDoubler>("crash", o => o.UseSqliteStore(db));
+using IHost host = builder.Build();
+await host.StartAsync();
+IAsyncApiClient client = host.Services.GetRequiredService<IAsyncApiClient>();
+
+if (mode == "submit")
+{
+    int count = int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture);
+    for (int i = 0; i < count; i++)
+    {
+        string id = await client.SubmitJsonAsync(new { n = i });
+        Console.WriteLine($"ACCEPTED {id}");
+    }
+
+    await Task.Delay(Timeout.Infinite);
+}
+
+await using (var store = new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = db, ApiName = "crash" }))
+{
+    DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+    while ((await store.GetUnfinishedAsync()).Count > 0)
+    {
+        if (DateTime.UtcNow > deadline)
+        {
+            Console.WriteLine("TIMEOUT");
+            return 2;
+        }
+
+        await Task.Delay(20);
+    }
+}
+
+Console.WriteLine("ALLDONE");
+await host.StopAsync();
+return 0;
+
+/// <summary>Doubles "n" after a short pause, so that a kill finds requests queued and in progress.</summary>
+internal sealed class SlowDoubler : IAsyncHandler
+{
+    public async ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken)
+    {
+        await Task.Delay(50, cancellationToken);
+        int n = payload.Json.GetProperty("n").GetInt32();
+        Console.WriteLine($"HANDLED {requestId}");
+        return new { n, doubled = n * 2 };
+    }
+}

@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Servables.Async.Tests.Results;
+
+/// <summary>Kills a host (SIGKILL) with requests queued and in progress, restarts it, and checks that nothing accepted was lost.</summary>
+public sealed class SqliteCrashRecoveryTests : IDisposable
+{
+    private const int Requests = 40;
+    private readonly string _folder = Directory.CreateTempSubdirectory("servables-crash-").FullName;
+
+    [Fact]
+    public async Task KillDashNine_WithQueuedAndRunningRequests_RestartCompletesAllAndLosesNoResult()
+    {
+        string db = Path.Combine(_folder, "requests.db");
+        var accepted = new ConcurrentQueue<string>();
+        var handled = new ConcurrentQueue<string>();
+
+        using (Process child = Start("submit", db, Requests.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+        {
+            child.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data?.StartsWith("ACCEPTED ", StringComparison.Ordinal) == true)
+                {
+                    accepted.Enqueue(e.Data[9..]);
+                }
+                else if (e.Data?.StartsWith("HANDLED ", StringComparison.Ordinal) == true)
+                {
+                    handled.Enqueue(e.Data[8..]);
+                }
+            };
+            child.BeginOutputReadLine();
+            await WaitForAsync(() => accepted.Count == Requests && handled.Count >= 3, child);
+            child.Kill(); // SIGKILL on Linux: no shutdown code runs
+            await child.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        Dictionary<string, string?> completedBefore;
+        await using (var store = OpenStore(db))
+        {
+            IReadOnlyList<AsyncRequestRecord> unfinished = await store.GetUnfinishedAsync();
+            Assert.NotEmpty(unfinished); // the kill really left work behind
+            completedBefore = [];
+            foreach (string id in accepted)
+            {
+                AsyncRequestRecord? record = await store.GetAsync(id);
+                Assert.NotNull(record); // accepted means stored
+                if (record.State == AsyncRequestState.Completed)
+                {
+                    completedBefore[id] = record.ResultJson;
+                }
+            }
+
+            Assert.NotEmpty(completedBefore);
+        }
+
+        using (Process again = Start("recover", db))
+        {
+            string output = await again.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(90));
+            await again.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Contains("ALLDONE", output, StringComparison.Ordinal);
+            Assert.Equal(0, again.ExitCode);
+        }
+
+        await using (var store = OpenStore(db))
+        {
+            int i = 0;
+            foreach (string id in accepted)
+            {
+                AsyncRequestRecord record = (await store.GetAsync(id))!;
+                Assert.Equal(AsyncRequestState.Completed, record.State);
+                using JsonDocument result = JsonDocument.Parse(record.ResultJson!);
+                Assert.Equal(i * 2, result.RootElement.GetProperty("doubled").GetInt32());
+                if (completedBefore.TryGetValue(id, out string? before))
+                {
+                    Assert.Equal(before, record.ResultJson); // no completed result was lost or redone
+                }
+
+                i++;
+            }
+        }
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static SqliteAsyncResultStore OpenStore(string db) => new(new SqliteAsyncResultStoreOptions { DatabasePath = db, ApiName = "crash" });
+
+    private static Process Start(params string[] args)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory.Replace("Servables.Async.Tests", "Servables.Async.CrashHost", StringComparison.Ordinal), "Servables.Async.CrashHost.dll");
+        Assert.True(File.Exists(dll), $"The crash host was not built at {dll}.");
+        var info = new ProcessStartInfo(Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "dotnet")
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(dll);
+        foreach (string arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(info)!;
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition, Process child)
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!condition())
+        {
+            Assert.False(child.HasExited, $"The crash host exited early with code {(child.HasExited ? child.ExitCode : 0)}.");
+            Assert.True(DateTime.UtcNow < deadline, "The crash host did not reach the kill point within 60 s.");
+            await Task.Delay(5);
+        }
+    }
+}
