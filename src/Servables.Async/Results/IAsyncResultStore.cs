@@ -6,7 +6,7 @@ namespace Servables.Async;
 /// Contract: <see cref="TryAddAsync"/> has made the request durable (for a durable store) when it
 /// returns. A finished request (completed or failed) stays readable for the retention period
 /// counted from when it finished, then reads as absent. Unfinished requests never expire.
-/// State moves only forward: in_queue → in_progress → completed | failed, or in_queue → failed;
+/// State moves only forward: in_queue → in_progress → completed | failed, or straight from in_queue to completed | failed;
 /// a finished request never changes again.
 /// </para>
 /// <para>Implementations are thread-safe. Every implementation passes the shared contract tests.</para>
