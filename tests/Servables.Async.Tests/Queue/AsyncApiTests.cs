@@ -136,6 +136,7 @@ public sealed class AsyncApiTests
     [InlineData("text/plain", "func", "cannot be serialised to JSON")]
     [InlineData("application/json", "{not json", "The body is not valid JSON")]
     [InlineData("text/plain; charset=klingon", "x", "'klingon' is not supported")]
+    [InlineData("text/plain; charset=us-ascii", "caf\u00e9", "not valid us-ascii")]
     public async Task BadRequest_Fails_WorkerKeepsServing(string contentType, string body, string expectedError)
     {
         await using AsyncHost host = await StartEchoAsync();
