@@ -109,7 +109,7 @@ public sealed class OnnxServable : IDisposable
         RunOptions? runOptions = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        Enter();
+        EnterRun();
         long started = StartTiming();
         try
         {
@@ -128,7 +128,7 @@ public sealed class OnnxServable : IDisposable
         }
         finally
         {
-            Exit();
+            ExitRun();
         }
     }
 
@@ -156,7 +156,7 @@ public sealed class OnnxServable : IDisposable
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(outputNames);
         ArgumentNullException.ThrowIfNull(outputs);
-        Enter();
+        EnterRun();
         long started = StartTiming();
         try
         {
@@ -174,7 +174,7 @@ public sealed class OnnxServable : IDisposable
         }
         finally
         {
-            Exit();
+            ExitRun();
         }
     }
 
@@ -296,7 +296,8 @@ public sealed class OnnxServable : IDisposable
         return null;
     }
 
-    private void Enter()
+    /// <summary>Counts a run in; throws once disposed. Internal so that tests can hold a run open.</summary>
+    internal void EnterRun()
     {
         int state = Volatile.Read(ref _state);
         while (true)
@@ -312,7 +313,8 @@ public sealed class OnnxServable : IDisposable
         }
     }
 
-    private void Exit()
+    /// <summary>Counts a run out; the last one out after <see cref="Dispose"/> releases the session.</summary>
+    internal void ExitRun()
     {
         if (Interlocked.Decrement(ref _state) == DisposedFlag)
         {

@@ -191,6 +191,28 @@ public sealed class OnnxServableTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispose_WithRunsInFlight_DefersTheReleaseUntilTheLastReturns()
+    {
+        string path = _folder.Combine("deferred.onnx");
+        File.WriteAllBytes(path, TestModels.Linear(1));
+        var loader = new OnnxLoader(new ServableId("deferred", 1), path);
+        await loader.LoadAsync();
+        OnnxServable servable = loader.Value!;
+        servable.EnterRun();
+        servable.EnterRun();
+
+        servable.Dispose();
+
+        Assert.True(servable.IsDisposed);
+        Assert.False(servable.IsSessionReleased);
+        Assert.Throws<ObjectDisposedException>(() => TestModels.RunFloat(servable, new float[4], 4));
+        servable.ExitRun();
+        Assert.False(servable.IsSessionReleased);
+        servable.ExitRun();
+        Assert.True(servable.IsSessionReleased);
+    }
+
+    [Fact]
     public async Task Dispose_WhileRunsAreInFlight_SessionReleasedOnlyAfterTheLastRunReturns()
     {
         string path = _folder.Combine("busy.onnx");
