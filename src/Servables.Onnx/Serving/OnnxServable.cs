@@ -89,6 +89,9 @@ public sealed class OnnxServable : IDisposable
     /// <summary>The inputs and outputs in one line, such as <c>(X: float[batch, 4]) -&gt; (Y: float[batch, 2])</c>.</summary>
     public string Signature { get; }
 
+    /// <summary>The session itself, for benchmarks that compare against raw ONNX Runtime on the very same session.</summary>
+    internal InferenceSession Session => _session;
+
     /// <summary>True once <see cref="Dispose"/> was called.</summary>
     internal bool IsDisposed => Volatile.Read(ref _state) < 0;
 
