@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 
 namespace Servables.Onnx;
 
 /// <summary>The instruments of the "Servables.Onnx" meter, and its activity source.</summary>
 /// <remarks>
-/// One instance per meter factory (a DI singleton), or <see cref="Default"/> when there is no factory.
+/// One instance per meter factory (see <see cref="For"/>), or <see cref="Default"/> when there is no factory.
 /// Per-run instruments are recorded only while something listens, so that an unobserved
 /// <c>Run</c> pays one branch. Instruments are thread-safe.
 /// </remarks>
@@ -16,6 +17,7 @@ internal sealed class OnnxMetrics
     public static readonly ActivitySource ActivitySource = new(MeterName);
 
     private static readonly Lazy<OnnxMetrics> s_default = new(() => new OnnxMetrics(null));
+    private static readonly ConditionalWeakTable<IMeterFactory, OnnxMetrics> s_byFactory = [];
 
     public OnnxMetrics(IMeterFactory? meterFactory)
     {
@@ -41,6 +43,7 @@ internal sealed class OnnxMetrics
 
     public UpDownCounter<long> Sessions { get; }
 
-    /// <summary>The metrics for <paramref name="meterFactory"/>; <see cref="Default"/> when null.</summary>
-    public static OnnxMetrics For(IMeterFactory? meterFactory) => meterFactory is null ? Default : new OnnxMetrics(meterFactory);
+    /// <summary>The metrics for <paramref name="meterFactory"/>, one set per factory; <see cref="Default"/> when null.</summary>
+    public static OnnxMetrics For(IMeterFactory? meterFactory) =>
+        meterFactory is null ? Default : s_byFactory.GetValue(meterFactory, static factory => new OnnxMetrics(factory));
 }

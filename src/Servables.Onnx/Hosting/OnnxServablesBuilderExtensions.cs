@@ -45,7 +45,7 @@ public static class OnnxServablesBuilderExtensions
 
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<OnnxServableOptions>, OnnxServableOptionsValidator>());
-        services.TryAddSingleton(sp => new OnnxMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.TryAddSingleton(sp => OnnxMetrics.For(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         return builder.AddStoragePathServable(
             name,
             basePath,
