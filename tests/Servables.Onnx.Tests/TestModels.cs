@@ -1,0 +1,150 @@
+using Microsoft.ML.OnnxRuntime;
+using Servables.Testing.Onnx;
+
+namespace Servables.Onnx.Tests;
+
+/// <summary>Small real models written with <see cref="OnnxModelWriter"/>, and their outputs computed in C#.</summary>
+internal static class TestModels
+{
+    public const int LinearInputs = 4;
+    public const int LinearOutputs = 2;
+
+    /// <summary>Y = X·W + B where W and B depend on <paramref name="version"/>, so that outputs tell versions apart.</summary>
+    public static (float[,] W, float[] B) LinearWeights(long version)
+    {
+        var w = new float[LinearInputs, LinearOutputs];
+        for (int i = 0; i < LinearInputs; i++)
+        {
+            for (int j = 0; j < LinearOutputs; j++)
+            {
+                w[i, j] = ((i + 1) * (j % 2 == 0 ? 1 : -1) * 0.5f) + version;
+            }
+        }
+
+        return (w, [version * 10, -version]);
+    }
+
+    public static byte[] Linear(long version)
+    {
+        (float[,] w, float[] b) = LinearWeights(version);
+        return OnnxModelWriter.Linear(w, b).ToArray();
+    }
+
+    public static float[] ExpectedLinear(long version, float[] x)
+    {
+        (float[,] w, float[] b) = LinearWeights(version);
+        return Affine(x, w, b, relu: false);
+    }
+
+    /// <summary>A 2-layer MLP with <paramref name="inputs"/> → <paramref name="hidden"/> (Relu) → <paramref name="outputs"/>, deterministic weights with both signs.</summary>
+    public static (float[,] W1, float[] B1, float[,] W2, float[] B2) MlpWeights(int inputs = 8, int hidden = 16, int outputs = 3)
+    {
+        var random = new Random(42);
+        float Next() => (float)Math.Round((random.NextDouble() * 2) - 1, 3);
+        var w1 = new float[inputs, hidden];
+        var w2 = new float[hidden, outputs];
+        var b1 = new float[hidden];
+        var b2 = new float[outputs];
+        for (int i = 0; i < inputs; i++)
+        {
+            for (int j = 0; j < hidden; j++)
+            {
+                w1[i, j] = Next();
+            }
+        }
+
+        for (int i = 0; i < hidden; i++)
+        {
+            b1[i] = Next();
+            for (int j = 0; j < outputs; j++)
+            {
+                w2[i, j] = Next();
+            }
+        }
+
+        for (int j = 0; j < outputs; j++)
+        {
+            b2[j] = Next();
+        }
+
+        return (w1, b1, w2, b2);
+    }
+
+    public static byte[] Mlp()
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights();
+        return OnnxModelWriter.Mlp(w1, b1, w2, b2).ToArray();
+    }
+
+    public static float[] ExpectedMlp(float[] x)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights();
+        return Affine(Affine(x, w1, b1, relu: true), w2, b2, relu: false);
+    }
+
+    /// <summary>Row-major [batch, in] · [in, out] + bias, optionally through Relu, in double precision.</summary>
+    public static float[] Affine(float[] x, float[,] w, float[] b, bool relu)
+    {
+        int inputs = w.GetLength(0), outputs = w.GetLength(1), batch = x.Length / inputs;
+        var y = new float[batch * outputs];
+        for (int n = 0; n < batch; n++)
+        {
+            for (int j = 0; j < outputs; j++)
+            {
+                double sum = b[j];
+                for (int i = 0; i < inputs; i++)
+                {
+                    sum += (double)x[(n * inputs) + i] * w[i, j];
+                }
+
+                y[(n * outputs) + j] = relu ? (float)Math.Max(0, sum) : (float)sum;
+            }
+        }
+
+        return y;
+    }
+
+    public static float[] Inputs(int batch, int features, int seed = 1)
+    {
+        var random = new Random(seed);
+        return [.. Enumerable.Range(0, batch * features).Select(_ => (float)Math.Round((random.NextDouble() * 4) - 2, 3))];
+    }
+
+    /// <summary>Writes <paramref name="model"/> as <c>&lt;basePath&gt;/&lt;version&gt;/&lt;fileName&gt;</c> in place (the folder may be seen before the file is complete).</summary>
+    public static string WriteVersion(string basePath, long version, byte[] model, string fileName = "model.onnx")
+    {
+        string folder = Path.Combine(basePath, version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(folder);
+        File.WriteAllBytes(Path.Combine(folder, fileName), model);
+        return folder;
+    }
+
+    /// <summary>Writes a version elsewhere and moves its folder into <paramref name="basePath"/>, so that a poller sees it whole.</summary>
+    public static string MoveVersionIn(string basePath, long version, byte[] model, string fileName = "model.onnx")
+    {
+        string staging = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(basePath))!, $"staging-{Guid.NewGuid():N}");
+        string written = WriteVersion(staging, version, model, fileName);
+        string target = Path.Combine(basePath, Path.GetFileName(written));
+        Directory.Move(written, target);
+        Directory.Delete(staging, recursive: true);
+        return target;
+    }
+
+    public static void AssertClose(float[] expected, ReadOnlySpan<float> actual, float tolerance = 1e-4f)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float allowed = tolerance * Math.Max(1, Math.Abs(expected[i]));
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= allowed, $"Element {i}: expected {expected[i]}, got {actual[i]}.");
+        }
+    }
+
+    /// <summary>Runs a one-input, one-output float model through the dictionary API and copies the output.</summary>
+    public static float[] RunFloat(OnnxServable servable, float[] x, int features, string input = "X")
+    {
+        using OrtValue value = OrtValue.CreateTensorValueFromMemory(x, [x.Length / features, features]);
+        using IDisposableReadOnlyCollection<OrtValue> outputs = servable.Run(new Dictionary<string, OrtValue> { [input] = value });
+        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+}
