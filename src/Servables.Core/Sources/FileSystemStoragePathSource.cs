@@ -70,14 +70,18 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
             throw new InvalidOperationException("This FileSystemStoragePathSource is already connected to a target; a source feeds one target.");
         }
 
-        _pollLock.Wait();
-        try
+        // The first poll runs now, so the target has the versions on return. The lock can only be
+        // taken by a PollAsync that started after the target was set: it polls for us.
+        if (_pollLock.Wait(0, CancellationToken.None))
         {
-            PollAll();
-        }
-        finally
-        {
-            _pollLock.Release();
+            try
+            {
+                PollAll();
+            }
+            finally
+            {
+                _pollLock.Release();
+            }
         }
 
         if (_pollPeriod != Timeout.InfiniteTimeSpan)
