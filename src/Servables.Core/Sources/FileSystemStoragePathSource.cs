@@ -240,10 +240,14 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
             return null;
         }
 
-        // Link targets are resolved lexically from the link's own path, so a link inside a base path
-        // that is itself a link resolves below the path as given, not below the folder it points to: accept both.
-        string givenBase = baseDir.FullName.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
-        string realBase = (baseDir.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? baseDir.FullName).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        // Links are judged by where they really lead: every link on the way resolved, the base path's own included.
+        string? realBase = RealPath.Resolve(baseDir.FullName);
+        if (realBase is null)
+        {
+            return null;
+        }
+
+        realBase = realBase.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
         var versions = new SortedDictionary<long, string>();
         var chosenNames = new Dictionary<long, string>();
         foreach (FileSystemInfo entry in baseDir.EnumerateFileSystemInfos())
@@ -261,16 +265,16 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
             }
             else if (entry.LinkTarget is not null)
             {
-                FileSystemInfo? target = entry.ResolveLinkTarget(returnFinalTarget: true);
-                if (target is null || !target.Exists)
+                string? target = RealPath.Resolve(entry.FullName);
+                if (target is null || !Path.Exists(target))
                 {
                     problem = "a broken link";
                 }
-                else if (!IsBelow(target.FullName, givenBase) && !IsBelow(target.FullName, realBase))
+                else if (!IsBelow(target, realBase))
                 {
-                    problem = $"a link that points outside the base path, or at the base path itself (to {target.FullName})";
+                    problem = $"a link that points outside the base path, or at the base path itself (to {target})";
                 }
-                else if (target is not DirectoryInfo && !Directory.Exists(target.FullName))
+                else if (!Directory.Exists(target))
                 {
                     problem = "a link to a file, not a folder";
                 }

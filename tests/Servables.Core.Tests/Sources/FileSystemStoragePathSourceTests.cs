@@ -146,6 +146,31 @@ public sealed class FileSystemStoragePathSourceTests : IAsyncLifetime
     }
 
     [Fact]
+    public void SetAspiredVersionsTarget_SymlinkEscapingThroughAnotherLink_IsIgnored()
+    {
+        CreateVersions(1);
+        _root.CreateFolder(Path.Combine("elsewhere", "5"));
+        Directory.CreateSymbolicLink(Path.Combine(_base, "out"), Path.Combine(_root.Path, "elsewhere"));
+        Directory.CreateSymbolicLink(Path.Combine(_base, "5"), Path.Combine("out", "5")); // lexically inside, really outside
+
+        (_, RecordingAspiredVersionsTarget<string> target) = Connect(new StoragePathServable("m", _base) { VersionPolicy = ServableVersionPolicy.All });
+
+        Assert.Equal([1L], target.LastVersions("m"));
+    }
+
+    [Fact]
+    public void SetAspiredVersionsTarget_LinkLoop_IsIgnored()
+    {
+        CreateVersions(1);
+        Directory.CreateSymbolicLink(Path.Combine(_base, "7"), "8");
+        Directory.CreateSymbolicLink(Path.Combine(_base, "8"), "7");
+
+        (_, RecordingAspiredVersionsTarget<string> target) = Connect(new StoragePathServable("m", _base) { VersionPolicy = ServableVersionPolicy.All });
+
+        Assert.Equal([1L], target.LastVersions("m"));
+    }
+
+    [Fact]
     public void SetAspiredVersionsTarget_SymlinkPointingInsideBasePath_IsAccepted()
     {
         CreateVersions(1);
