@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Servables;
 
 /// <summary>Recycles <see cref="ServableLease"/> objects so that acquiring a handle allocates nothing in steady state.</summary>
@@ -14,6 +16,8 @@ internal static class LeasePool
 
     private static readonly ServableLease?[] s_shared = new ServableLease?[Math.Clamp(Environment.ProcessorCount * 4, 8, 64)];
 
+    // The thread cache is the hot path: inlined into the handle acquire and dispose; the shared array stays out of line.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ServableLease Rent()
     {
         ServableLease? lease = t_cached;
@@ -23,10 +27,28 @@ internal static class LeasePool
             return lease;
         }
 
+        return RentShared();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Return(ServableLease lease)
+    {
+        if (t_cached is null)
+        {
+            t_cached = lease;
+            return;
+        }
+
+        ReturnShared(lease);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ServableLease RentShared()
+    {
         ServableLease?[] shared = s_shared;
         for (int i = 0; i < shared.Length; i++)
         {
-            lease = Volatile.Read(ref shared[i]);
+            ServableLease? lease = Volatile.Read(ref shared[i]);
             if (lease is not null && Interlocked.CompareExchange(ref shared[i], null, lease) == lease)
             {
                 return lease;
@@ -36,14 +58,9 @@ internal static class LeasePool
         return new ServableLease();
     }
 
-    public static void Return(ServableLease lease)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ReturnShared(ServableLease lease)
     {
-        if (t_cached is null)
-        {
-            t_cached = lease;
-            return;
-        }
-
         ServableLease?[] shared = s_shared;
         for (int i = 0; i < shared.Length; i++)
         {

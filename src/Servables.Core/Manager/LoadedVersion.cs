@@ -1,3 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+
 namespace Servables;
 
 /// <summary>A version that loaded: the servable plus its lease count.</summary>
@@ -54,7 +57,13 @@ internal sealed class LoadedVersion
         }
         else if (left < 0)
         {
-            throw new InvalidOperationException($"The lease count of {Id} went below zero; a lease was released twice.");
+            ThrowReleasedTwice();
         }
     }
+
+    /// <summary>Kept out of line so that the release inlined into every handle dispose stays small.</summary>
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowReleasedTwice() =>
+        throw new InvalidOperationException($"The lease count of {Id} went below zero; a lease was released twice.");
 }
