@@ -24,16 +24,17 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
     private readonly long _token;
     private readonly ServableId _id;
 
-    /// <summary>Wraps the lease <paramref name="lease"/>; for custom managers.</summary>
-    /// <param name="lease">A live lease; the new handle takes it over and ends it on dispose.</param>
+    /// <summary>Wraps a lease; for custom managers.</summary>
+    /// <param name="lease">The object that carries the lease.</param>
+    /// <param name="leaseToken">The token of a held lease; the new handle takes it over and ends it on dispose.</param>
     /// <exception cref="InvalidCastException">The servable is not a <typeparamref name="T"/>; the lease is left to the caller to end.</exception>
-    public ServableHandle(UntypedServableHandle lease)
+    public ServableHandle(UntypedServableHandle lease, long leaseToken)
     {
         ArgumentNullException.ThrowIfNull(lease);
         object servable = lease.Servable;
         _value = servable as T ?? throw TypeMismatch(lease.Id, servable);
         _lease = lease;
-        _token = lease.LeaseToken;
+        _token = leaseToken;
         _id = lease.Id;
     }
 
@@ -49,7 +50,7 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
     public ServableId Id => _id;
 
     /// <summary>True while the lease is held (not default, not disposed).</summary>
-    public bool HasValue => _lease is not null && _lease.LeaseToken == _token;
+    public bool HasValue => _lease is not null && _lease.IsLeaseHeld(_token);
 
     /// <summary>The servable.</summary>
     /// <exception cref="ObjectDisposedException">The handle was disposed.</exception>
@@ -63,7 +64,7 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
                 ThrowEmpty();
             }
 
-            if (_lease.LeaseToken != _token)
+            if (!_lease.IsLeaseHeld(_token))
             {
                 ThrowDisposed(_id);
             }

@@ -1,52 +1,36 @@
 namespace Servables;
 
 /// <summary>
-/// A lease on one loaded servable version, as a manager hands it out; the untyped base that
-/// <see cref="ServableHandle{T}"/> wraps.
+/// What keeps one loaded servable version alive while handles on it are held: the untyped side of
+/// <see cref="ServableHandle{T}"/>, implemented by managers.
 /// </summary>
 /// <remarks>
 /// <para>
-/// Contract: while a lease is held, the version it names stays loaded and <see cref="Servable"/>
-/// stays valid. The lease ends exactly once, through <see cref="ServableHandle{T}.Dispose"/>;
-/// the framework then calls <see cref="OnLeaseEnded"/>, and from that moment the object may be
-/// reused (pooled) for another lease. Each lease has its own <see cref="LeaseToken"/>, so a stale
-/// copy of a typed handle can tell that its lease is over.
+/// Contract: a manager hands out a lease as this object plus a <c>long</c> lease token. While the
+/// lease is held, the version stays loaded and <see cref="Servable"/> stays valid.
+/// <see cref="TryEndLease"/> ends the lease exactly once, however many times and from however many
+/// threads it is called with that token; <see cref="IsLeaseHeld"/> tells whether it still holds.
+/// One object may carry many leases at once, each with its own token, and must never give a token
+/// that is still in use to another lease.
 /// </para>
 /// <para>
-/// Implementers (custom managers) return the same <see cref="Id"/> and <see cref="Servable"/>
-/// for the whole lease and release whatever keeps the version loaded in <see cref="OnLeaseEnded"/>.
+/// Implementers (custom managers) return the same <see cref="Id"/> and <see cref="Servable"/> for the
+/// object's whole life and make both lease members thread-safe, non-blocking and allocation-free.
 /// </para>
-/// <para>Ending a lease is thread-safe; reading a lease's members after it ended is not supported.</para>
+/// <para>All members are thread-safe.</para>
 /// </remarks>
 public abstract class UntypedServableHandle
 {
-    private long _leaseToken;
-
-    /// <summary>The servable version this lease keeps loaded.</summary>
+    /// <summary>The servable version the leases keep loaded.</summary>
     public abstract ServableId Id { get; }
 
-    /// <summary>The loaded servable; valid only while the lease is held.</summary>
+    /// <summary>The loaded servable; valid only while a lease is held.</summary>
     public abstract object Servable { get; }
 
-    /// <summary>Identifies the current lease of this object; it changes when the lease ends.</summary>
-    public long LeaseToken => Volatile.Read(ref _leaseToken);
+    /// <summary>True while the lease identified by <paramref name="leaseToken"/> is held.</summary>
+    protected internal abstract bool IsLeaseHeld(long leaseToken);
 
-    /// <summary>Ends the lease identified by <paramref name="leaseToken"/>, once.</summary>
+    /// <summary>Ends the lease identified by <paramref name="leaseToken"/>, once; must not throw or block.</summary>
     /// <returns>True if this call ended the lease; false if it had already ended.</returns>
-    internal bool TryEndLease(long leaseToken)
-    {
-        if (Interlocked.CompareExchange(ref _leaseToken, leaseToken + 1, leaseToken) != leaseToken)
-        {
-            return false;
-        }
-
-        OnLeaseEnded();
-        return true;
-    }
-
-    /// <summary>
-    /// Called exactly once per lease, when its handle is disposed: release what keeps the version
-    /// loaded. Must not throw and must not block.
-    /// </summary>
-    protected abstract void OnLeaseEnded();
+    protected internal abstract bool TryEndLease(long leaseToken);
 }

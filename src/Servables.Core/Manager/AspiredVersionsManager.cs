@@ -122,6 +122,8 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         where T : class
     {
         LoadedVersion? version;
+        UntypedServableHandle lease;
+        long token;
         do
         {
             version = Volatile.Read(ref _servingMap).Find(request);
@@ -131,9 +133,9 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
                 return false;
             }
         }
-        while (!version.TryAcquire()); // Retired between the read and the acquire: the next snapshot no longer has it.
+        while (!version.TryAcquire(out lease, out token)); // Retired between the read and the acquire: the next snapshot no longer has it.
 
-        handle = Lease<T>(version);
+        handle = Lease<T>(version, lease, token);
         if (_handleAcquisitions.Enabled)
         {
             _handleAcquisitions.Add(1, new KeyValuePair<string, object?>("servable", version.Id.Name));
@@ -151,9 +153,9 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         {
             foreach (LoadedVersion version in servable.Ascending)
             {
-                if (version.Servable is T && version.TryAcquire())
+                if (version.Servable is T && version.TryAcquire(out UntypedServableHandle lease, out long token))
                 {
-                    handles.Add(version.Id, Lease<T>(version));
+                    handles.Add(version.Id, Lease<T>(version, lease, token));
                 }
             }
         }
@@ -353,18 +355,16 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         _metrics.Dispose();
     }
 
-    private static ServableHandle<T> Lease<T>(LoadedVersion version)
+    private static ServableHandle<T> Lease<T>(LoadedVersion version, UntypedServableHandle lease, long token)
         where T : class
     {
         if (version.Servable is not T typed)
         {
-            version.Release();
+            lease.TryEndLease(token);
             throw ServableHandle<T>.TypeMismatch(version.Id, version.Servable);
         }
 
-        ServableLease lease = LeasePool.Rent();
-        lease.Attach(version);
-        return new ServableHandle<T>(lease, typed, lease.LeaseToken, version.Id);
+        return new ServableHandle<T>(lease, typed, token, version.Id);
     }
 
     private async Task RunLoopAsync()
@@ -780,7 +780,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     {
         foreach (LoaderHarness h in retired ?? [])
         {
-            h.Loaded!.Release();
+            h.Loaded!.Retire();
             if (started is not null)
             {
                 lock (_gate)

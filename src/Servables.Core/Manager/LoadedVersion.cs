@@ -1,19 +1,40 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 
 namespace Servables;
 
-/// <summary>A version that loaded: the servable plus its lease count.</summary>
+/// <summary>A version that loaded: the servable, and the leases held on it.</summary>
 /// <remarks>
-/// SharedPtrHandle-style counting: the count starts at one, the reference the serving snapshot
-/// holds. Handles take leases with <see cref="TryAcquire"/>, which never revives a count that
-/// reached zero. To retire the version the manager first publishes a snapshot without it, then
-/// drops the snapshot's reference with <see cref="Release"/>; whichever release brings the count
-/// to zero starts the unload (asynchronously, on the unload workers). Thread-safe and lock-free.
+/// <para>
+/// Leases live in a fixed array of slots, each free (0) or holding the token of one lease. Taking a
+/// lease is one compare-and-swap of a free slot to a new token; ending it is one compare-and-swap of
+/// the token back to 0, which is what makes a handle's dispose idempotent across copies and threads:
+/// a stale copy's token no longer matches. Tokens are unique per thread without shared counters: the
+/// managed thread id in the high bits, a per-thread sequence below, the slot index in the low bits.
+/// When every slot is taken (more than <see cref="SlotCount"/> handles held at once on one version),
+/// a lease falls back to an <see cref="OverflowLease"/> object and a shared counter.
+/// </para>
+/// <para>
+/// Retirement (SharedPtrHandle-style, never reviving): the manager first publishes a serving snapshot
+/// without the version, then calls <see cref="Retire"/>. A new lease checks the retired flag after
+/// taking its slot and backs off if set; an ended lease checks it after freeing its slot. Both sides
+/// fence between their write and their read, so whichever sees the version retired with no lease
+/// left calls <see cref="LoaderHarness.OnDrained"/> — exactly once — and the unload starts,
+/// asynchronously, on the unload workers.
+/// </para>
+/// <para>Thread-safe and lock-free.</para>
 /// </remarks>
-internal sealed class LoadedVersion
+internal sealed class LoadedVersion : UntypedServableHandle
 {
-    private int _leaseCount = 1;
+    public const int SlotCount = 128;
+    private const long SlotMask = SlotCount - 1;
+
+    [ThreadStatic]
+    private static long t_nextToken;
+
+    private readonly long[] _slots = new long[SlotCount];
+    private int _overflow;
+    private int _retired;
+    private int _drained;
 
     public LoadedVersion(LoaderHarness harness, object servable)
     {
@@ -22,48 +43,170 @@ internal sealed class LoadedVersion
         Servable = servable;
     }
 
-    public ServableId Id { get; }
+    public override ServableId Id { get; }
 
-    public object Servable { get; }
+    public override object Servable { get; }
 
     public LoaderHarness Harness { get; }
 
-    /// <summary>Leases held now, including the snapshot's own reference while the version is served.</summary>
-    public int LeaseCount => Volatile.Read(ref _leaseCount);
-
-    public bool TryAcquire()
+    /// <summary>Leases held now (a diagnostic: it may change while counted).</summary>
+    public int LeaseCount
     {
-        int count = Volatile.Read(ref _leaseCount);
-        while (count > 0)
+        get
         {
-            int seen = Interlocked.CompareExchange(ref _leaseCount, count + 1, count);
-            if (seen == count)
+            int held = Volatile.Read(ref _overflow);
+            foreach (long slot in _slots)
             {
-                return true;
+                held += slot != 0 ? 1 : 0;
             }
 
-            count = seen;
+            return held;
         }
-
-        return false;
     }
 
-    public void Release()
+    /// <summary>Takes a lease unless the version was retired.</summary>
+    /// <param name="lease">What the handle holds: this version, or an overflow lease.</param>
+    /// <param name="token">The lease's token.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryAcquire(out UntypedServableHandle lease, out long token)
     {
-        int left = Interlocked.Decrement(ref _leaseCount);
-        if (left == 0)
+        long unique = NextUnique();
+        int start = Environment.CurrentManagedThreadId; // spreads threads over the slots
+        for (int i = 0; i < SlotCount; i++)
+        {
+            int slot = (int)((start + i) & SlotMask);
+            long candidate = unique | (uint)slot;
+            if (Volatile.Read(ref _slots[slot]) == 0 && Interlocked.CompareExchange(ref _slots[slot], candidate, 0) == 0)
+            {
+                if (Volatile.Read(ref _retired) != 0)
+                {
+                    Volatile.Write(ref _slots[slot], 0);
+                    CheckDrained();
+                    break;
+                }
+
+                lease = this;
+                token = candidate;
+                return true;
+            }
+        }
+
+        return TryAcquireOverflow(out lease, out token);
+    }
+
+    /// <summary>Takes the version out of service; it drains once its last lease ends.</summary>
+    public void Retire()
+    {
+        Volatile.Write(ref _retired, 1);
+        Interlocked.MemoryBarrier();
+        CheckDrained();
+    }
+
+    protected internal override bool IsLeaseHeld(long leaseToken) =>
+        leaseToken != 0 && Volatile.Read(ref _slots[leaseToken & SlotMask]) == leaseToken;
+
+    protected internal override bool TryEndLease(long leaseToken)
+    {
+        if (leaseToken == 0 || Interlocked.CompareExchange(ref _slots[leaseToken & SlotMask], 0, leaseToken) != leaseToken)
+        {
+            return false;
+        }
+
+        if (Volatile.Read(ref _retired) != 0)
+        {
+            CheckDrained();
+        }
+
+        return true;
+    }
+
+    /// <summary>A token with free slot bits, unique among this process's live leases.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long NextUnique()
+    {
+        long next = t_nextToken;
+        if (next == 0)
+        {
+            // 2^36 leases per thread before the sequence reaches the next thread's range.
+            next = (long)Environment.CurrentManagedThreadId << 43;
+        }
+
+        t_nextToken = next + SlotCount;
+        return next;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TryAcquireOverflow(out UntypedServableHandle lease, out long token)
+    {
+        token = 1;
+        lease = null!;
+        if (Volatile.Read(ref _retired) != 0)
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _overflow);
+        if (Volatile.Read(ref _retired) != 0)
+        {
+            ReleaseOverflow();
+            return false;
+        }
+
+        lease = new OverflowLease(this);
+        return true;
+    }
+
+    private void ReleaseOverflow()
+    {
+        Interlocked.Decrement(ref _overflow);
+        if (Volatile.Read(ref _retired) != 0)
+        {
+            CheckDrained();
+        }
+    }
+
+    /// <summary>Calls OnDrained once the version is retired and no lease is left.</summary>
+    private void CheckDrained()
+    {
+        if (Volatile.Read(ref _overflow) != 0)
+        {
+            return;
+        }
+
+        for (int i = 0; i < SlotCount; i++)
+        {
+            if (Volatile.Read(ref _slots[i]) != 0)
+            {
+                return;
+            }
+        }
+
+        if (Interlocked.Exchange(ref _drained, 1) == 0)
         {
             Harness.OnDrained();
         }
-        else if (left < 0)
-        {
-            ThrowReleasedTwice();
-        }
     }
 
-    /// <summary>Kept out of line so that the release inlined into every handle dispose stays small.</summary>
-    [DoesNotReturn]
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ThrowReleasedTwice() =>
-        throw new InvalidOperationException($"The lease count of {Id} went below zero; a lease was released twice.");
+    /// <summary>A lease taken when every slot was busy: allocated, counted in the shared overflow counter.</summary>
+    private sealed class OverflowLease(LoadedVersion version) : UntypedServableHandle
+    {
+        private int _ended;
+
+        public override ServableId Id => version.Id;
+
+        public override object Servable => version.Servable;
+
+        protected internal override bool IsLeaseHeld(long leaseToken) => Volatile.Read(ref _ended) == 0;
+
+        protected internal override bool TryEndLease(long leaseToken)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) != 0)
+            {
+                return false;
+            }
+
+            version.ReleaseOverflow();
+            return true;
+        }
+    }
 }

@@ -104,13 +104,13 @@ public sealed class ServableHandleTests : IAsyncLifetime
     public void CustomUntypedHandle_EndsOnceThroughTypedHandle()
     {
         var lease = new CountingLease(new ServableId("x", 4), "servable");
-        var handle = new ServableHandle<string>(lease);
+        var handle = new ServableHandle<string>(lease, 42);
         ServableHandle<string> copy = handle;
         Assert.Equal("servable", handle.Value);
         handle.Dispose();
         copy.Dispose();
         Assert.Equal(1, lease.Ended);
-        Assert.Throws<InvalidCastException>(() => new ServableHandle<Uri>(new CountingLease(new ServableId("x", 1), "not a uri")));
+        Assert.Throws<InvalidCastException>(() => new ServableHandle<Uri>(new CountingLease(new ServableId("x", 1), "not a uri"), 1));
     }
 
     internal static async Task WaitForAsync(Func<bool> condition)
@@ -131,6 +131,17 @@ public sealed class ServableHandleTests : IAsyncLifetime
 
         public override object Servable { get; } = servable;
 
-        protected override void OnLeaseEnded() => Ended++;
+        protected internal override bool IsLeaseHeld(long leaseToken) => leaseToken == 42 && Ended == 0;
+
+        protected internal override bool TryEndLease(long leaseToken)
+        {
+            if (!IsLeaseHeld(leaseToken))
+            {
+                return false;
+            }
+
+            Ended++;
+            return true;
+        }
     }
 }

@@ -2,29 +2,117 @@ namespace Servables.Core.Tests.Manager;
 
 public sealed class LoadedVersionTests
 {
+    private int _drained;
+
+    private LoadedVersion NewVersion() =>
+        new(new LoaderHarness(new ServableId("m", 1), null, _ => _drained++, CancellationToken.None), new object());
+
     [Fact]
-    public void TryAcquire_AfterLastRelease_NeverRevives()
+    public void Retire_WithNoLease_DrainsOnce_AndNeverRevives()
     {
-        int drained = 0;
-        var harness = new LoaderHarness(new ServableId("m", 1), null, _ => drained++, CancellationToken.None);
-        var version = new LoadedVersion(harness, new object());
+        LoadedVersion version = NewVersion();
+        version.Retire();
+        version.Retire();
 
-        Assert.True(version.TryAcquire());
-        version.Release(); // the handle
-        Assert.Equal(0, drained);
-        version.Release(); // the serving map's own reference
-
-        Assert.Equal(1, drained);
-        Assert.False(version.TryAcquire());
+        Assert.Equal(1, _drained);
+        Assert.False(version.TryAcquire(out _, out _));
+        Assert.Equal(1, _drained);
         Assert.Equal(0, version.LeaseCount);
     }
 
     [Fact]
-    public void Release_BelowZero_Throws()
+    public void Retire_WithLeases_DrainsWhenTheLastEnds()
     {
-        var harness = new LoaderHarness(new ServableId("m", 1), null, _ => { }, CancellationToken.None);
-        var version = new LoadedVersion(harness, new object());
-        version.Release();
-        Assert.Throws<InvalidOperationException>(version.Release);
+        LoadedVersion version = NewVersion();
+        Assert.True(version.TryAcquire(out UntypedServableHandle a, out long tokenA));
+        Assert.True(version.TryAcquire(out UntypedServableHandle b, out long tokenB));
+        Assert.NotEqual(tokenA, tokenB);
+        Assert.Equal(2, version.LeaseCount);
+
+        version.Retire();
+        Assert.True(a.TryEndLease(tokenA));
+        Assert.False(a.TryEndLease(tokenA)); // idempotent
+        Assert.Equal(0, _drained);
+        Assert.True(b.IsLeaseHeld(tokenB));
+
+        Assert.True(b.TryEndLease(tokenB));
+        Assert.Equal(1, _drained);
+        Assert.False(b.IsLeaseHeld(tokenB));
+    }
+
+    [Fact]
+    public void StaleToken_NeverEndsTheLeaseThatReusedItsSlot()
+    {
+        LoadedVersion version = NewVersion();
+        Assert.True(version.TryAcquire(out _, out long first));
+        Assert.True(version.TryEndLease(first));
+        Assert.True(version.TryAcquire(out _, out long second)); // same thread: likely the same slot
+
+        Assert.Equal(first & (LoadedVersion.SlotCount - 1), second & (LoadedVersion.SlotCount - 1));
+        Assert.False(version.TryEndLease(first));
+        Assert.True(version.IsLeaseHeld(second));
+    }
+
+    [Fact]
+    public void MoreLeasesThanSlots_OverflowLeasesCountToo()
+    {
+        LoadedVersion version = NewVersion();
+        var leases = new List<(UntypedServableHandle Lease, long Token)>();
+        for (int i = 0; i < LoadedVersion.SlotCount + 10; i++)
+        {
+            Assert.True(version.TryAcquire(out UntypedServableHandle lease, out long token));
+            leases.Add((lease, token));
+        }
+
+        Assert.Equal(10, leases.Count(l => !ReferenceEquals(l.Lease, version)));
+        Assert.Equal(LoadedVersion.SlotCount + 10, version.LeaseCount);
+        version.Retire();
+        foreach ((UntypedServableHandle lease, long token) in leases)
+        {
+            Assert.Equal(0, _drained);
+            Assert.True(lease.TryEndLease(token));
+            Assert.False(lease.TryEndLease(token));
+        }
+
+        Assert.Equal(1, _drained);
+    }
+
+    [Fact]
+    public async Task ConcurrentAcquireReleaseAndRetire_DrainsExactlyOnceAfterEveryLeaseEnded()
+    {
+        for (int round = 0; round < 50; round++)
+        {
+            _drained = 0;
+            int held = 0;
+            bool drainedWhileHeld = false;
+            var drainedVersion = new LoadedVersion(
+                new LoaderHarness(new ServableId("m", 1), null, _ =>
+                {
+                    drainedWhileHeld |= Volatile.Read(ref held) != 0;
+                    Interlocked.Increment(ref _drained);
+                }, CancellationToken.None),
+                new object());
+            using var go = new Barrier(3);
+            Task[] users = [.. Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+            {
+                go.SignalAndWait();
+                for (int i = 0; i < 2000; i++)
+                {
+                    if (drainedVersion.TryAcquire(out UntypedServableHandle lease, out long token))
+                    {
+                        Interlocked.Increment(ref held);
+                        Interlocked.Decrement(ref held);
+                        Assert.True(lease.TryEndLease(token));
+                    }
+                }
+            }))];
+            go.SignalAndWait();
+            drainedVersion.Retire();
+            await Task.WhenAll(users);
+
+            Assert.Equal(1, _drained);
+            Assert.False(drainedWhileHeld);
+            Assert.Equal(0, drainedVersion.LeaseCount);
+        }
     }
 }
