@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -10,8 +11,33 @@ internal static class AsyncPayloadDecoder
 {
     private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 256 };
 
+    // Parsing a Content-Type is costly next to the rest of a request, and an API sees few distinct ones.
+    private const int MaxCachedContentTypes = 64;
+    private static readonly ConcurrentDictionary<string, (string MediaType, string? Charset)> ParsedContentTypes = new(StringComparer.Ordinal);
+
     /// <summary>Parses a Content-Type; false with a reason when it is missing or malformed.</summary>
     public static bool TryParseContentType(string? contentType, out string mediaType, out string? charset, out string? problem)
+    {
+        if (contentType is not null && ParsedContentTypes.TryGetValue(contentType, out (string MediaType, string? Charset) cached))
+        {
+            (mediaType, charset, problem) = (cached.MediaType, cached.Charset, null);
+            return true;
+        }
+
+        if (!TryParseContentTypeUncached(contentType, out mediaType, out charset, out problem))
+        {
+            return false;
+        }
+
+        if (ParsedContentTypes.Count < MaxCachedContentTypes)
+        {
+            ParsedContentTypes.TryAdd(contentType!, (mediaType, charset));
+        }
+
+        return true;
+    }
+
+    private static bool TryParseContentTypeUncached(string? contentType, out string mediaType, out string? charset, out string? problem)
     {
         mediaType = string.Empty;
         charset = null;

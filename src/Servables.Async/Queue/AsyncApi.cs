@@ -187,9 +187,12 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
         }
 
-        using (_logger.BeginScope(new RequestLogScope(ApiName, id)))
+        if (_logger.IsEnabled(LogLevel.Debug))
         {
-            Log.RequestAccepted(_logger, contentType, payload.Length);
+            using (_logger.BeginScope(new RequestLogScope(ApiName, id)))
+            {
+                Log.RequestAccepted(_logger, contentType, payload.Length);
+            }
         }
 
         return id;
