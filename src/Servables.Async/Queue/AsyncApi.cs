@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -446,7 +447,13 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         try
         {
             failure = null;
-            return result is null ? "null" : JsonSerializer.Serialize(result, result.GetType(), _options.JsonSerializerOptions);
+            return result switch
+            {
+                null => "null",
+                JsonElement element => element.GetRawText(), // already JSON: no serializer round trip
+                JsonNode node => node.ToJsonString(_options.JsonSerializerOptions),
+                _ => JsonSerializer.Serialize(result, result.GetType(), _options.JsonSerializerOptions),
+            };
         }
         catch (Exception ex) when (ex is NotSupportedException or JsonException or InvalidOperationException or ArgumentException)
         {
