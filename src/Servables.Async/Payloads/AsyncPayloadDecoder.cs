@@ -9,7 +9,12 @@ namespace Servables.Async;
 /// <remarks>Stateless and thread-safe.</remarks>
 internal static class AsyncPayloadDecoder
 {
-    private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 256 };
+    /// <summary>How deep a JSON payload may nest.</summary>
+    public const int MaxJsonDepth = 256;
+
+    public static readonly JsonReaderOptions JsonReaderOptions = new() { MaxDepth = MaxJsonDepth };
+
+    public static readonly JsonDocumentOptions JsonDocumentOptions = new() { MaxDepth = MaxJsonDepth };
 
     // Parsing a Content-Type is costly next to the rest of a request, and an API sees few distinct ones.
     private const int MaxCachedContentTypes = 64;
@@ -70,7 +75,7 @@ internal static class AsyncPayloadDecoder
 
         if (mediaType == "application/json" || mediaType.EndsWith("+json", StringComparison.Ordinal))
         {
-            return AsyncPayload.FromJson(contentType, mediaType, charset, body, ParseJson(body, charset));
+            return AsyncPayload.FromJson(contentType, mediaType, charset, body, CheckJson(body, charset));
         }
 
         if (mediaType == "text/plain")
@@ -81,23 +86,24 @@ internal static class AsyncPayloadDecoder
         return AsyncPayload.FromBytes(contentType, mediaType, charset, body);
     }
 
-    private static JsonElement ParseJson(ReadOnlyMemory<byte> body, string? charset)
+    /// <summary>Checks that the body is one well-formed JSON value (as <see cref="JsonDocument.Parse(ReadOnlyMemory{byte}, JsonDocumentOptions)"/> would) and returns it as UTF-8.</summary>
+    private static ReadOnlyMemory<byte> CheckJson(ReadOnlyMemory<byte> body, string? charset)
     {
+        ReadOnlyMemory<byte> utf8 = charset is null || IsUtf8(charset) ? body : Encoding.UTF8.GetBytes(DecodeText(body, charset));
         try
         {
-            if (charset is null || IsUtf8(charset))
+            var reader = new Utf8JsonReader(utf8.Span, JsonReaderOptions);
+            while (reader.Read())
             {
-                using JsonDocument document = JsonDocument.Parse(body, JsonOptions);
-                return document.RootElement.Clone();
+                // Every token is checked, nothing is kept: the handler's first read of Json parses.
             }
-
-            using JsonDocument fromText = JsonDocument.Parse(DecodeText(body, charset), JsonOptions);
-            return fromText.RootElement.Clone();
         }
         catch (JsonException ex)
         {
             throw new AsyncPayloadException($"The body is not valid JSON: {ex.Message}", ex);
         }
+
+        return utf8;
     }
 
     private static string DecodeText(ReadOnlyMemory<byte> body, string charset)

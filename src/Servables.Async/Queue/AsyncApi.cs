@@ -11,11 +11,14 @@ namespace Servables.Async;
 
 /// <summary>One async API at run time: its store, queue, workers and handler; also its client.</summary>
 /// <remarks>
-/// Submit stores the request (durably, for a durable store) and writes it to an unbounded channel;
-/// a semaphore of <see cref="AsyncApiOptions.QueueCapacity"/> slots bounds the queue, so a full
-/// queue is refused at once and nothing is dropped. Workers take a slot back when they dequeue.
-/// Every request ends completed or failed in the store; a faulty payload, handler or store call
-/// fails that request only. Thread-safe.
+/// Submit takes one of <see cref="AsyncApiOptions.QueueCapacity"/> queue slots (a full queue is
+/// refused at once, before anything is stored, and nothing is dropped), stores the request (durably,
+/// for a durable store) and writes it to the channel; a worker lane gives the slot back when it
+/// dequeues. <see cref="AsyncApiOptions.WorkerCount"/> × <see cref="AsyncApiOptions.MaxConcurrencyPerWorker"/>
+/// lanes read the channel, each running one request at a time. Every request ends completed or
+/// failed in the store; a faulty payload, handler or store call fails that request only. Requests
+/// this process holds are also kept as <see cref="LiveRequest"/>s, so that waiting for one and
+/// cancelling one need no store polling. Thread-safe.
 /// </remarks>
 internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 {
@@ -26,15 +29,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly IAsyncResultStore _store;
-    private readonly SemaphoreSlim _slots;
-    private readonly Channel<QueuedRequest> _queue = Channel.CreateUnbounded<QueuedRequest>(new UnboundedChannelOptions { SingleWriter = false });
-    private readonly ConcurrentDictionary<string, RunningRequest> _running = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<AsyncRequestStatus>> _waiters = new(StringComparer.Ordinal);
+    private readonly Channel<LiveRequest> _queue;
+    private readonly ConcurrentDictionary<string, LiveRequest> _live = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _hardStop = new();
     private readonly CancellationTokenSource _expiryStop = new();
     private readonly KeyValuePair<string, object?> _apiTag;
     private IAsyncHandler? _handler;
-    private Task[] _workers = [];
+    private Task[] _lanes = [];
+    private int _queued;
     private Task _expiryLoop = Task.CompletedTask;
     private volatile bool _stopping;
     private int _disposed;
@@ -55,7 +57,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _logger = loggerFactory?.CreateLogger($"Servables.Async.AsyncApi.{apiName}") ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
         _apiTag = new KeyValuePair<string, object?>("api", apiName);
-        _slots = new SemaphoreSlim(options.QueueCapacity, options.QueueCapacity);
+        _queue = Channel.CreateUnbounded<LiveRequest>(new UnboundedChannelOptions { SingleReader = options.WorkerCount * options.MaxConcurrencyPerWorker == 1 });
         var storeOptions = new AsyncResultStoreOptions
         {
             Retention = options.ResultRetention,
@@ -69,7 +71,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     public string ApiName { get; }
 
     /// <summary>Requests waiting in the queue (recovered ones not counted).</summary>
-    public int QueueDepth => _options.QueueCapacity - _slots.CurrentCount;
+    public int QueueDepth => Volatile.Read(ref _queued);
 
     public IAsyncResultStore Store => _store;
 
@@ -81,7 +83,9 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         {
             foreach (AsyncRequestRecord record in await _store.GetUnfinishedAsync(cancellationToken).ConfigureAwait(false))
             {
-                _queue.Writer.TryWrite(new QueuedRequest(record.Id, record.ContentType, record.Payload, record.SubmittedAt, record.State, Recovered: true));
+                var request = new LiveRequest(record.Id, record.ContentType, record.Payload, record.SubmittedAt, record.State, recovered: true);
+                _live[record.Id] = request;
+                _queue.Writer.TryWrite(request);
                 recovered++;
             }
 
@@ -93,7 +97,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         _handler = CreateHandler();
         await _handler.InitializeAsync(cancellationToken).ConfigureAwait(false);
-        _workers = [.. Enumerable.Range(0, _options.WorkerCount).Select(_ => Task.Run(RunWorkerAsync, CancellationToken.None))];
+        _lanes = [.. Enumerable.Range(0, _options.WorkerCount * _options.MaxConcurrencyPerWorker).Select(_ => Task.Run(RunLaneAsync, CancellationToken.None))];
         _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
     }
@@ -112,13 +116,18 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         await _expiryStop.CancelAsync().ConfigureAwait(false);
         try
         {
-            await Task.WhenAll(_workers).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(_lanes).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             // Out of time: cancel the handlers; queued requests are abandoned (kept for recovery by a durable store).
             await _hardStop.CancelAsync().ConfigureAwait(false);
-            await Task.WhenAll(_workers).ConfigureAwait(false);
+            foreach (LiveRequest request in _live.Values)
+            {
+                request.CancelRunning();
+            }
+
+            await Task.WhenAll(_lanes).ConfigureAwait(false);
         }
 
         await _expiryLoop.ConfigureAwait(false);
@@ -153,8 +162,9 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
 
         string id = requestId ?? AsyncRequestIds.New();
-        if (!_slots.Wait(0, CancellationToken.None))
+        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity)
         {
+            Interlocked.Decrement(ref _queued);
             _metrics.Rejections.Add(1, _apiTag, new("reason", "queue_full"));
             Log.SubmitRejected(_logger, ApiName, "queue full");
             throw new AsyncQueueFullException(ApiName, _options.QueueCapacity);
@@ -162,29 +172,40 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         DateTimeOffset now = _time.GetUtcNow();
         byte[] payload = body.ToArray();
-        bool added;
+        var request = new LiveRequest(id, contentType, payload, now, AsyncRequestState.InQueue, recovered: false);
+        if (!_live.TryAdd(id, request))
+        {
+            Interlocked.Decrement(ref _queued);
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{id}' already exists.");
+        }
+
+        bool added = false;
         try
         {
             added = await _store.TryAddAsync(
                 new AsyncRequestRecord { Id = id, State = AsyncRequestState.InQueue, ContentType = contentType, Payload = payload, SubmittedAt = now, UpdatedAt = now },
                 cancellationToken).ConfigureAwait(false);
         }
-        catch
+        finally
         {
-            _slots.Release();
-            throw;
+            if (!added)
+            {
+                // Never accepted: whoever found the live request in the meantime reads not_found.
+                Forget(request);
+                Interlocked.Decrement(ref _queued);
+            }
         }
 
         if (!added)
         {
-            _slots.Release();
             throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{id}' already exists.");
         }
 
-        if (!_queue.Writer.TryWrite(new QueuedRequest(id, contentType, payload, now, AsyncRequestState.InQueue, Recovered: false)))
+        if (!_queue.Writer.TryWrite(request))
         {
-            _slots.Release();
+            Interlocked.Decrement(ref _queued);
             await _store.TryFailAsync(id, "The API stopped before the request could be queued.", now, CancellationToken.None).ConfigureAwait(false);
+            Forget(request);
             throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
         }
 
@@ -208,38 +229,50 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         return SubmitAsync(Encoding.UTF8.GetBytes(text), "text/plain; charset=utf-8", requestId, cancellationToken);
     }
 
-    public async ValueTask<AsyncRequestStatus> GetStatusAsync(string requestId, CancellationToken cancellationToken = default)
+    public ValueTask<AsyncRequestStatus> GetStatusAsync(string requestId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
         if (!AsyncRequestIds.IsWellFormed(requestId))
         {
-            return NotFound(requestId);
+            return new ValueTask<AsyncRequestStatus>(NotFound(requestId));
         }
 
-        AsyncRequestRecord? record = await _store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
-        return record is null ? NotFound(requestId) : new AsyncRequestStatus(record.Id, record.State, record.ResultJson, record.Error, record.UpdatedAt);
+        if (_store is IAsyncStatusReader reader)
+        {
+            return new ValueTask<AsyncRequestStatus>(reader.GetStatus(requestId) ?? NotFound(requestId));
+        }
+
+        return ReadStatusAsync(requestId, cancellationToken);
     }
 
-    public async Task<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        TaskCompletionSource<AsyncRequestStatus> waiter = _waiters.GetOrAdd(requestId, _ => new TaskCompletionSource<AsyncRequestStatus>(TaskCreationOptions.RunContinuationsAsynchronously));
-        AsyncRequestStatus status = await GetStatusAsync(requestId, cancellationToken).ConfigureAwait(false);
-        if (status.IsFinished || status.State == AsyncRequestState.NotFound)
+        if (timeout != Timeout.InfiniteTimeSpan && timeout < TimeSpan.Zero)
         {
-            _waiters.TryRemove(new KeyValuePair<string, TaskCompletionSource<AsyncRequestStatus>>(requestId, waiter));
-            return status;
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be positive or Timeout.InfiniteTimeSpan.");
         }
 
-        try
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_live.TryGetValue(requestId, out LiveRequest? request))
         {
-            return await waiter.Task.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+            Task done = request.WhenDone();
+            if (!done.IsCompleted)
+            {
+                return WaitForLiveAsync(request, done, timeout, cancellationToken);
+            }
         }
-        catch (TimeoutException ex)
+
+        ValueTask<AsyncRequestStatus> pending = GetStatusAsync(requestId, cancellationToken);
+        if (!pending.IsCompletedSuccessfully)
         {
-            AsyncRequestStatus now = await GetStatusAsync(requestId, CancellationToken.None).ConfigureAwait(false);
-            throw new TimeoutException($"Request {requestId} of async API '{ApiName}' did not finish within {timeout}; it is {now.Status}. It goes on; poll its status later.", ex);
+            return WaitForStoredAsync(requestId, pending.AsTask(), timeout, cancellationToken);
         }
+
+        AsyncRequestStatus status = pending.Result;
+        return status.IsFinished || status.State == AsyncRequestState.NotFound
+            ? Task.FromResult(status)
+            : WaitForStoredAsync(requestId, Task.FromResult(status), timeout, cancellationToken);
     }
 
     public async ValueTask<bool> CancelAsync(string requestId, CancellationToken cancellationToken = default)
@@ -250,11 +283,16 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             && await _store.TryFailAsync(requestId, "Cancelled by the caller before it ran.", _time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
-            await NotifyWaitersAsync(requestId).ConfigureAwait(false);
+            if (_live.TryGetValue(requestId, out LiveRequest? queued))
+            {
+                // The lane that dequeues it skips it; its waiters need not wait for that.
+                Forget(queued);
+            }
+
             return true;
         }
 
-        if (_running.TryGetValue(requestId, out RunningRequest? running))
+        if (record?.State == AsyncRequestState.InProgress && _live.TryGetValue(requestId, out LiveRequest? running))
         {
             running.CancelByCaller();
             return true;
@@ -284,7 +322,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         await _store.DisposeAsync().ConfigureAwait(false);
         _hardStop.Dispose();
         _expiryStop.Dispose();
-        _slots.Dispose();
     }
 
     private IAsyncHandler CreateHandler()
@@ -305,47 +342,34 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         return (IAsyncHandler)ActivatorUtilities.CreateInstance(_services, _handlerType, [.. args]);
     }
 
-    private async Task RunWorkerAsync()
+    /// <summary>One lane: runs queued requests one at a time until the channel is completed and empty.</summary>
+    private async Task RunLaneAsync()
     {
-        using var concurrency = new SemaphoreSlim(_options.MaxConcurrencyPerWorker);
-        var running = new List<Task>();
-        ChannelReader<QueuedRequest> reader = _queue.Reader;
-        while (true)
+        ChannelReader<LiveRequest> reader = _queue.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            await concurrency.WaitAsync().ConfigureAwait(false);
-            if (!await reader.WaitToReadAsync().ConfigureAwait(false) || !reader.TryRead(out QueuedRequest? item))
+            while (reader.TryRead(out LiveRequest? request))
             {
-                concurrency.Release();
-                if (reader.Completion.IsCompleted)
+                if (!request.Recovered)
                 {
-                    break;
+                    Interlocked.Decrement(ref _queued);
                 }
 
-                continue;
+                await RunOneAsync(request).ConfigureAwait(false);
             }
-
-            if (!item.Recovered)
-            {
-                _slots.Release();
-            }
-
-            running.RemoveAll(t => t.IsCompleted);
-            running.Add(RunOneAsync(item, concurrency));
         }
-
-        await Task.WhenAll(running).ConfigureAwait(false);
     }
 
-    private async Task RunOneAsync(QueuedRequest item, SemaphoreSlim concurrency)
+    private async Task RunOneAsync(LiveRequest request)
     {
         try
         {
-            using (_logger.BeginScope(new RequestLogScope(ApiName, item.Id)))
+            using (_logger.BeginScope(new RequestLogScope(ApiName, request.Id)))
             {
-                await ProcessAsync(item).ConfigureAwait(false);
+                await ProcessAsync(request).ConfigureAwait(false);
             }
         }
-#pragma warning disable CA1031 // A worker outlives any one request; the failure is logged.
+#pragma warning disable CA1031 // A lane outlives any one request; the failure is logged.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
@@ -353,62 +377,59 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
         finally
         {
-            concurrency.Release();
-            await NotifyWaitersAsync(item.Id).ConfigureAwait(false);
+            Forget(request);
         }
     }
 
-    private async Task ProcessAsync(QueuedRequest item)
+    private async Task ProcessAsync(LiveRequest request)
     {
         if (_hardStop.IsCancellationRequested)
         {
-            await AbandonAsync(item.Id, "it never ran").ConfigureAwait(false);
+            await AbandonAsync(request.Id, "it never ran").ConfigureAwait(false);
             return;
         }
 
         DateTimeOffset started = _time.GetUtcNow();
-        bool resumed = item.Recovered && item.StoredState == AsyncRequestState.InProgress;
-        if (!resumed && !await _store.TryMarkInProgressAsync(item.Id, started).ConfigureAwait(false))
+        bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
+        if (!resumed && !await _store.TryMarkInProgressAsync(request.Id, started).ConfigureAwait(false))
         {
             return; // cancelled while queued
         }
 
-        double queueWait = Math.Max(0, (started - item.SubmittedAt).TotalSeconds);
+        double queueWait = Math.Max(0, (started - request.SubmittedAt).TotalSeconds);
         _metrics.QueueWait.Record(queueWait, _apiTag);
         Log.RequestStarted(_logger, queueWait * 1000);
 
-        using CancellationTokenSource deadline = _options.RequestTimeout == Timeout.InfiniteTimeSpan
+        // One source per request, with the deadline's timer when there is one; the caller's cancel
+        // and a hard stop reach it through the live request.
+        CancellationTokenSource cancellation = _options.RequestTimeout == Timeout.InfiniteTimeSpan
             ? new CancellationTokenSource()
             : new CancellationTokenSource(_options.RequestTimeout, _time);
-        using CancellationTokenSource linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, _hardStop.Token);
-        var running = new RunningRequest(linked);
-        _running[item.Id] = running;
+        request.Started(cancellation, _hardStop.Token);
         _metrics.InFlight.Add(1, _apiTag);
         long startedTicks = _time.GetTimestamp();
         string? failure = null;
         string? resultJson = null;
+        bool abandoned = false;
         try
         {
-            AsyncPayload payload = AsyncPayloadDecoder.Decode(item.ContentType, item.Payload);
-            object? result = await _handler!.HandleAsync(payload, item.Id, linked.Token).ConfigureAwait(false);
+            AsyncPayload payload = AsyncPayloadDecoder.Decode(request.ContentType, request.Payload);
+            object? result = await _handler!.HandleAsync(payload, request.Id, cancellation.Token).ConfigureAwait(false);
             resultJson = Serialize(result, out failure);
         }
         catch (AsyncPayloadException ex)
         {
             failure = ex.Message;
         }
-        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
-            if (running.CancelledByCaller)
+            if (request.CancelledByCaller)
             {
                 failure = "Cancelled by the caller while it ran.";
             }
             else if (_hardStop.IsCancellationRequested)
             {
-                _running.TryRemove(item.Id, out _);
-                _metrics.InFlight.Add(-1, _apiTag);
-                await AbandonAsync(item.Id, "it was cancelled while running").ConfigureAwait(false);
-                return;
+                abandoned = true;
             }
             else
             {
@@ -422,21 +443,31 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             Log.HandlerThrew(_logger, ApiName, ex);
             failure = $"The handler threw {ex.GetType().Name}: {ex.Message}";
         }
+        finally
+        {
+            request.Stopped();
+            cancellation.Dispose();
+            _metrics.InFlight.Add(-1, _apiTag);
+        }
 
-        _running.TryRemove(item.Id, out _);
-        _metrics.InFlight.Add(-1, _apiTag);
+        if (abandoned)
+        {
+            await AbandonAsync(request.Id, "it was cancelled while running").ConfigureAwait(false);
+            return;
+        }
+
         double elapsed = _time.GetElapsedTime(startedTicks).TotalSeconds;
         _metrics.HandleDuration.Record(elapsed, _apiTag);
         DateTimeOffset finished = _time.GetUtcNow();
         if (failure is null)
         {
-            await _store.TryCompleteAsync(item.Id, resultJson!, finished).ConfigureAwait(false);
+            await _store.TryCompleteAsync(request.Id, resultJson!, finished).ConfigureAwait(false);
             _metrics.Outcomes.Add(1, _apiTag, new("status", "completed"));
             Log.RequestCompleted(_logger, elapsed * 1000);
         }
         else
         {
-            await _store.TryFailAsync(item.Id, failure, finished).ConfigureAwait(false);
+            await _store.TryFailAsync(request.Id, failure, finished).ConfigureAwait(false);
             _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
             Log.RequestFailed(_logger, failure);
         }
@@ -476,21 +507,66 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         Log.RequestAbandoned(_logger, ApiName, requestId, $"{what}; it failed");
     }
 
-    private async Task NotifyWaitersAsync(string requestId)
+    private async ValueTask<AsyncRequestStatus> ReadStatusAsync(string requestId, CancellationToken cancellationToken)
     {
-        if (_waiters.TryRemove(requestId, out TaskCompletionSource<AsyncRequestStatus>? waiter))
+        AsyncRequestRecord? record = await _store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
+        return record is null ? NotFound(requestId) : new AsyncRequestStatus(record.Id, record.State, record.ResultJson, record.Error, record.UpdatedAt);
+    }
+
+    /// <summary>The request is no longer this process's to run: its waiters go to the store for its status.</summary>
+    private void Forget(LiveRequest request)
+    {
+        _live.TryRemove(new KeyValuePair<string, LiveRequest>(request.Id, request));
+        request.MarkDone();
+    }
+
+    private async Task<AsyncRequestStatus> WaitForLiveAsync(LiveRequest request, Task done, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
         {
-            try
-            {
-                waiter.TrySetResult(await GetStatusAsync(requestId, CancellationToken.None).ConfigureAwait(false));
-            }
-#pragma warning disable CA1031 // The waiter learns of the failure instead of the worker.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                waiter.TrySetException(ex);
-            }
+            await done.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
         }
+        catch (TimeoutException ex)
+        {
+            throw await TimedOutAsync(request.Id, timeout, ex).ConfigureAwait(false);
+        }
+
+        return await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>The request is unfinished in the store but not live here (submitted by another process sharing the store, or just now): poll the store.</summary>
+    private async Task<AsyncRequestStatus> WaitForStoredAsync(string requestId, Task<AsyncRequestStatus> first, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        AsyncRequestStatus status = await first.ConfigureAwait(false);
+        long startedTicks = _time.GetTimestamp();
+        TimeSpan pause = TimeSpan.FromMilliseconds(1);
+        while (!status.IsFinished && status.State != AsyncRequestState.NotFound)
+        {
+            if (_live.TryGetValue(requestId, out LiveRequest? request))
+            {
+                TimeSpan left = timeout == Timeout.InfiniteTimeSpan ? timeout : timeout - _time.GetElapsedTime(startedTicks);
+                return left == Timeout.InfiniteTimeSpan || left > TimeSpan.Zero
+                    ? await WaitForLiveAsync(request, request.WhenDone(), left, cancellationToken).ConfigureAwait(false)
+                    : throw await TimedOutAsync(requestId, timeout, null).ConfigureAwait(false);
+            }
+
+            if (timeout != Timeout.InfiniteTimeSpan && _time.GetElapsedTime(startedTicks) >= timeout)
+            {
+                throw await TimedOutAsync(requestId, timeout, null).ConfigureAwait(false);
+            }
+
+            await Task.Delay(pause, _time, cancellationToken).ConfigureAwait(false);
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.TicksPerSecond));
+            status = await GetStatusAsync(requestId, cancellationToken).ConfigureAwait(false);
+        }
+
+        return status;
+    }
+
+    private async Task<TimeoutException> TimedOutAsync(string requestId, TimeSpan timeout, Exception? inner)
+    {
+        AsyncRequestStatus now = await GetStatusAsync(requestId, CancellationToken.None).ConfigureAwait(false);
+        return new TimeoutException($"Request {requestId} of async API '{ApiName}' did not finish within {timeout}; it is {now.Status}. It goes on; poll its status later.", inner);
     }
 
     private async Task RunExpiryLoopAsync()

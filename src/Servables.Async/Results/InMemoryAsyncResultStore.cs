@@ -1,20 +1,28 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace Servables.Async;
 
 /// <summary>The default result store: requests and results in process memory, bounded, lost on restart.</summary>
 /// <remarks>
 /// When full it evicts expired results first, then the oldest finished ones; unfinished requests
-/// are never evicted (a store full of them refuses new requests). Thread-safe (one lock; every
+/// are never evicted (a store full of them refuses new requests). Entries are structs changed in
+/// place, and the completion order is a queue of structs, so a kept result costs the garbage
+/// collector its id and result strings only (a store holds up to
+/// <see cref="AsyncResultStoreOptions.MaxEntries"/> of them for days). Thread-safe (one lock; every
 /// operation is a dictionary access).
 /// </remarks>
-public sealed class InMemoryAsyncResultStore : IAsyncResultStore
+public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusReader
 {
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, AsyncRequestRecord> _records = new(StringComparer.Ordinal);
-    private readonly LinkedList<string> _finishedOrder = new();
-    private readonly Dictionary<string, LinkedListNode<string>> _finishedNodes = new(StringComparer.Ordinal);
-    private readonly TimeSpan _retention;
+    private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+
+    // Finished requests in completion order; an item whose request was since removed (or replaced) is skipped.
+    private readonly Queue<FinishedItem> _finished = new();
+    private readonly long _retentionTicks;
     private readonly TimeProvider _time;
     private readonly int _maxEntries;
+    private long _finishSequence;
 
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
@@ -28,7 +36,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore
             throw new ArgumentException("Invalid AsyncResultStoreOptions: " + string.Join(" ", errors), nameof(options));
         }
 
-        _retention = options.Retention;
+        _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
         _maxEntries = options.MaxEntries;
     }
@@ -43,7 +51,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore
         {
             lock (_gate)
             {
-                return _records.Count;
+                return _entries.Count;
             }
         }
     }
@@ -53,24 +61,33 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore
     {
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
+        long now = NowTicks();
         lock (_gate)
         {
-            if (_records.TryGetValue(request.Id, out AsyncRequestRecord? existing))
+            ref Entry existing = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, request.Id);
+            if (!Unsafe.IsNullRef(ref existing))
             {
-                if (!IsExpired(existing))
+                if (!IsExpired(in existing, now))
                 {
                     return new ValueTask<bool>(false);
                 }
 
-                Remove(request.Id);
+                _entries.Remove(request.Id);
             }
 
-            if (_records.Count >= _maxEntries)
+            if (_entries.Count >= _maxEntries)
             {
-                MakeRoom();
+                MakeRoom(now);
             }
 
-            _records.Add(request.Id, request with { State = AsyncRequestState.InQueue });
+            _entries.Add(request.Id, new Entry
+            {
+                State = AsyncRequestState.InQueue,
+                ContentType = request.ContentType,
+                Payload = request.Payload,
+                SubmittedTicks = request.SubmittedAt.UtcTicks,
+                UpdatedTicks = request.UpdatedAt.UtcTicks,
+            });
             return new ValueTask<bool>(true);
         }
     }
@@ -79,28 +96,43 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore
     public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
+        long now = NowTicks();
         lock (_gate)
         {
-            if (!_records.TryGetValue(requestId, out AsyncRequestRecord? record) || IsExpired(record))
-            {
-                return new ValueTask<AsyncRequestRecord?>((AsyncRequestRecord?)null);
-            }
+            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
+            return Unsafe.IsNullRef(ref entry) || IsExpired(in entry, now)
+                ? new ValueTask<AsyncRequestRecord?>((AsyncRequestRecord?)null)
+                : new ValueTask<AsyncRequestRecord?>(entry.ToRecord(requestId, includePayload));
+        }
+    }
 
-            return new ValueTask<AsyncRequestRecord?>(includePayload ? record : record with { Payload = ReadOnlyMemory<byte>.Empty });
+    /// <inheritdoc />
+    AsyncRequestStatus? IAsyncStatusReader.GetStatus(string requestId)
+    {
+        long now = NowTicks();
+        lock (_gate)
+        {
+            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
+            return Unsafe.IsNullRef(ref entry) || IsExpired(in entry, now)
+                ? null
+                : new AsyncRequestStatus(requestId, entry.State, entry.ResultJson, entry.Error, new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero));
         }
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryMarkInProgressAsync(string requestId, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(requestId);
         lock (_gate)
         {
-            if (!_records.TryGetValue(requestId, out AsyncRequestRecord? record) || record.State != AsyncRequestState.InQueue)
+            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
+            if (Unsafe.IsNullRef(ref entry) || entry.State != AsyncRequestState.InQueue)
             {
                 return new ValueTask<bool>(false);
             }
 
-            _records[requestId] = record with { State = AsyncRequestState.InProgress, UpdatedAt = at };
+            entry.State = AsyncRequestState.InProgress;
+            entry.UpdatedTicks = at.UtcTicks;
             return new ValueTask<bool>(true);
         }
     }
@@ -109,14 +141,14 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore
     public ValueTask<bool> TryCompleteAsync(string requestId, string resultJson, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(resultJson);
-        return new ValueTask<bool>(Finish(requestId, r => r with { State = AsyncRequestState.Completed, ResultJson = resultJson, UpdatedAt = at, Payload = ReadOnlyMemory<byte>.Empty }));
+        return new ValueTask<bool>(Finish(requestId, AsyncRequestState.Completed, resultJson, at));
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryFailAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(errorText);
-        return new ValueTask<bool>(Finish(requestId, r => r with { State = AsyncRequestState.Failed, Error = errorText, UpdatedAt = at, Payload = ReadOnlyMemory<byte>.Empty }));
+        return new ValueTask<bool>(Finish(requestId, AsyncRequestState.Failed, errorText, at));
     }
 
     /// <inheritdoc />
@@ -124,9 +156,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore
     {
         lock (_gate)
         {
-            IReadOnlyList<AsyncRequestRecord> unfinished = _records.Values
-                .Where(r => r.State is AsyncRequestState.InQueue or AsyncRequestState.InProgress)
-                .OrderBy(r => r.SubmittedAt)
+            IReadOnlyList<AsyncRequestRecord> unfinished = _entries
+                .Where(pair => !pair.Value.IsFinished)
+                .OrderBy(pair => pair.Value.SubmittedTicks)
+                .Select(pair => pair.Value.ToRecord(pair.Key, includePayload: true))
                 .ToList();
             return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(unfinished);
         }
@@ -135,71 +168,127 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore
     /// <inheritdoc />
     public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
     {
+        long now = NowTicks();
         lock (_gate)
         {
-            return new ValueTask<int>(RemoveExpired());
+            return new ValueTask<int>(RemoveExpired(now));
         }
     }
 
     /// <summary>Nothing to release.</summary>
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private bool Finish(string requestId, Func<AsyncRequestRecord, AsyncRequestRecord> change)
+    private bool Finish(string requestId, AsyncRequestState state, string text, DateTimeOffset at)
     {
         ArgumentNullException.ThrowIfNull(requestId);
         lock (_gate)
         {
-            if (!_records.TryGetValue(requestId, out AsyncRequestRecord? record)
-                || record.State is AsyncRequestState.Completed or AsyncRequestState.Failed)
+            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
+            if (Unsafe.IsNullRef(ref entry) || entry.IsFinished)
             {
                 return false;
             }
 
-            _records[requestId] = change(record);
-            _finishedNodes[requestId] = _finishedOrder.AddLast(requestId);
+            entry.State = state;
+            if (state == AsyncRequestState.Completed)
+            {
+                entry.ResultJson = text;
+            }
+            else
+            {
+                entry.Error = text;
+            }
+
+            entry.UpdatedTicks = at.UtcTicks;
+            entry.Payload = ReadOnlyMemory<byte>.Empty;
+            entry.FinishSequence = ++_finishSequence;
+            _finished.Enqueue(new FinishedItem(requestId, entry.FinishSequence));
             return true;
         }
     }
 
-    private bool IsExpired(AsyncRequestRecord record) =>
-        record.State is AsyncRequestState.Completed or AsyncRequestState.Failed && _time.GetUtcNow() - record.UpdatedAt >= _retention;
+    private long NowTicks() => _time.GetUtcNow().UtcTicks;
+
+    private bool IsExpired(in Entry entry, long now) => entry.IsFinished && now - entry.UpdatedTicks >= _retentionTicks;
 
     /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
-    private void MakeRoom()
+    private void MakeRoom(long now)
     {
-        if (RemoveExpired() > 0)
+        if (RemoveExpired(now) > 0)
         {
             return;
         }
 
-        if (_finishedOrder.First is { } oldest)
+        while (_finished.TryDequeue(out FinishedItem oldest))
         {
-            Remove(oldest.Value);
-            return;
+            if (IsCurrent(oldest))
+            {
+                _entries.Remove(oldest.Id);
+                return;
+            }
         }
 
-        throw new AsyncStoreFullException($"The in-memory result store holds {_records.Count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
+        throw new AsyncStoreFullException($"The in-memory result store holds {_entries.Count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
     }
 
-    private int RemoveExpired()
+    /// <summary>Removes expired results from the front of the completion order (the oldest finish first). Under the lock.</summary>
+    private int RemoveExpired(long now)
     {
         int removed = 0;
-        // Finished order is completion order, so expired entries are at the front.
-        while (_finishedOrder.First is { } node && IsExpired(_records[node.Value]))
+        while (_finished.TryPeek(out FinishedItem oldest))
         {
-            Remove(node.Value);
+            if (!IsCurrent(oldest))
+            {
+                _finished.Dequeue();
+                continue;
+            }
+
+            if (!IsExpired(in CollectionsMarshal.GetValueRefOrNullRef(_entries, oldest.Id), now))
+            {
+                break;
+            }
+
+            _finished.Dequeue();
+            _entries.Remove(oldest.Id);
             removed++;
         }
 
         return removed;
     }
 
-    private void Remove(string requestId)
+    /// <summary>True when the item still stands for its request's entry (not removed, not replaced by a later request with the same id).</summary>
+    private bool IsCurrent(FinishedItem item)
     {
-        _records.Remove(requestId);
-        if (_finishedNodes.Remove(requestId, out LinkedListNode<string>? node))
+        ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, item.Id);
+        return !Unsafe.IsNullRef(ref entry) && entry.FinishSequence == item.FinishSequence;
+    }
+
+    private readonly record struct FinishedItem(string Id, long FinishSequence);
+
+    /// <summary>One request, kept by value in the dictionary and changed in place.</summary>
+    private struct Entry
+    {
+        public AsyncRequestState State;
+        public string ContentType;
+        public ReadOnlyMemory<byte> Payload;
+        public string? ResultJson;
+        public string? Error;
+        public long SubmittedTicks;
+        public long UpdatedTicks;
+        public long FinishSequence;
+
+        public readonly bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
+
+        public readonly AsyncRequestRecord ToRecord(string id, bool includePayload) => new()
         {
-            _finishedOrder.Remove(node);
-        }
+            Id = id,
+            State = State,
+            ContentType = ContentType,
+            Payload = includePayload ? Payload : ReadOnlyMemory<byte>.Empty,
+            ResultJson = ResultJson,
+            Error = Error,
+            SubmittedAt = new DateTimeOffset(SubmittedTicks, TimeSpan.Zero),
+            UpdatedAt = new DateTimeOffset(UpdatedTicks, TimeSpan.Zero),
+        };
     }
 }

@@ -1,0 +1,99 @@
+namespace Servables.Async;
+
+/// <summary>A request this process has accepted (or recovered) and not yet finished: what the queue carries, how to cancel it while it runs, and who waits for it.</summary>
+/// <remarks>
+/// The result store is the record of truth; this object only connects the submitter, the worker
+/// and any waiters in process, so that waiting and cancelling need no store polling. Its completion
+/// moves once from "open" (no waiter yet), through "awaited" (a waiter's task), to "done".
+/// Thread-safe.
+/// </remarks>
+internal sealed class LiveRequest(string id, string contentType, ReadOnlyMemory<byte> payload, DateTimeOffset submittedAt, AsyncRequestState storedState, bool recovered)
+{
+    private static readonly object Done = new();
+
+    // null (open), a TaskCompletionSource (awaited), or Done.
+    private object? _completion;
+    private CancellationTokenSource? _cancellation;
+    private int _cancelledByCaller;
+
+    public string Id { get; } = id;
+
+    public string ContentType { get; } = contentType;
+
+    public ReadOnlyMemory<byte> Payload { get; } = payload;
+
+    public DateTimeOffset SubmittedAt { get; } = submittedAt;
+
+    /// <summary>The state the store held when the request was recovered; <see cref="AsyncRequestState.InQueue"/> for a new one.</summary>
+    public AsyncRequestState StoredState { get; } = storedState;
+
+    /// <summary>Came from a durable store at start-up; holds no queue slot.</summary>
+    public bool Recovered { get; } = recovered;
+
+    public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);
+
+    public bool CancelledByCaller => Volatile.Read(ref _cancelledByCaller) != 0;
+
+    /// <summary>A task that completes when the request is done; an already completed one if it is.</summary>
+    public Task WhenDone()
+    {
+        object? current = Volatile.Read(ref _completion);
+        while (true)
+        {
+            switch (current)
+            {
+                case TaskCompletionSource awaited:
+                    return awaited.Task;
+                case not null:
+                    return Task.CompletedTask;
+            }
+
+            var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            object? seen = Interlocked.CompareExchange(ref _completion, waiter, null);
+            if (seen is null)
+            {
+                return waiter.Task;
+            }
+
+            current = seen;
+        }
+    }
+
+    /// <summary>Marks the request done (its final state is in the store, or it was abandoned) and releases its waiters. Idempotent.</summary>
+    public void MarkDone() => (Interlocked.Exchange(ref _completion, Done) as TaskCompletionSource)?.TrySetResult();
+
+    /// <summary>Hands the running request its cancellation source; cancels it at once if the caller or a hard stop came first.</summary>
+    public void Started(CancellationTokenSource cancellation, CancellationToken hardStop)
+    {
+        // Each side writes its half with a full fence, then reads the other's: one of them sees both.
+        Interlocked.Exchange(ref _cancellation, cancellation);
+        if (CancelledByCaller || hardStop.IsCancellationRequested)
+        {
+            cancellation.Cancel();
+        }
+    }
+
+    /// <summary>Stops handing out the cancellation source (its owner disposes it next).</summary>
+    public void Stopped() => Volatile.Write(ref _cancellation, null);
+
+    /// <summary>Cancels the request's token if it runs; remembers the wish if it is about to.</summary>
+    public void CancelByCaller()
+    {
+        Interlocked.Exchange(ref _cancelledByCaller, 1);
+        CancelRunning();
+    }
+
+    /// <summary>Cancels the request's token if it runs (the host is out of shutdown time; the hard stop flag is already set).</summary>
+    public void CancelRunning()
+    {
+        Interlocked.MemoryBarrier();
+        try
+        {
+            Volatile.Read(ref _cancellation)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // It finished meanwhile.
+        }
+    }
+}
