@@ -30,6 +30,36 @@ public sealed class AsyncPayloadDecoderTests
     {
         AsyncPayload payload = AsyncPayloadDecoder.Decode("application/json; charset=utf-16", Encoding.Unicode.GetBytes("{\"é\":1}"));
         Assert.Equal(1, payload.Json.GetProperty("é").GetInt32());
+        Assert.Equal("{\"é\":1}", Encoding.UTF8.GetString(payload.Utf8Json.Span));
+        Assert.Equal(1, payload.Deserialize<Dictionary<string, int>>()!["é"]);
+    }
+
+    [Theory]
+    [InlineData("   ")]
+    [InlineData("{} trailing")]
+    [InlineData("{\"a\":1,}")]
+    [InlineData("{}/*comment*/")]
+    [InlineData("[1, 2")]
+    public void Decode_MalformedJson_FailsAtDecodeEvenIfNeverRead(string body)
+    {
+        // The handler may never read Json: the whole body is still checked before it runs.
+        AsyncPayloadException error = Assert.Throws<AsyncPayloadException>(() => AsyncPayloadDecoder.Decode("application/json", Encoding.UTF8.GetBytes(body)));
+        Assert.StartsWith("The body is not valid JSON", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Json_ParsedOnce_ElementOutlivesPayloadAndReadsAgree()
+    {
+        AsyncPayload payload = AsyncPayloadDecoder.Decode("application/json", "{\"a\":{\"b\":[1,2,3]}}"u8.ToArray());
+
+        System.Text.Json.JsonElement first = payload.Json;
+        System.Text.Json.JsonElement[] fromThreads = new System.Text.Json.JsonElement[8];
+        Parallel.For(0, fromThreads.Length, i => fromThreads[i] = payload.Json);
+
+        Assert.All(fromThreads, e => Assert.Equal(first.GetRawText(), e.GetRawText()));
+        Assert.Equal(3, first.GetProperty("a").GetProperty("b").GetArrayLength());
+        Assert.Equal(new[] { 1, 2, 3 }, payload.Deserialize<Dictionary<string, Dictionary<string, int[]>>>()!["a"]["b"]);
+        Assert.Throws<InvalidOperationException>(() => AsyncPayloadDecoder.Decode("text/plain", "x"u8.ToArray()).Utf8Json);
     }
 
     [Theory]

@@ -221,6 +221,47 @@ public sealed class AsyncApiTests
     }
 
     [Fact]
+    public async Task WaitForCompletionAsync_RequestOfAnotherProcess_PollsTheStoreUntilItFinishes()
+    {
+        // A store shared with another process holds a request this API never accepted.
+        var shared = new InMemoryAsyncResultStore();
+        await using AsyncHost host = await StartEchoAsync(o => o.StoreFactory = (_, _) => shared);
+        IAsyncApiClient client = host.Client();
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        await shared.TryAddAsync(new AsyncRequestRecord { Id = "elsewhere", State = AsyncRequestState.InQueue, ContentType = "text/plain", Payload = "x"u8.ToArray(), SubmittedAt = now, UpdatedAt = now });
+
+        TimeoutException early = await Assert.ThrowsAsync<TimeoutException>(() => client.WaitForCompletionAsync("elsewhere", TimeSpan.FromMilliseconds(50)));
+        Assert.Contains("in_queue", early.Message, StringComparison.Ordinal);
+
+        Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync("elsewhere", Wait);
+        await Task.Delay(20);
+        Assert.False(wait.IsCompleted);
+        await shared.TryCompleteAsync("elsewhere", "42", DateTimeOffset.UtcNow);
+
+        AsyncRequestStatus done = await wait;
+        Assert.Equal((AsyncRequestState.Completed, "42"), (done.State, done.ResultJson));
+    }
+
+    [Fact]
+    public async Task WaitForCompletionAsync_ManyWaitersOnOneRequest_AllSeeTheSameResult()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+        string id = await client.SubmitTextAsync("gate");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
+
+        Task<AsyncRequestStatus>[] waits = [.. Enumerable.Range(0, 8).Select(_ => client.WaitForCompletionAsync(id, Wait))];
+        await Task.Delay(20);
+        Assert.All(waits, w => Assert.False(w.IsCompleted));
+        host.Probe.Gate.SetResult();
+
+        AsyncRequestStatus[] done = await Task.WhenAll(waits);
+        Assert.All(done, d => Assert.Equal(done[0], d));
+        Assert.Equal(AsyncRequestState.Completed, done[0].State);
+        Assert.Equal(done[0], await client.GetStatusAsync(id));
+    }
+
+    [Fact]
     public async Task Retention_CountsFromCompletion_ThenNotFound()
     {
         var time = new FakeTimeProvider();

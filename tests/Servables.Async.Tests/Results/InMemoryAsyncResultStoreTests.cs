@@ -25,4 +25,48 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         await Assert.ThrowsAsync<AsyncStoreFullException>(async () => await store.TryAddAsync(NewRequest("z")));
         Assert.NotNull(await store.GetAsync("queued")); // unfinished requests are never evicted
     }
+
+    [Fact]
+    public async Task IdReusedAfterExpiry_OldCompletionNeverEvictsTheNewRequest()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 2, TimeProvider = Time, Retention = Retention });
+        await store.TryAddAsync(NewRequest("a"));
+        await store.TryCompleteAsync("a", "\"first\"", Time.GetUtcNow());
+        Time.Advance(Retention);
+
+        Assert.True(await store.TryAddAsync(NewRequest("a"))); // the expired one is replaced
+        await store.TryAddAsync(NewRequest("b"));
+        await store.TryCompleteAsync("b", "\"b\"", Time.GetUtcNow());
+        Time.Advance(TimeSpan.FromSeconds(1));
+        await store.TryCompleteAsync("a", "\"second\"", Time.GetUtcNow());
+
+        // Full: the oldest finished is b (finished before the new a); the stale item of the first a is skipped.
+        Assert.True(await store.TryAddAsync(NewRequest("c")));
+        Assert.Null(await store.GetAsync("b"));
+        Assert.Equal("\"second\"", (await store.GetAsync("a"))!.ResultJson);
+        Assert.Equal(2, store.Count);
+    }
+
+    [Fact]
+    public async Task Full_ManyCycles_StaysBoundedAndKeepsNewest()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 100, TimeProvider = Time, Retention = Retention });
+        for (int i = 0; i < 1_000; i++)
+        {
+            Assert.True(await store.TryAddAsync(NewRequest($"r{i}")));
+            Assert.True(await store.TryMarkInProgressAsync($"r{i}", Time.GetUtcNow()));
+            Assert.True(i % 3 == 0
+                ? await store.TryFailAsync($"r{i}", $"e{i}", Time.GetUtcNow())
+                : await store.TryCompleteAsync($"r{i}", $"{i}", Time.GetUtcNow()));
+        }
+
+        Assert.Equal(100, store.Count);
+        Assert.Null(await store.GetAsync("r899"));
+        for (int i = 900; i < 1_000; i++)
+        {
+            AsyncRequestRecord record = (await store.GetAsync($"r{i}"))!;
+            Assert.Equal(i % 3 == 0 ? $"e{i}" : null, record.Error);
+            Assert.Equal(i % 3 == 0 ? null : $"{i}", record.ResultJson);
+        }
+    }
 }
