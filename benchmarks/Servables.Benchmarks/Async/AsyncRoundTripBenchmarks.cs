@@ -12,7 +12,8 @@ namespace Servables.Benchmarks.Async;
 /// Submit → complete → status round trips with a no-op handler, a batch of <see cref="Batch"/> at a
 /// time, against the hand-rolled alternative: a raw <see cref="Channel{T}"/> to one consumer that
 /// writes the result to a <see cref="ConcurrentDictionary{TKey, TValue}"/> and completes a task the
-/// producer awaits, then reads the result back.
+/// producer awaits, then reads the result back. One more row runs a handler that reads the body as
+/// JSON and returns it, to show what parsing and serialising add.
 /// </summary>
 [MemoryDiagnoser]
 public class AsyncRoundTripBenchmarks
@@ -21,8 +22,10 @@ public class AsyncRoundTripBenchmarks
     private static readonly byte[] Body = "{\"x\":1}"u8.ToArray();
 
     private IHost _memoryHost = null!;
+    private IHost _echoHost = null!;
     private IHost _sqliteHost = null!;
     private IAsyncApiClient _memory = null!;
+    private IAsyncApiClient _echo = null!;
     private IAsyncApiClient _sqlite = null!;
     private string _sqliteFolder = null!;
     private Channel<WorkItem> _channel = null!;
@@ -34,9 +37,11 @@ public class AsyncRoundTripBenchmarks
     public void Setup()
     {
         _sqliteFolder = Directory.CreateTempSubdirectory("servables-bench-").FullName;
-        _memoryHost = StartHost(o => o.QueueCapacity = Batch * 2);
-        _sqliteHost = StartHost(o => o.UseSqliteStore(Path.Combine(_sqliteFolder, "bench.db")).QueueCapacity = Batch * 2);
+        _memoryHost = StartHost<NoOpHandler>(o => o.QueueCapacity = Batch * 2);
+        _echoHost = StartHost<EchoJsonHandler>(o => o.QueueCapacity = Batch * 2);
+        _sqliteHost = StartHost<NoOpHandler>(o => o.UseSqliteStore(Path.Combine(_sqliteFolder, "bench.db")).QueueCapacity = Batch * 2);
         _memory = _memoryHost.Services.GetRequiredService<IAsyncApiClient>();
+        _echo = _echoHost.Services.GetRequiredService<IAsyncApiClient>();
         _sqlite = _sqliteHost.Services.GetRequiredService<IAsyncApiClient>();
 
         _channel = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleReader = true });
@@ -58,6 +63,8 @@ public class AsyncRoundTripBenchmarks
         _consumer.GetAwaiter().GetResult();
         _memoryHost.StopAsync().GetAwaiter().GetResult();
         _memoryHost.Dispose();
+        _echoHost.StopAsync().GetAwaiter().GetResult();
+        _echoHost.Dispose();
         _sqliteHost.StopAsync().GetAwaiter().GetResult();
         _sqliteHost.Dispose();
         Directory.Delete(_sqliteFolder, recursive: true);
@@ -87,6 +94,9 @@ public class AsyncRoundTripBenchmarks
     public Task<int> AsyncApiInMemoryStore() => RoundTripAsync(_memory);
 
     [Benchmark(OperationsPerInvoke = Batch)]
+    public Task<int> AsyncApiInMemoryStoreEchoJson() => RoundTripAsync(_echo);
+
+    [Benchmark(OperationsPerInvoke = Batch)]
     public Task<int> AsyncApiSqliteStore() => RoundTripAsync(_sqlite);
 
     private static async Task<int> RoundTripAsync(IAsyncApiClient client)
@@ -107,11 +117,12 @@ public class AsyncRoundTripBenchmarks
         return total;
     }
 
-    private static IHost StartHost(Action<AsyncApiOptions> configure)
+    private static IHost StartHost<THandler>(Action<AsyncApiOptions> configure)
+        where THandler : class, IAsyncHandler
     {
         HostApplicationBuilder builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
-        builder.Services.AddAsyncHandler<NoOpHandler>(configure);
+        builder.Services.AddAsyncHandler<THandler>(configure);
         IHost host = builder.Build();
         host.StartAsync().GetAwaiter().GetResult();
         return host;
@@ -122,8 +133,15 @@ public class AsyncRoundTripBenchmarks
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    /// <summary>Returns the decoded JSON as it came: the least a handler can do.</summary>
+    /// <summary>Does nothing and returns null (stored as the JSON <c>null</c>), as the baseline's consumer does nothing but store.</summary>
     public sealed class NoOpHandler : IAsyncHandler
+    {
+        public ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken) =>
+            ValueTask.FromResult<object?>(null);
+    }
+
+    /// <summary>Reads the body as JSON and returns it, so the result is parsed and serialised.</summary>
+    public sealed class EchoJsonHandler : IAsyncHandler
     {
         public ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken) =>
             ValueTask.FromResult<object?>(payload.Json);

@@ -343,20 +343,33 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     }
 
     /// <summary>One lane: runs queued requests one at a time until the channel is completed and empty.</summary>
+    /// <remarks>
+    /// An idle lane waits in <see cref="ChannelReader{T}.ReadAsync"/>, which hands each new request to
+    /// one waiting lane; waiting in WaitToReadAsync instead would wake every idle lane for each request.
+    /// </remarks>
     private async Task RunLaneAsync()
     {
         ChannelReader<LiveRequest> reader = _queue.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        while (true)
         {
-            while (reader.TryRead(out LiveRequest? request))
+            if (!reader.TryRead(out LiveRequest? request))
             {
-                if (!request.Recovered)
+                try
                 {
-                    Interlocked.Decrement(ref _queued);
+                    request = await reader.ReadAsync().ConfigureAwait(false);
                 }
-
-                await RunOneAsync(request).ConfigureAwait(false);
+                catch (ChannelClosedException)
+                {
+                    return; // stopping, and the queue is empty
+                }
             }
+
+            if (!request.Recovered)
+            {
+                Interlocked.Decrement(ref _queued);
+            }
+
+            await RunOneAsync(request).ConfigureAwait(false);
         }
     }
 

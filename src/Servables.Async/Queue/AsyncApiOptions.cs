@@ -13,7 +13,7 @@ public sealed class AsyncApiOptions
     /// <value>1 to 10,000,000. Defaults to 1024.</value>
     public int QueueCapacity { get; set; } = 1024;
 
-    /// <summary>How many workers take requests from the queue.</summary>
+    /// <summary>How many workers take requests from the queue; each runs <see cref="MaxConcurrencyPerWorker"/> lanes, and a lane runs one request at a time.</summary>
     /// <value>1 to 256. Defaults to 1.</value>
     public int WorkerCount { get; set; } = 1;
 
