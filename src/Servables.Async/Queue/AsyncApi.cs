@@ -17,8 +17,8 @@ namespace Servables.Async;
 /// dequeues. <see cref="AsyncApiOptions.WorkerCount"/> × <see cref="AsyncApiOptions.MaxConcurrencyPerWorker"/>
 /// lanes read the channel, each running one request at a time. Every request ends completed or
 /// failed in the store; a faulty payload, handler or store call fails that request only. Requests
-/// this process holds are also kept as <see cref="LiveRequest"/>s, so that waiting for one and
-/// cancelling one need no store polling. Thread-safe.
+/// this process holds are also kept as <see cref="LiveRequest"/>s in the <see cref="IAsyncRequestTable"/>,
+/// so that waiting for one and cancelling one need no store polling. Thread-safe.
 /// </remarks>
 internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 {
@@ -29,8 +29,8 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly IAsyncResultStore _store;
+    private readonly IAsyncRequestTable _table;
     private readonly Channel<LiveRequest> _queue;
-    private readonly ConcurrentDictionary<string, LiveRequest> _live = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _hardStop = new();
     private readonly CancellationTokenSource _expiryStop = new();
     private readonly KeyValuePair<string, object?> _apiTag;
@@ -65,6 +65,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             MaxEntries = options.MaxStoredRequests,
         };
         _store = options.StoreFactory?.Invoke(services, storeOptions) ?? AsyncResultStores.Create(options, storeOptions, apiName);
+        _table = _store as IAsyncRequestTable ?? new StoreRequestTable(_store);
         metrics.Register(this);
     }
 
@@ -78,21 +79,15 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     /// <summary>Recovers unfinished requests of a durable store, creates and initialises the handler, starts the workers.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        int recovered = 0;
-        if (_store.IsDurable)
+        IReadOnlyList<LiveRequest> recovered = await _table.RecoverAsync(cancellationToken).ConfigureAwait(false);
+        foreach (LiveRequest request in recovered)
         {
-            foreach (AsyncRequestRecord record in await _store.GetUnfinishedAsync(cancellationToken).ConfigureAwait(false))
-            {
-                var request = new LiveRequest(record.Id, record.ContentType, record.Payload, record.SubmittedAt, record.State, recovered: true);
-                _live[record.Id] = request;
-                _queue.Writer.TryWrite(request);
-                recovered++;
-            }
+            _queue.Writer.TryWrite(request);
+        }
 
-            if (recovered > 0)
-            {
-                Log.RequestsRecovered(_logger, ApiName, recovered);
-            }
+        if (recovered.Count > 0)
+        {
+            Log.RequestsRecovered(_logger, ApiName, recovered.Count);
         }
 
         _handler = CreateHandler();
@@ -122,7 +117,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         {
             // Out of time: cancel the handlers; queued requests are abandoned (kept for recovery by a durable store).
             await _hardStop.CancelAsync().ConfigureAwait(false);
-            foreach (LiveRequest request in _live.Values)
+            foreach (LiveRequest request in _table.HeldRequests())
             {
                 request.CancelRunning();
             }
@@ -173,25 +168,15 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         DateTimeOffset now = _time.GetUtcNow();
         byte[] payload = body.ToArray();
         var request = new LiveRequest(id, contentType, payload, now, AsyncRequestState.InQueue, recovered: false);
-        if (!_live.TryAdd(id, request))
-        {
-            Interlocked.Decrement(ref _queued);
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{id}' already exists.");
-        }
-
         bool added = false;
         try
         {
-            added = await _store.TryAddAsync(
-                new AsyncRequestRecord { Id = id, State = AsyncRequestState.InQueue, ContentType = contentType, Payload = payload, SubmittedAt = now, UpdatedAt = now },
-                cancellationToken).ConfigureAwait(false);
+            added = await _table.TryAddAsync(request, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             if (!added)
             {
-                // Never accepted: whoever found the live request in the meantime reads not_found.
-                Forget(request);
                 Interlocked.Decrement(ref _queued);
             }
         }
@@ -204,8 +189,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         if (!_queue.Writer.TryWrite(request))
         {
             Interlocked.Decrement(ref _queued);
-            await _store.TryFailAsync(id, "The API stopped before the request could be queued.", now, CancellationToken.None).ConfigureAwait(false);
-            Forget(request);
+            await _table.TryFinishAsync(request, null, "The API stopped before the request could be queued.", now).ConfigureAwait(false);
             throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
         }
 
@@ -234,15 +218,13 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(requestId);
         if (!AsyncRequestIds.IsWellFormed(requestId))
         {
-            return new ValueTask<AsyncRequestStatus>(NotFound(requestId));
+            return new ValueTask<AsyncRequestStatus>(AsyncRequestStatus.NotFound(requestId));
         }
 
-        if (_store is IAsyncStatusReader reader)
-        {
-            return new ValueTask<AsyncRequestStatus>(reader.GetStatus(requestId) ?? NotFound(requestId));
-        }
+        ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read = _table.ReadAsync(requestId, cancellationToken);
+        return read.IsCompletedSuccessfully ? new ValueTask<AsyncRequestStatus>(read.Result.Status) : StatusOfAsync(read);
 
-        return ReadStatusAsync(requestId, cancellationToken);
+        static async ValueTask<AsyncRequestStatus> StatusOfAsync(ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read) => (await read.ConfigureAwait(false)).Status;
     }
 
     public Task<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default)
@@ -254,45 +236,44 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
 
         cancellationToken.ThrowIfCancellationRequested();
-        if (_live.TryGetValue(requestId, out LiveRequest? request))
+        if (!AsyncRequestIds.IsWellFormed(requestId))
         {
-            Task done = request.WhenDone();
-            if (!done.IsCompleted)
-            {
-                return WaitForLiveAsync(request, done, timeout, cancellationToken);
-            }
+            return Task.FromResult(AsyncRequestStatus.NotFound(requestId));
         }
 
-        ValueTask<AsyncRequestStatus> pending = GetStatusAsync(requestId, cancellationToken);
-        if (!pending.IsCompletedSuccessfully)
+        ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read = _table.ReadAsync(requestId, cancellationToken);
+        if (!read.IsCompletedSuccessfully)
         {
-            return WaitForStoredAsync(requestId, pending.AsTask(), timeout, cancellationToken);
+            return WaitForStoredAsync(requestId, read.AsTask(), timeout, cancellationToken);
         }
 
-        AsyncRequestStatus status = pending.Result;
-        return status.IsFinished || status.State == AsyncRequestState.NotFound
-            ? Task.FromResult(status)
-            : WaitForStoredAsync(requestId, Task.FromResult(status), timeout, cancellationToken);
+        (AsyncRequestStatus status, LiveRequest? live) = read.Result;
+        if (status.IsFinished || status.State == AsyncRequestState.NotFound)
+        {
+            return Task.FromResult(status);
+        }
+
+        return live is not null
+            ? WaitForLiveAsync(live, timeout, cancellationToken)
+            : WaitForStoredAsync(requestId, Task.FromResult((status, live)), timeout, cancellationToken);
     }
 
     public async ValueTask<bool> CancelAsync(string requestId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        AsyncRequestRecord? record = await _store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
-        if (record?.State == AsyncRequestState.InQueue
-            && await _store.TryFailAsync(requestId, "Cancelled by the caller before it ran.", _time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
+        if (!AsyncRequestIds.IsWellFormed(requestId))
+        {
+            return false;
+        }
+
+        if (await _table.TryFailQueuedAsync(requestId, "Cancelled by the caller before it ran.", _time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
-            if (_live.TryGetValue(requestId, out LiveRequest? queued))
-            {
-                // The lane that dequeues it skips it; its waiters need not wait for that.
-                Forget(queued);
-            }
-
             return true;
         }
 
-        if (record?.State == AsyncRequestState.InProgress && _live.TryGetValue(requestId, out LiveRequest? running))
+        (AsyncRequestStatus status, LiveRequest? running) = await _table.ReadAsync(requestId, cancellationToken).ConfigureAwait(false);
+        if (status.State == AsyncRequestState.InProgress && running is not null)
         {
             running.CancelByCaller();
             return true;
@@ -390,7 +371,10 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
         finally
         {
-            Forget(request);
+            if (!request.IsDone)
+            {
+                _table.Release(request); // a store call threw: its waiters read the store
+            }
         }
     }
 
@@ -398,13 +382,13 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     {
         if (_hardStop.IsCancellationRequested)
         {
-            await AbandonAsync(request.Id, "it never ran").ConfigureAwait(false);
+            await AbandonAsync(request, "it never ran").ConfigureAwait(false);
             return;
         }
 
         DateTimeOffset started = _time.GetUtcNow();
         bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
-        if (!resumed && !await _store.TryMarkInProgressAsync(request.Id, started).ConfigureAwait(false))
+        if (!resumed && !await _table.TryStartAsync(request, started).ConfigureAwait(false))
         {
             return; // cancelled while queued
         }
@@ -465,22 +449,20 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         if (abandoned)
         {
-            await AbandonAsync(request.Id, "it was cancelled while running").ConfigureAwait(false);
+            await AbandonAsync(request, "it was cancelled while running").ConfigureAwait(false);
             return;
         }
 
         double elapsed = _time.GetElapsedTime(startedTicks).TotalSeconds;
         _metrics.HandleDuration.Record(elapsed, _apiTag);
-        DateTimeOffset finished = _time.GetUtcNow();
+        await _table.TryFinishAsync(request, resultJson, failure, _time.GetUtcNow()).ConfigureAwait(false);
         if (failure is null)
         {
-            await _store.TryCompleteAsync(request.Id, resultJson!, finished).ConfigureAwait(false);
             _metrics.Outcomes.Add(1, _apiTag, new("status", "completed"));
             Log.RequestCompleted(_logger, elapsed * 1000);
         }
         else
         {
-            await _store.TryFailAsync(request.Id, failure, finished).ConfigureAwait(false);
             _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
             Log.RequestFailed(_logger, failure);
         }
@@ -507,37 +489,25 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     }
 
     /// <summary>Shutdown ran out of time: a durable store keeps the request for recovery; otherwise it fails.</summary>
-    private async Task AbandonAsync(string requestId, string what)
+    private async Task AbandonAsync(LiveRequest request, string what)
     {
         if (_store.IsDurable)
         {
-            Log.RequestAbandoned(_logger, ApiName, requestId, $"{what}; it stays in the store and runs again at the next start");
+            _table.Release(request);
+            Log.RequestAbandoned(_logger, ApiName, request.Id, $"{what}; it stays in the store and runs again at the next start");
             return;
         }
 
-        await _store.TryFailAsync(requestId, $"The host shut down before the request finished ({what}).", _time.GetUtcNow()).ConfigureAwait(false);
+        await _table.TryFinishAsync(request, null, $"The host shut down before the request finished ({what}).", _time.GetUtcNow()).ConfigureAwait(false);
         _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
-        Log.RequestAbandoned(_logger, ApiName, requestId, $"{what}; it failed");
+        Log.RequestAbandoned(_logger, ApiName, request.Id, $"{what}; it failed");
     }
 
-    private async ValueTask<AsyncRequestStatus> ReadStatusAsync(string requestId, CancellationToken cancellationToken)
-    {
-        AsyncRequestRecord? record = await _store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
-        return record is null ? NotFound(requestId) : new AsyncRequestStatus(record.Id, record.State, record.ResultJson, record.Error, record.UpdatedAt);
-    }
-
-    /// <summary>The request is no longer this process's to run: its waiters go to the store for its status.</summary>
-    private void Forget(LiveRequest request)
-    {
-        _live.TryRemove(new KeyValuePair<string, LiveRequest>(request.Id, request));
-        request.MarkDone();
-    }
-
-    private async Task<AsyncRequestStatus> WaitForLiveAsync(LiveRequest request, Task done, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<AsyncRequestStatus> WaitForLiveAsync(LiveRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
-            await done.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+            await request.WhenDone().WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException ex)
         {
@@ -547,30 +517,32 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         return await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
     }
 
-    /// <summary>The request is unfinished in the store but not live here (submitted by another process sharing the store, or just now): poll the store.</summary>
-    private async Task<AsyncRequestStatus> WaitForStoredAsync(string requestId, Task<AsyncRequestStatus> first, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// The request is unfinished in the store but this process does not hold it (a process sharing
+    /// the store submitted it, or the read was not synchronous): wait on it if it becomes live here,
+    /// else poll the store, from 1 ms up to once a second.
+    /// </summary>
+    private async Task<AsyncRequestStatus> WaitForStoredAsync(string requestId, Task<(AsyncRequestStatus Status, LiveRequest? Live)> first, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        AsyncRequestStatus status = await first.ConfigureAwait(false);
+        (AsyncRequestStatus status, LiveRequest? live) = await first.ConfigureAwait(false);
         long startedTicks = _time.GetTimestamp();
         TimeSpan pause = TimeSpan.FromMilliseconds(1);
         while (!status.IsFinished && status.State != AsyncRequestState.NotFound)
         {
-            if (_live.TryGetValue(requestId, out LiveRequest? request))
-            {
-                TimeSpan left = timeout == Timeout.InfiniteTimeSpan ? timeout : timeout - _time.GetElapsedTime(startedTicks);
-                return left == Timeout.InfiniteTimeSpan || left > TimeSpan.Zero
-                    ? await WaitForLiveAsync(request, request.WhenDone(), left, cancellationToken).ConfigureAwait(false)
-                    : throw await TimedOutAsync(requestId, timeout, null).ConfigureAwait(false);
-            }
-
-            if (timeout != Timeout.InfiniteTimeSpan && _time.GetElapsedTime(startedTicks) >= timeout)
+            TimeSpan left = timeout == Timeout.InfiniteTimeSpan ? timeout : timeout - _time.GetElapsedTime(startedTicks);
+            if (left != Timeout.InfiniteTimeSpan && left <= TimeSpan.Zero)
             {
                 throw await TimedOutAsync(requestId, timeout, null).ConfigureAwait(false);
             }
 
-            await Task.Delay(pause, _time, cancellationToken).ConfigureAwait(false);
+            if (live is not null)
+            {
+                return await WaitForLiveAsync(live, left, cancellationToken).ConfigureAwait(false);
+            }
+
+            await Task.Delay(left == Timeout.InfiniteTimeSpan || pause < left ? pause : left, _time, cancellationToken).ConfigureAwait(false);
             pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.TicksPerSecond));
-            status = await GetStatusAsync(requestId, cancellationToken).ConfigureAwait(false);
+            (status, live) = await _table.ReadAsync(requestId, cancellationToken).ConfigureAwait(false);
         }
 
         return status;
@@ -611,8 +583,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         Log.SubmitRejected(_logger, ApiName, message);
         return new AsyncRequestRejectedException(message);
     }
-
-    private static AsyncRequestStatus NotFound(string requestId) => new(requestId, AsyncRequestState.NotFound, null, null, null);
 
     private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";
 }

@@ -13,6 +13,9 @@ public sealed record AsyncRequestStatus(string Id, AsyncRequestState State, stri
     /// <summary>The wire name of <see cref="State"/>: <c>in_queue</c>, <c>in_progress</c>, <c>completed</c>, <c>failed</c> or <c>not_found</c>.</summary>
     public string Status => State.ToWireName();
 
+    /// <summary>The status of an id no store knows.</summary>
+    internal static AsyncRequestStatus NotFound(string requestId) => new(requestId, AsyncRequestState.NotFound, null, null, null);
+
     /// <summary>True when the request completed or failed.</summary>
     public bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
 

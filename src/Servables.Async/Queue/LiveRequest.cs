@@ -30,6 +30,12 @@ internal sealed class LiveRequest(string id, string contentType, ReadOnlyMemory<
     /// <summary>Came from a durable store at start-up; holds no queue slot.</summary>
     public bool Recovered { get; } = recovered;
 
+    /// <summary>The slot an <see cref="InMemoryAsyncResultStore"/> gave the request, and that slot's generation (a freed slot's next use has another); -1 elsewhere.</summary>
+    public int StoreSlot { get; set; } = -1;
+
+    /// <inheritdoc cref="StoreSlot"/>
+    public int StoreGeneration { get; set; }
+
     public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);
 
     public bool CancelledByCaller => Volatile.Read(ref _cancelledByCaller) != 0;

@@ -1,28 +1,42 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-
 namespace Servables.Async;
 
 /// <summary>The default result store: requests and results in process memory, bounded, lost on restart.</summary>
 /// <remarks>
+/// <para>
 /// When full it evicts expired results first, then the oldest finished ones; unfinished requests
-/// are never evicted (a store full of them refuses new requests). Entries are structs changed in
-/// place, and the completion order is a queue of structs, so a kept result costs the garbage
-/// collector its id and result strings only (a store holds up to
-/// <see cref="AsyncResultStoreOptions.MaxEntries"/> of them for days). Thread-safe (one lock; every
-/// operation is a dictionary access).
+/// are never evicted (a store full of them refuses new requests).
+/// </para>
+/// <para>
+/// A finished request costs the garbage collector nothing: its id, content type and result (or
+/// error) are copied into large shared text chunks, and its entry is a struct in an array of
+/// plain values, so a store holding <see cref="AsyncResultStoreOptions.MaxEntries"/> results for
+/// days adds no objects for the collector to trace or promote. Only unfinished requests hold
+/// references (their id, content type and payload).
+/// </para>
+/// <para>Thread-safe: one lock; every operation is one hash lookup or one index access.</para>
 /// </remarks>
-public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusReader
+public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
-    private readonly Lock _gate = new();
-    private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private const int InitialCapacity = 256;
 
-    // Finished requests in completion order; an item whose request was since removed (or replaced) is skipped.
-    private readonly Queue<FinishedItem> _finished = new();
+    private readonly Lock _gate = new();
     private readonly long _retentionTicks;
     private readonly TimeProvider _time;
     private readonly int _maxEntries;
-    private long _finishSequence;
+    private readonly TextArena _texts = new();
+
+    // Finished requests in completion order; an item whose slot was since freed is skipped.
+    private readonly Queue<FinishedItem> _finished = new();
+
+    // A hash index over slots: a bucket holds its first slot + 1 (0: empty); slots chain through Slot.Next.
+    private int[] _buckets = new int[InitialCapacity];
+    private Slot[] _slots = new Slot[InitialCapacity];
+
+    // What unfinished requests hold by reference, by slot; the only references the store keeps.
+    private Held[] _held = new Held[InitialCapacity];
+    private int _count;
+    private int _used;
+    private int _free = -1;
 
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
@@ -51,45 +65,20 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusRe
         {
             lock (_gate)
             {
-                return _entries.Count;
+                return _count;
             }
         }
     }
+
+    /// <inheritdoc />
+    IAsyncResultStore IAsyncRequestTable.Store => this;
 
     /// <inheritdoc />
     public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
-        long now = NowTicks();
-        lock (_gate)
-        {
-            ref Entry existing = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, request.Id);
-            if (!Unsafe.IsNullRef(ref existing))
-            {
-                if (!IsExpired(in existing, now))
-                {
-                    return new ValueTask<bool>(false);
-                }
-
-                _entries.Remove(request.Id);
-            }
-
-            if (_entries.Count >= _maxEntries)
-            {
-                MakeRoom(now);
-            }
-
-            _entries.Add(request.Id, new Entry
-            {
-                State = AsyncRequestState.InQueue,
-                ContentType = request.ContentType,
-                Payload = request.Payload,
-                SubmittedTicks = request.SubmittedAt.UtcTicks,
-                UpdatedTicks = request.UpdatedAt.UtcTicks,
-            });
-            return new ValueTask<bool>(true);
-        }
+        return new ValueTask<bool>(TryAdd(request.Id, request.ContentType, request.Payload, request.SubmittedAt.UtcTicks, request.UpdatedAt.UtcTicks, live: null));
     }
 
     /// <inheritdoc />
@@ -99,23 +88,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusRe
         long now = NowTicks();
         lock (_gate)
         {
-            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
-            return Unsafe.IsNullRef(ref entry) || IsExpired(in entry, now)
-                ? new ValueTask<AsyncRequestRecord?>((AsyncRequestRecord?)null)
-                : new ValueTask<AsyncRequestRecord?>(entry.ToRecord(requestId, includePayload));
-        }
-    }
-
-    /// <inheritdoc />
-    AsyncRequestStatus? IAsyncStatusReader.GetStatus(string requestId)
-    {
-        long now = NowTicks();
-        lock (_gate)
-        {
-            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
-            return Unsafe.IsNullRef(ref entry) || IsExpired(in entry, now)
-                ? null
-                : new AsyncRequestStatus(requestId, entry.State, entry.ResultJson, entry.Error, new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero));
+            int slot = FindUnexpired(requestId, now);
+            return new ValueTask<AsyncRequestRecord?>(slot < 0 ? null : ToRecord(slot, includePayload));
         }
     }
 
@@ -125,30 +99,24 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusRe
         ArgumentNullException.ThrowIfNull(requestId);
         lock (_gate)
         {
-            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
-            if (Unsafe.IsNullRef(ref entry) || entry.State != AsyncRequestState.InQueue)
-            {
-                return new ValueTask<bool>(false);
-            }
-
-            entry.State = AsyncRequestState.InProgress;
-            entry.UpdatedTicks = at.UtcTicks;
-            return new ValueTask<bool>(true);
+            return new ValueTask<bool>(Start(Find(requestId, StringComparer.Ordinal.GetHashCode(requestId)), at.UtcTicks));
         }
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryCompleteAsync(string requestId, string resultJson, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(resultJson);
-        return new ValueTask<bool>(Finish(requestId, AsyncRequestState.Completed, resultJson, at));
+        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Completed, resultJson, at.UtcTicks));
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryFailAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(errorText);
-        return new ValueTask<bool>(Finish(requestId, AsyncRequestState.Failed, errorText, at));
+        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Failed, errorText, at.UtcTicks));
     }
 
     /// <inheritdoc />
@@ -156,12 +124,17 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusRe
     {
         lock (_gate)
         {
-            IReadOnlyList<AsyncRequestRecord> unfinished = _entries
-                .Where(pair => !pair.Value.IsFinished)
-                .OrderBy(pair => pair.Value.SubmittedTicks)
-                .Select(pair => pair.Value.ToRecord(pair.Key, includePayload: true))
-                .ToList();
-            return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(unfinished);
+            var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
+            for (int slot = 0; slot < _used; slot++)
+            {
+                if (_slots[slot].InUse && !_slots[slot].IsFinished)
+                {
+                    unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
+                }
+            }
+
+            IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)];
+            return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
         }
     }
 
@@ -178,38 +151,329 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusRe
     /// <summary>Nothing to release.</summary>
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private bool Finish(string requestId, AsyncRequestState state, string text, DateTimeOffset at)
+    /// <inheritdoc />
+    ValueTask<bool> IAsyncRequestTable.TryAddAsync(LiveRequest request, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(requestId);
+        long submitted = request.SubmittedAt.UtcTicks;
+        bool added = TryAdd(request.Id, request.ContentType, request.Payload, submitted, submitted, request);
+        if (!added)
+        {
+            request.MarkDone();
+        }
+
+        return new ValueTask<bool>(added);
+    }
+
+    /// <inheritdoc />
+    ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at)
+    {
         lock (_gate)
         {
-            ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, requestId);
-            if (Unsafe.IsNullRef(ref entry) || entry.IsFinished)
+            return new ValueTask<bool>(Start(SlotOf(request), at.UtcTicks));
+        }
+    }
+
+    /// <inheritdoc />
+    ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
+    {
+        bool finished;
+        lock (_gate)
+        {
+            int slot = SlotOf(request);
+            finished = slot >= 0 && !_slots[slot].IsFinished;
+            if (finished)
             {
-                return false;
+                Finish(slot, error is null ? AsyncRequestState.Completed : AsyncRequestState.Failed, error ?? resultJson!, at.UtcTicks);
+            }
+        }
+
+        request.MarkDone();
+        return new ValueTask<bool>(finished);
+    }
+
+    /// <inheritdoc />
+    ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        LiveRequest? live;
+        long now = NowTicks();
+        lock (_gate)
+        {
+            int slot = FindUnexpired(requestId, now);
+            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
+            {
+                return new ValueTask<bool>(false);
             }
 
-            entry.State = state;
-            if (state == AsyncRequestState.Completed)
+            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks);
+        }
+
+        if (live is not null)
+        {
+            live.CancelByCaller();
+            live.MarkDone();
+        }
+
+        return new ValueTask<bool>(true);
+    }
+
+    /// <inheritdoc />
+    ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> IAsyncRequestTable.ReadAsync(string requestId, CancellationToken cancellationToken)
+    {
+        long now = NowTicks();
+        lock (_gate)
+        {
+            int slot = FindUnexpired(requestId, now);
+            if (slot < 0)
             {
-                entry.ResultJson = text;
-            }
-            else
-            {
-                entry.Error = text;
+                return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((AsyncRequestStatus.NotFound(requestId), null));
             }
 
-            entry.UpdatedTicks = at.UtcTicks;
-            entry.Payload = ReadOnlyMemory<byte>.Empty;
-            entry.FinishSequence = ++_finishSequence;
-            _finished.Enqueue(new FinishedItem(requestId, entry.FinishSequence));
+            ref Slot entry = ref _slots[slot];
+            var status = new AsyncRequestStatus(
+                requestId,
+                entry.State,
+                entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+                entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+                new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero));
+            return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((status, entry.IsFinished ? null : _held[slot].Live));
+        }
+    }
+
+    /// <inheritdoc />
+    void IAsyncRequestTable.Release(LiveRequest request)
+    {
+        lock (_gate)
+        {
+            int slot = SlotOf(request);
+            if (slot >= 0 && ReferenceEquals(_held[slot].Live, request))
+            {
+                _held[slot].Live = null;
+            }
+        }
+
+        request.MarkDone();
+    }
+
+    /// <inheritdoc />
+    IReadOnlyList<LiveRequest> IAsyncRequestTable.HeldRequests()
+    {
+        lock (_gate)
+        {
+            var held = new List<LiveRequest>();
+            for (int slot = 0; slot < _used; slot++)
+            {
+                if (_held[slot].Live is { } live)
+                {
+                    held.Add(live);
+                }
+            }
+
+            return held;
+        }
+    }
+
+    /// <inheritdoc />
+    ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) =>
+        new ValueTask<IReadOnlyList<LiveRequest>>([]);
+
+    private bool TryAdd(string id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        ArgumentNullException.ThrowIfNull(contentType);
+        long now = NowTicks();
+        int hash = StringComparer.Ordinal.GetHashCode(id);
+        lock (_gate)
+        {
+            int existing = Find(id, hash);
+            if (existing >= 0)
+            {
+                if (!IsExpired(existing, now))
+                {
+                    return false;
+                }
+
+                Remove(existing);
+            }
+
+            if (_count >= _maxEntries)
+            {
+                MakeRoom(now);
+            }
+
+            int slot = Allocate();
+            ref Slot entry = ref _slots[slot];
+            entry.HashCode = hash;
+            entry.InUse = true;
+            entry.State = AsyncRequestState.InQueue;
+            entry.SubmittedTicks = submittedTicks;
+            entry.UpdatedTicks = updatedTicks;
+            entry.Texts = default;
+            int bucket = hash & (_buckets.Length - 1);
+            entry.Next = _buckets[bucket] - 1;
+            _buckets[bucket] = slot + 1;
+            _held[slot] = new Held { Id = id, ContentType = contentType, Payload = payload, Live = live };
+            _count++;
+            if (live is not null)
+            {
+                live.StoreSlot = slot;
+                live.StoreGeneration = entry.Generation;
+            }
+
             return true;
         }
     }
 
+    /// <summary>The slot of a request that has not expired at <paramref name="now"/>; -1 when absent. Under the lock.</summary>
+    private int FindUnexpired(string id, long now)
+    {
+        int slot = Find(id, StringComparer.Ordinal.GetHashCode(id));
+        return slot >= 0 && IsExpired(slot, now) ? -1 : slot;
+    }
+
+    /// <summary>The slot of a request, expired or not; -1 when absent. Under the lock.</summary>
+    private int Find(string id, int hash)
+    {
+        for (int slot = _buckets[hash & (_buckets.Length - 1)] - 1; slot >= 0; slot = _slots[slot].Next)
+        {
+            if (_slots[slot].HashCode == hash && IdEquals(slot, id))
+            {
+                return slot;
+            }
+        }
+
+        return -1;
+    }
+
+    private bool IdEquals(int slot, string id) =>
+        _slots[slot].IsFinished
+            ? _texts.Get(_slots[slot].Texts, TextPart.Id).SequenceEqual(id)
+            : string.Equals(_held[slot].Id, id, StringComparison.Ordinal);
+
+    /// <summary>The slot a live request was given, if it still stands for that request. Under the lock.</summary>
+    private int SlotOf(LiveRequest request)
+    {
+        int slot = request.StoreSlot;
+        return slot >= 0 && slot < _used && _slots[slot].InUse && _slots[slot].Generation == request.StoreGeneration ? slot : -1;
+    }
+
+    private bool Start(int slot, long atTicks)
+    {
+        if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
+        {
+            return false;
+        }
+
+        _slots[slot].State = AsyncRequestState.InProgress;
+        _slots[slot].UpdatedTicks = atTicks;
+        return true;
+    }
+
+    private bool FinishById(string requestId, AsyncRequestState state, string text, long atTicks)
+    {
+        LiveRequest? live;
+        lock (_gate)
+        {
+            int slot = Find(requestId, StringComparer.Ordinal.GetHashCode(requestId));
+            if (slot < 0 || _slots[slot].IsFinished)
+            {
+                return false;
+            }
+
+            live = Finish(slot, state, text, atTicks);
+        }
+
+        live?.MarkDone();
+        return true;
+    }
+
+    /// <summary>Moves an unfinished request's texts into the arena and drops its references. Under the lock.</summary>
+    /// <returns>The live request the slot held, whose waiters the caller releases outside the lock.</returns>
+    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks)
+    {
+        ref Slot entry = ref _slots[slot];
+        ref Held held = ref _held[slot];
+        entry.Texts = _texts.Add(held.Id!, held.ContentType!, text);
+        entry.State = state;
+        entry.UpdatedTicks = atTicks;
+        LiveRequest? live = held.Live;
+        held = default;
+        _finished.Enqueue(new FinishedItem(slot, entry.Generation));
+        return live;
+    }
+
+    private int Allocate()
+    {
+        if (_free >= 0)
+        {
+            int reused = _free;
+            _free = _slots[reused].Next;
+            return reused;
+        }
+
+        if (_used == _slots.Length)
+        {
+            Grow();
+        }
+
+        return _used++;
+    }
+
+    /// <summary>Doubles the slots and rebuilds the hash index. Under the lock.</summary>
+    private void Grow()
+    {
+        int size = _slots.Length * 2;
+        Array.Resize(ref _slots, size);
+        Array.Resize(ref _held, size);
+        _buckets = new int[size];
+        for (int slot = 0; slot < _used; slot++)
+        {
+            if (_slots[slot].InUse)
+            {
+                int bucket = _slots[slot].HashCode & (size - 1);
+                _slots[slot].Next = _buckets[bucket] - 1;
+                _buckets[bucket] = slot + 1;
+            }
+        }
+    }
+
+    /// <summary>Unlinks a slot from the index, frees its texts and puts it on the free list. Under the lock.</summary>
+    private void Remove(int slot)
+    {
+        ref Slot entry = ref _slots[slot];
+        int bucket = entry.HashCode & (_buckets.Length - 1);
+        if (_buckets[bucket] - 1 == slot)
+        {
+            _buckets[bucket] = entry.Next + 1;
+        }
+        else
+        {
+            int previous = _buckets[bucket] - 1;
+            while (_slots[previous].Next != slot)
+            {
+                previous = _slots[previous].Next;
+            }
+
+            _slots[previous].Next = entry.Next;
+        }
+
+        if (entry.IsFinished)
+        {
+            _texts.Release(entry.Texts);
+        }
+
+        _held[slot] = default;
+        entry.InUse = false;
+        entry.Generation++;
+        entry.Next = _free;
+        _free = slot;
+        _count--;
+    }
+
     private long NowTicks() => _time.GetUtcNow().UtcTicks;
 
-    private bool IsExpired(in Entry entry, long now) => entry.IsFinished && now - entry.UpdatedTicks >= _retentionTicks;
+    private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= _retentionTicks;
+
+    private bool IsCurrent(FinishedItem item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
 
     /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
     private void MakeRoom(long now)
@@ -223,12 +487,12 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusRe
         {
             if (IsCurrent(oldest))
             {
-                _entries.Remove(oldest.Id);
+                Remove(oldest.Slot);
                 return;
             }
         }
 
-        throw new AsyncStoreFullException($"The in-memory result store holds {_entries.Count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
+        throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
     }
 
     /// <summary>Removes expired results from the front of the completion order (the oldest finish first). Under the lock.</summary>
@@ -237,58 +501,63 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncStatusRe
         int removed = 0;
         while (_finished.TryPeek(out FinishedItem oldest))
         {
-            if (!IsCurrent(oldest))
+            if (IsCurrent(oldest))
             {
-                _finished.Dequeue();
-                continue;
-            }
+                if (!IsExpired(oldest.Slot, now))
+                {
+                    break;
+                }
 
-            if (!IsExpired(in CollectionsMarshal.GetValueRefOrNullRef(_entries, oldest.Id), now))
-            {
-                break;
+                Remove(oldest.Slot);
+                removed++;
             }
 
             _finished.Dequeue();
-            _entries.Remove(oldest.Id);
-            removed++;
         }
 
         return removed;
     }
 
-    /// <summary>True when the item still stands for its request's entry (not removed, not replaced by a later request with the same id).</summary>
-    private bool IsCurrent(FinishedItem item)
+    private AsyncRequestRecord ToRecord(int slot, bool includePayload)
     {
-        ref Entry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, item.Id);
-        return !Unsafe.IsNullRef(ref entry) && entry.FinishSequence == item.FinishSequence;
+        ref Slot entry = ref _slots[slot];
+        bool finished = entry.IsFinished;
+        return new AsyncRequestRecord
+        {
+            Id = finished ? _texts.GetString(entry.Texts, TextPart.Id) : _held[slot].Id!,
+            State = entry.State,
+            ContentType = finished ? _texts.GetString(entry.Texts, TextPart.ContentType) : _held[slot].ContentType!,
+            Payload = includePayload && !finished ? _held[slot].Payload : ReadOnlyMemory<byte>.Empty,
+            ResultJson = entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+            Error = entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+            SubmittedAt = new DateTimeOffset(entry.SubmittedTicks, TimeSpan.Zero),
+            UpdatedAt = new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero),
+        };
     }
 
-    private readonly record struct FinishedItem(string Id, long FinishSequence);
+    private readonly record struct FinishedItem(int Slot, int Generation);
 
-    /// <summary>One request, kept by value in the dictionary and changed in place.</summary>
-    private struct Entry
+    /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
+    private struct Slot
     {
+        public int HashCode;
+        public int Next;
+        public int Generation;
         public AsyncRequestState State;
-        public string ContentType;
-        public ReadOnlyMemory<byte> Payload;
-        public string? ResultJson;
-        public string? Error;
+        public bool InUse;
         public long SubmittedTicks;
         public long UpdatedTicks;
-        public long FinishSequence;
+        public TextRef Texts;
 
         public readonly bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
+    }
 
-        public readonly AsyncRequestRecord ToRecord(string id, bool includePayload) => new()
-        {
-            Id = id,
-            State = State,
-            ContentType = ContentType,
-            Payload = includePayload ? Payload : ReadOnlyMemory<byte>.Empty,
-            ResultJson = ResultJson,
-            Error = Error,
-            SubmittedAt = new DateTimeOffset(SubmittedTicks, TimeSpan.Zero),
-            UpdatedAt = new DateTimeOffset(UpdatedTicks, TimeSpan.Zero),
-        };
+    /// <summary>What an unfinished request holds by reference; cleared when it finishes.</summary>
+    private struct Held
+    {
+        public string? Id;
+        public string? ContentType;
+        public ReadOnlyMemory<byte> Payload;
+        public LiveRequest? Live;
     }
 }
