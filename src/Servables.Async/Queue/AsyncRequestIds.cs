@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 
@@ -13,6 +14,8 @@ internal static class AsyncRequestIds
     private const int BufferBytes = IdBytes * 256;
 
     // A call into the OS's generator costs microseconds here; each thread draws 256 ids' worth at once.
+    private static readonly SearchValues<char> Allowed = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~");
+
     [ThreadStatic]
     private static byte[]? t_random;
 
@@ -45,14 +48,6 @@ internal static class AsyncRequestIds
             return false;
         }
 
-        foreach (char c in id)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '~'))
-            {
-                return false;
-            }
-        }
-
-        return true;
+        return !id.AsSpan().ContainsAnyExcept(Allowed);
     }
 }

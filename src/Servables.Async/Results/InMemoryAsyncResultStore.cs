@@ -78,7 +78,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
-        return new ValueTask<bool>(TryAdd(request.Id, request.ContentType, request.Payload, request.SubmittedAt.UtcTicks, request.UpdatedAt.UtcTicks, live: null));
+        return new ValueTask<bool>(TryAdd(request.Id, request.ContentType, request.Payload, request.SubmittedAt.UtcTicks, request.UpdatedAt.UtcTicks, live: null, NowTicks()));
     }
 
     /// <inheritdoc />
@@ -154,8 +154,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryAddAsync(LiveRequest request, CancellationToken cancellationToken)
     {
+        // The request was stamped with the clock just now: that reading serves as "now" for expiry.
         long submitted = request.SubmittedAt.UtcTicks;
-        bool added = TryAdd(request.Id, request.ContentType, request.Payload, submitted, submitted, request);
+        bool added = TryAdd(request.Id, request.ContentType, request.Payload, submitted, submitted, request, submitted);
         if (!added)
         {
             request.MarkDone();
@@ -276,11 +277,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) =>
         new ValueTask<IReadOnlyList<LiveRequest>>([]);
 
-    private bool TryAdd(string id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live)
+    private bool TryAdd(string id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(contentType);
-        long now = NowTicks();
         int hash = StringComparer.Ordinal.GetHashCode(id);
         lock (_gate)
         {
