@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -37,6 +36,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private IAsyncHandler? _handler;
     private Task[] _lanes = [];
     private int _queued;
+    public static long LaneParks;
     private Task _expiryLoop = Task.CompletedTask;
     private volatile bool _stopping;
     private int _disposed;
@@ -337,7 +337,9 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             {
                 try
                 {
-                    request = await reader.ReadAsync().ConfigureAwait(false);
+                    ValueTask<LiveRequest> pending = reader.ReadAsync();
+                    if (!pending.IsCompleted) { Interlocked.Increment(ref LaneParks); }
+                    request = await pending.ConfigureAwait(false);
                 }
                 catch (ChannelClosedException)
                 {

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Servables.Async;
 
 /// <summary>The default result store: requests and results in process memory, bounded, lost on restart.</summary>
@@ -7,8 +9,7 @@ namespace Servables.Async;
 /// are never evicted (a store full of them refuses new requests). A store of
 /// <see cref="AsyncResultStoreOptions.MaxEntries"/> 16,384 or more is split into 16 shards by
 /// request id, each with its own lock, so that submitting, finishing and polling requests rarely
-/// wait on each other; eviction then takes the oldest finished result of the adding request's
-/// shard (of another shard when that one has none), which is among the oldest of the store.
+/// wait on each other; one completion order across the shards keeps eviction exact.
 /// </para>
 /// <para>
 /// A finished request costs the garbage collector nothing: its id, content type and result (or
@@ -17,7 +18,7 @@ namespace Servables.Async;
 /// days adds no objects for the collector to trace or promote. Only unfinished requests hold
 /// references (their id, content type and payload).
 /// </para>
-/// <para>Thread-safe: every operation is one hash lookup (or one index access) under its shard's lock.</para>
+/// <para>Thread-safe: every operation is one hash lookup (or one index access) under its shard's lock; evictions also take one store-wide lock.</para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
@@ -29,6 +30,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private readonly TimeProvider _time;
     private readonly EntryCount _count;
     private readonly RequestShard[] _shards;
+
+    // Finished requests of every shard in completion order (expired ones are a prefix of it); shards
+    // add to it without a lock, and evictions take from its front under _evictGate.
+    private readonly ConcurrentQueue<FinishedItem> _completionOrder = new();
+    private readonly Lock _evictGate = new();
 
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
@@ -45,7 +51,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _time = options.TimeProvider;
         _count = new EntryCount(options.MaxEntries);
         int shards = options.MaxEntries >= ShardedFrom ? ShardCount : 1;
-        _shards = [.. Enumerable.Range(0, shards).Select(i => new RequestShard(i, options.Retention.Ticks, _count))];
+        _shards = [.. Enumerable.Range(0, shards).Select(i => new RequestShard(i, options.Retention.Ticks, _count, _completionOrder))];
     }
 
     /// <inheritdoc />
@@ -114,7 +120,23 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
     {
         long now = NowTicks();
-        return new ValueTask<int>(_shards.Sum(shard => shard.RemoveExpired(now)));
+        int removed = 0;
+        lock (_evictGate)
+        {
+            while (_completionOrder.TryPeek(out FinishedItem oldest))
+            {
+                bool? expired = _shards[oldest.Shard].TryRemoveExpired(oldest, now);
+                if (expired == false)
+                {
+                    break;
+                }
+
+                removed += expired == true ? 1 : 0;
+                _completionOrder.TryDequeue(out _); // the item peeked: only this gate takes items out
+            }
+        }
+
+        return new ValueTask<int>(removed);
     }
 
     /// <summary>Nothing to release.</summary>
@@ -223,11 +245,28 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
                     return false;
             }
 
-            // Full, and the home shard has nothing finished to evict: evict from another shard, then try again.
-            if (!_shards.Any(shard => shard != home && shard.TryEvictOne(now)))
+            // Full: evict the oldest finished request (an expired one, if any is), then try again.
+            if (!TryEvictOldest())
             {
                 throw new AsyncStoreFullException($"The in-memory result store holds {_count.Count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
             }
+        }
+    }
+
+    /// <summary>Removes the request that finished first of those still kept; false when none is finished.</summary>
+    private bool TryEvictOldest()
+    {
+        lock (_evictGate)
+        {
+            while (_completionOrder.TryDequeue(out FinishedItem oldest))
+            {
+                if (_shards[oldest.Shard].TryRemove(oldest))
+                {
+                    return true;
+                }
+            }
+
+            return false;
         }
     }
 

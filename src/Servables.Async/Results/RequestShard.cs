@@ -1,20 +1,23 @@
+using System.Collections.Concurrent;
+
 namespace Servables.Async;
+
+/// <summary>A finished request in a store's completion order: its shard, slot and the slot's generation then (a stale item no longer matches).</summary>
+internal readonly record struct FinishedItem(int Shard, int Slot, int Generation);
 
 /// <summary>One shard of an <see cref="InMemoryAsyncResultStore"/>: a slot table of plain values, a hash index, a text arena and a completion order, under one lock.</summary>
 /// <remarks>
 /// A finished request costs the garbage collector nothing: its texts live in the arena and its
 /// slot holds no references; only unfinished requests hold references (<see cref="Held"/>).
-/// The store's entry count is shared by all shards (<see cref="EntryCount"/>). Thread-safe.
+/// The store's entry count (<see cref="EntryCount"/>) and completion order are shared by all shards.
+/// Thread-safe.
 /// </remarks>
-internal sealed class RequestShard(int index, long retentionTicks, EntryCount count)
+internal sealed class RequestShard(int index, long retentionTicks, EntryCount count, ConcurrentQueue<FinishedItem> completionOrder)
 {
     private const int InitialCapacity = 64;
 
     private readonly Lock _gate = new();
     private readonly TextArena _texts = new();
-
-    // Finished requests in completion order; an item whose slot was since freed is skipped.
-    private readonly Queue<FinishedItem> _finished = new();
 
     // A hash index over slots: a bucket holds its first slot + 1 (0: empty); slots chain through Slot.Next.
     private int[] _buckets = new int[InitialCapacity];
@@ -34,11 +37,11 @@ internal sealed class RequestShard(int index, long retentionTicks, EntryCount co
         /// <summary>A request with that id exists and has not expired.</summary>
         Exists,
 
-        /// <summary>The store is full and this shard has nothing finished to evict: evict elsewhere, then try again.</summary>
+        /// <summary>The store is full: evict the oldest finished request, then try again.</summary>
         Full,
     }
 
-    /// <summary>Adds a request, evicting this shard's expired or oldest finished one first when the store is full.</summary>
+    /// <summary>Adds a request; an expired one with the same id is replaced.</summary>
     public AddOutcome TryAdd(string id, int hash, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
     {
         lock (_gate)
@@ -52,11 +55,6 @@ internal sealed class RequestShard(int index, long retentionTicks, EntryCount co
                 }
 
                 Remove(existing);
-            }
-
-            if (count.IsFull && !TryEvictOneLocked(now))
-            {
-                return AddOutcome.Full;
             }
 
             if (!count.TryReserve())
@@ -87,12 +85,39 @@ internal sealed class RequestShard(int index, long retentionTicks, EntryCount co
         }
     }
 
-    /// <summary>Evicts an expired result, else the oldest finished one; false when the shard has nothing finished.</summary>
-    public bool TryEvictOne(long now)
+    /// <summary>Removes the request an item of the completion order stands for; false when it is gone already (the item is stale).</summary>
+    public bool TryRemove(FinishedItem item)
     {
         lock (_gate)
         {
-            return TryEvictOneLocked(now);
+            if (!IsCurrent(item))
+            {
+                return false;
+            }
+
+            Remove(item.Slot);
+            return true;
+        }
+    }
+
+    /// <summary>Removes the request an item of the completion order stands for if it has expired.</summary>
+    /// <returns>Null when the item is stale; otherwise whether the request had expired (and was removed).</returns>
+    public bool? TryRemoveExpired(FinishedItem item, long now)
+    {
+        lock (_gate)
+        {
+            if (!IsCurrent(item))
+            {
+                return null;
+            }
+
+            if (!IsExpired(item.Slot, now))
+            {
+                return false;
+            }
+
+            Remove(item.Slot);
+            return true;
         }
     }
 
@@ -234,56 +259,6 @@ internal sealed class RequestShard(int index, long retentionTicks, EntryCount co
         }
     }
 
-    /// <summary>Removes expired results from the front of the completion order (the oldest finish first).</summary>
-    public int RemoveExpired(long now)
-    {
-        lock (_gate)
-        {
-            return RemoveExpiredLocked(now, max: int.MaxValue);
-        }
-    }
-
-    private bool TryEvictOneLocked(long now)
-    {
-        if (RemoveExpiredLocked(now, max: 1) > 0)
-        {
-            return true;
-        }
-
-        while (_finished.TryDequeue(out FinishedItem oldest))
-        {
-            if (IsCurrent(oldest))
-            {
-                Remove(oldest.Slot);
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    private int RemoveExpiredLocked(long now, int max)
-    {
-        int removed = 0;
-        while (removed < max && _finished.TryPeek(out FinishedItem oldest))
-        {
-            if (IsCurrent(oldest))
-            {
-                if (!IsExpired(oldest.Slot, now))
-                {
-                    break;
-                }
-
-                Remove(oldest.Slot);
-                removed++;
-            }
-
-            _finished.Dequeue();
-        }
-
-        return removed;
-    }
-
     private int BucketOf(int hash) => hash & (_buckets.Length - 1);
 
     private int FindUnexpired(string id, int hash, long now)
@@ -339,7 +314,7 @@ internal sealed class RequestShard(int index, long retentionTicks, EntryCount co
         entry.UpdatedTicks = atTicks;
         LiveRequest? live = held.Live;
         held = default;
-        _finished.Enqueue(new FinishedItem(slot, entry.Generation));
+        completionOrder.Enqueue(new FinishedItem(index, slot, entry.Generation));
         return live;
     }
 
@@ -413,7 +388,7 @@ internal sealed class RequestShard(int index, long retentionTicks, EntryCount co
 
     private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= retentionTicks;
 
-    private bool IsCurrent(FinishedItem item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
+    private bool IsCurrent(FinishedItem item) => item.Shard == index && _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
 
     private AsyncRequestRecord ToRecord(int slot, bool includePayload)
     {
@@ -431,8 +406,6 @@ internal sealed class RequestShard(int index, long retentionTicks, EntryCount co
             UpdatedAt = new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero),
         };
     }
-
-    private readonly record struct FinishedItem(int Slot, int Generation);
 
     /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
     private struct Slot
