@@ -36,7 +36,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private IAsyncHandler? _handler;
     private Task[] _lanes = [];
     private int _queued;
-    public static long LaneParks;
     private Task _expiryLoop = Task.CompletedTask;
     private volatile bool _stopping;
     private int _disposed;
@@ -337,9 +336,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             {
                 try
                 {
-                    ValueTask<LiveRequest> pending = reader.ReadAsync();
-                    if (!pending.IsCompleted) { Interlocked.Increment(ref LaneParks); }
-                    request = await pending.ConfigureAwait(false);
+                    request = await reader.ReadAsync().ConfigureAwait(false);
                 }
                 catch (ChannelClosedException)
                 {
