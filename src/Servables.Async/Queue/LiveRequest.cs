@@ -30,13 +30,10 @@ internal sealed class LiveRequest(string id, string contentType, ReadOnlyMemory<
     /// <summary>Came from a durable store at start-up; holds no queue slot.</summary>
     public bool Recovered { get; } = recovered;
 
-    /// <summary>The shard and slot an <see cref="InMemoryAsyncResultStore"/> gave the request, and that slot's generation (a freed slot's next use has another); -1 elsewhere.</summary>
-    public int StoreShard { get; set; } = -1;
-
-    /// <inheritdoc cref="StoreShard"/>
+    /// <summary>The slot an <see cref="InMemoryAsyncResultStore"/> gave the request, and that slot's generation (a freed slot's next use has another); -1 elsewhere.</summary>
     public int StoreSlot { get; set; } = -1;
 
-    /// <inheritdoc cref="StoreShard"/>
+    /// <inheritdoc cref="StoreSlot"/>
     public int StoreGeneration { get; set; }
 
     public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);

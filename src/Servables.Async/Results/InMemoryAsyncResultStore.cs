@@ -1,15 +1,10 @@
-using System.Collections.Concurrent;
-
 namespace Servables.Async;
 
 /// <summary>The default result store: requests and results in process memory, bounded, lost on restart.</summary>
 /// <remarks>
 /// <para>
 /// When full it evicts expired results first, then the oldest finished ones; unfinished requests
-/// are never evicted (a store full of them refuses new requests). A store of
-/// <see cref="AsyncResultStoreOptions.MaxEntries"/> 16,384 or more is split into 16 shards by
-/// request id, each with its own lock, so that submitting, finishing and polling requests rarely
-/// wait on each other; one completion order across the shards keeps eviction exact.
+/// are never evicted (a store full of them refuses new requests).
 /// </para>
 /// <para>
 /// A finished request costs the garbage collector nothing: its id, content type and result (or
@@ -18,23 +13,30 @@ namespace Servables.Async;
 /// days adds no objects for the collector to trace or promote. Only unfinished requests hold
 /// references (their id, content type and payload).
 /// </para>
-/// <para>Thread-safe: every operation is one hash lookup (or one index access) under its shard's lock; evictions also take one store-wide lock.</para>
+/// <para>Thread-safe: one lock; every operation is one hash lookup or one index access.</para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
-    /// <summary>The smallest <see cref="AsyncResultStoreOptions.MaxEntries"/> that is split into shards.</summary>
-    internal const int ShardedFrom = 16_384;
+    private const int InitialCapacity = 256;
 
-    private const int ShardCount = 16;
-
+    private readonly Lock _gate = new();
+    private readonly long _retentionTicks;
     private readonly TimeProvider _time;
-    private readonly EntryCount _count;
-    private readonly RequestShard[] _shards;
+    private readonly int _maxEntries;
+    private readonly TextArena _texts = new();
 
-    // Finished requests of every shard in completion order (expired ones are a prefix of it); shards
-    // add to it without a lock, and evictions take from its front under _evictGate.
-    private readonly ConcurrentQueue<FinishedItem> _completionOrder = new();
-    private readonly Lock _evictGate = new();
+    // Finished requests in completion order; an item whose slot was since freed is skipped.
+    private readonly Queue<FinishedItem> _finished = new();
+
+    // A hash index over slots: a bucket holds its first slot + 1 (0: empty); slots chain through Slot.Next.
+    private int[] _buckets = new int[InitialCapacity];
+    private Slot[] _slots = new Slot[InitialCapacity];
+
+    // What unfinished requests hold by reference, by slot; the only references the store keeps.
+    private Held[] _held = new Held[InitialCapacity];
+    private int _count;
+    private int _used;
+    private int _free = -1;
 
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
@@ -48,17 +50,25 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             throw new ArgumentException("Invalid AsyncResultStoreOptions: " + string.Join(" ", errors), nameof(options));
         }
 
+        _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
-        _count = new EntryCount(options.MaxEntries);
-        int shards = options.MaxEntries >= ShardedFrom ? ShardCount : 1;
-        _shards = [.. Enumerable.Range(0, shards).Select(i => new RequestShard(i, options.Retention.Ticks, _count, _completionOrder))];
+        _maxEntries = options.MaxEntries;
     }
 
     /// <inheritdoc />
     public bool IsDurable => false;
 
     /// <summary>How many requests the store holds now, expired ones not yet evicted included.</summary>
-    public int Count => _count.Count;
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _count;
+            }
+        }
+    }
 
     /// <inheritdoc />
     IAsyncResultStore IAsyncRequestTable.Store => this;
@@ -75,16 +85,22 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        int hash = Hash(requestId);
-        return new ValueTask<AsyncRequestRecord?>(ShardOf(hash).Get(requestId, hash, includePayload, NowTicks()));
+        long now = NowTicks();
+        lock (_gate)
+        {
+            int slot = FindUnexpired(requestId, now);
+            return new ValueTask<AsyncRequestRecord?>(slot < 0 ? null : ToRecord(slot, includePayload));
+        }
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryMarkInProgressAsync(string requestId, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        int hash = Hash(requestId);
-        return new ValueTask<bool>(ShardOf(hash).Start(requestId, hash, at.UtcTicks));
+        lock (_gate)
+        {
+            return new ValueTask<bool>(Start(Find(requestId, StringComparer.Ordinal.GetHashCode(requestId)), at.UtcTicks));
+        }
     }
 
     /// <inheritdoc />
@@ -106,37 +122,30 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default)
     {
-        var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
-        foreach (RequestShard shard in _shards)
+        lock (_gate)
         {
-            shard.CollectUnfinished(unfinished);
-        }
+            var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
+            for (int slot = 0; slot < _used; slot++)
+            {
+                if (_slots[slot].InUse && !_slots[slot].IsFinished)
+                {
+                    unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
+                }
+            }
 
-        IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)];
-        return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
+            IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)];
+            return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
+        }
     }
 
     /// <inheritdoc />
     public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
     {
         long now = NowTicks();
-        int removed = 0;
-        lock (_evictGate)
+        lock (_gate)
         {
-            while (_completionOrder.TryPeek(out FinishedItem oldest))
-            {
-                bool? expired = _shards[oldest.Shard].TryRemoveExpired(oldest, now);
-                if (expired == false)
-                {
-                    break;
-                }
-
-                removed += expired == true ? 1 : 0;
-                _completionOrder.TryDequeue(out _); // the item peeked: only this gate takes items out
-            }
+            return new ValueTask<int>(RemoveExpired(now));
         }
-
-        return new ValueTask<int>(removed);
     }
 
     /// <summary>Nothing to release.</summary>
@@ -157,14 +166,28 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <inheritdoc />
-    ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at) =>
-        new(request.StoreShard >= 0 && _shards[request.StoreShard].Start(request, at.UtcTicks));
+    ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at)
+    {
+        lock (_gate)
+        {
+            return new ValueTask<bool>(Start(SlotOf(request), at.UtcTicks));
+        }
+    }
 
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
     {
-        bool finished = request.StoreShard >= 0 && _shards[request.StoreShard].Finish(
-            request, error is null ? AsyncRequestState.Completed : AsyncRequestState.Failed, error ?? resultJson!, at.UtcTicks);
+        bool finished;
+        lock (_gate)
+        {
+            int slot = SlotOf(request);
+            finished = slot >= 0 && !_slots[slot].IsFinished;
+            if (finished)
+            {
+                Finish(slot, error is null ? AsyncRequestState.Completed : AsyncRequestState.Failed, error ?? resultJson!, at.UtcTicks);
+            }
+        }
+
         request.MarkDone();
         return new ValueTask<bool>(finished);
     }
@@ -172,10 +195,17 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
     {
-        int hash = Hash(requestId);
-        if (!ShardOf(hash).FailQueued(requestId, hash, error, at.UtcTicks, NowTicks(), out LiveRequest? live))
+        LiveRequest? live;
+        long now = NowTicks();
+        lock (_gate)
         {
-            return new ValueTask<bool>(false);
+            int slot = FindUnexpired(requestId, now);
+            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
+            {
+                return new ValueTask<bool>(false);
+            }
+
+            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks);
         }
 
         if (live is not null)
@@ -190,17 +220,36 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> IAsyncRequestTable.ReadAsync(string requestId, CancellationToken cancellationToken)
     {
-        int hash = Hash(requestId);
-        (AsyncRequestStatus? status, LiveRequest? live) = ShardOf(hash).Read(requestId, hash, NowTicks());
-        return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((status ?? AsyncRequestStatus.NotFound(requestId), live));
+        long now = NowTicks();
+        lock (_gate)
+        {
+            int slot = FindUnexpired(requestId, now);
+            if (slot < 0)
+            {
+                return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((AsyncRequestStatus.NotFound(requestId), null));
+            }
+
+            ref Slot entry = ref _slots[slot];
+            var status = new AsyncRequestStatus(
+                requestId,
+                entry.State,
+                entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+                entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+                new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero));
+            return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((status, entry.IsFinished ? null : _held[slot].Live));
+        }
     }
 
     /// <inheritdoc />
     void IAsyncRequestTable.Release(LiveRequest request)
     {
-        if (request.StoreShard >= 0)
+        lock (_gate)
         {
-            _shards[request.StoreShard].Release(request);
+            int slot = SlotOf(request);
+            if (slot >= 0 && ReferenceEquals(_held[slot].Live, request))
+            {
+                _held[slot].Live = null;
+            }
         }
 
         request.MarkDone();
@@ -209,76 +258,306 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     IReadOnlyList<LiveRequest> IAsyncRequestTable.HeldRequests()
     {
-        var held = new List<LiveRequest>();
-        foreach (RequestShard shard in _shards)
+        lock (_gate)
         {
-            shard.CollectHeld(held);
-        }
+            var held = new List<LiveRequest>();
+            for (int slot = 0; slot < _used; slot++)
+            {
+                if (_held[slot].Live is { } live)
+                {
+                    held.Add(live);
+                }
+            }
 
-        return held;
+            return held;
+        }
     }
 
     /// <inheritdoc />
     ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) =>
         new ValueTask<IReadOnlyList<LiveRequest>>([]);
 
-    private static int Hash(string requestId) => StringComparer.Ordinal.GetHashCode(requestId);
-
-    // The shard takes the hash's top bits; a shard's buckets take its low bits.
-    private RequestShard ShardOf(int hash) => _shards[(int)((uint)hash >> 28) & (_shards.Length - 1)];
-
-    private long NowTicks() => _time.GetUtcNow().UtcTicks;
-
     private bool TryAdd(string id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(contentType);
-        int hash = Hash(id);
-        RequestShard home = ShardOf(hash);
-        while (true)
+        int hash = StringComparer.Ordinal.GetHashCode(id);
+        lock (_gate)
         {
-            switch (home.TryAdd(id, hash, contentType, payload, submittedTicks, updatedTicks, live, now))
+            int existing = Find(id, hash);
+            if (existing >= 0)
             {
-                case RequestShard.AddOutcome.Added:
-                    return true;
-                case RequestShard.AddOutcome.Exists:
+                if (!IsExpired(existing, now))
+                {
                     return false;
+                }
+
+                Remove(existing);
             }
 
-            // Full: evict the oldest finished request (an expired one, if any is), then try again.
-            if (!TryEvictOldest())
+            if (_count >= _maxEntries)
             {
-                throw new AsyncStoreFullException($"The in-memory result store holds {_count.Count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
+                MakeRoom(now);
             }
+
+            int slot = Allocate();
+            ref Slot entry = ref _slots[slot];
+            entry.HashCode = hash;
+            entry.InUse = true;
+            entry.State = AsyncRequestState.InQueue;
+            entry.SubmittedTicks = submittedTicks;
+            entry.UpdatedTicks = updatedTicks;
+            entry.Texts = default;
+            int bucket = hash & (_buckets.Length - 1);
+            entry.Next = _buckets[bucket] - 1;
+            _buckets[bucket] = slot + 1;
+            _held[slot] = new Held { Id = id, ContentType = contentType, Payload = payload, Live = live };
+            _count++;
+            if (live is not null)
+            {
+                live.StoreSlot = slot;
+                live.StoreGeneration = entry.Generation;
+            }
+
+            return true;
         }
     }
 
-    /// <summary>Removes the request that finished first of those still kept; false when none is finished.</summary>
-    private bool TryEvictOldest()
+    /// <summary>The slot of a request that has not expired at <paramref name="now"/>; -1 when absent. Under the lock.</summary>
+    private int FindUnexpired(string id, long now)
     {
-        lock (_evictGate)
-        {
-            while (_completionOrder.TryDequeue(out FinishedItem oldest))
-            {
-                if (_shards[oldest.Shard].TryRemove(oldest))
-                {
-                    return true;
-                }
-            }
+        int slot = Find(id, StringComparer.Ordinal.GetHashCode(id));
+        return slot >= 0 && IsExpired(slot, now) ? -1 : slot;
+    }
 
+    /// <summary>The slot of a request, expired or not; -1 when absent. Under the lock.</summary>
+    private int Find(string id, int hash)
+    {
+        for (int slot = _buckets[hash & (_buckets.Length - 1)] - 1; slot >= 0; slot = _slots[slot].Next)
+        {
+            if (_slots[slot].HashCode == hash && IdEquals(slot, id))
+            {
+                return slot;
+            }
+        }
+
+        return -1;
+    }
+
+    private bool IdEquals(int slot, string id) =>
+        _slots[slot].IsFinished
+            ? _texts.Get(_slots[slot].Texts, TextPart.Id).SequenceEqual(id)
+            : string.Equals(_held[slot].Id, id, StringComparison.Ordinal);
+
+    /// <summary>The slot a live request was given, if it still stands for that request. Under the lock.</summary>
+    private int SlotOf(LiveRequest request)
+    {
+        int slot = request.StoreSlot;
+        return slot >= 0 && slot < _used && _slots[slot].InUse && _slots[slot].Generation == request.StoreGeneration ? slot : -1;
+    }
+
+    private bool Start(int slot, long atTicks)
+    {
+        if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
+        {
             return false;
         }
+
+        _slots[slot].State = AsyncRequestState.InProgress;
+        _slots[slot].UpdatedTicks = atTicks;
+        return true;
     }
 
     private bool FinishById(string requestId, AsyncRequestState state, string text, long atTicks)
     {
-        int hash = Hash(requestId);
-        if (!ShardOf(hash).Finish(requestId, hash, state, text, atTicks, out LiveRequest? live))
+        LiveRequest? live;
+        lock (_gate)
         {
-            return false;
+            int slot = Find(requestId, StringComparer.Ordinal.GetHashCode(requestId));
+            if (slot < 0 || _slots[slot].IsFinished)
+            {
+                return false;
+            }
+
+            live = Finish(slot, state, text, atTicks);
         }
 
         live?.MarkDone();
         return true;
+    }
+
+    /// <summary>Moves an unfinished request's texts into the arena and drops its references. Under the lock.</summary>
+    /// <returns>The live request the slot held, whose waiters the caller releases outside the lock.</returns>
+    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks)
+    {
+        ref Slot entry = ref _slots[slot];
+        ref Held held = ref _held[slot];
+        entry.Texts = _texts.Add(held.Id!, held.ContentType!, text);
+        entry.State = state;
+        entry.UpdatedTicks = atTicks;
+        LiveRequest? live = held.Live;
+        held = default;
+        _finished.Enqueue(new FinishedItem(slot, entry.Generation));
+        return live;
+    }
+
+    private int Allocate()
+    {
+        if (_free >= 0)
+        {
+            int reused = _free;
+            _free = _slots[reused].Next;
+            return reused;
+        }
+
+        if (_used == _slots.Length)
+        {
+            Grow();
+        }
+
+        return _used++;
+    }
+
+    /// <summary>Doubles the slots and rebuilds the hash index. Under the lock.</summary>
+    private void Grow()
+    {
+        int size = _slots.Length * 2;
+        Array.Resize(ref _slots, size);
+        Array.Resize(ref _held, size);
+        _buckets = new int[size];
+        for (int slot = 0; slot < _used; slot++)
+        {
+            if (_slots[slot].InUse)
+            {
+                int bucket = _slots[slot].HashCode & (size - 1);
+                _slots[slot].Next = _buckets[bucket] - 1;
+                _buckets[bucket] = slot + 1;
+            }
+        }
+    }
+
+    /// <summary>Unlinks a slot from the index, frees its texts and puts it on the free list. Under the lock.</summary>
+    private void Remove(int slot)
+    {
+        ref Slot entry = ref _slots[slot];
+        int bucket = entry.HashCode & (_buckets.Length - 1);
+        if (_buckets[bucket] - 1 == slot)
+        {
+            _buckets[bucket] = entry.Next + 1;
+        }
+        else
+        {
+            int previous = _buckets[bucket] - 1;
+            while (_slots[previous].Next != slot)
+            {
+                previous = _slots[previous].Next;
+            }
+
+            _slots[previous].Next = entry.Next;
+        }
+
+        if (entry.IsFinished)
+        {
+            _texts.Release(entry.Texts);
+        }
+
+        _held[slot] = default;
+        entry.InUse = false;
+        entry.Generation++;
+        entry.Next = _free;
+        _free = slot;
+        _count--;
+    }
+
+    private long NowTicks() => _time.GetUtcNow().UtcTicks;
+
+    private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= _retentionTicks;
+
+    private bool IsCurrent(FinishedItem item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
+
+    /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
+    private void MakeRoom(long now)
+    {
+        if (RemoveExpired(now) > 0)
+        {
+            return;
+        }
+
+        while (_finished.TryDequeue(out FinishedItem oldest))
+        {
+            if (IsCurrent(oldest))
+            {
+                Remove(oldest.Slot);
+                return;
+            }
+        }
+
+        throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
+    }
+
+    /// <summary>Removes expired results from the front of the completion order (the oldest finish first). Under the lock.</summary>
+    private int RemoveExpired(long now)
+    {
+        int removed = 0;
+        while (_finished.TryPeek(out FinishedItem oldest))
+        {
+            if (IsCurrent(oldest))
+            {
+                if (!IsExpired(oldest.Slot, now))
+                {
+                    break;
+                }
+
+                Remove(oldest.Slot);
+                removed++;
+            }
+
+            _finished.Dequeue();
+        }
+
+        return removed;
+    }
+
+    private AsyncRequestRecord ToRecord(int slot, bool includePayload)
+    {
+        ref Slot entry = ref _slots[slot];
+        bool finished = entry.IsFinished;
+        return new AsyncRequestRecord
+        {
+            Id = finished ? _texts.GetString(entry.Texts, TextPart.Id) : _held[slot].Id!,
+            State = entry.State,
+            ContentType = finished ? _texts.GetString(entry.Texts, TextPart.ContentType) : _held[slot].ContentType!,
+            Payload = includePayload && !finished ? _held[slot].Payload : ReadOnlyMemory<byte>.Empty,
+            ResultJson = entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+            Error = entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+            SubmittedAt = new DateTimeOffset(entry.SubmittedTicks, TimeSpan.Zero),
+            UpdatedAt = new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero),
+        };
+    }
+
+    private readonly record struct FinishedItem(int Slot, int Generation);
+
+    /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
+    private struct Slot
+    {
+        public int HashCode;
+        public int Next;
+        public int Generation;
+        public AsyncRequestState State;
+        public bool InUse;
+        public long SubmittedTicks;
+        public long UpdatedTicks;
+        public TextRef Texts;
+
+        public readonly bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
+    }
+
+    /// <summary>What an unfinished request holds by reference; cleared when it finishes.</summary>
+    private struct Held
+    {
+        public string? Id;
+        public string? ContentType;
+        public ReadOnlyMemory<byte> Payload;
+        public LiveRequest? Live;
     }
 }
