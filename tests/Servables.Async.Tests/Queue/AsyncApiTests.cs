@@ -5,14 +5,21 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Servables.Async.Tests.Queue;
 
-public sealed class AsyncApiTests
+/// <summary>The API end to end over the in-memory store (which keeps live requests itself); <see cref="AsyncApiOverAnyStoreTests"/> runs every test again over a plain <see cref="IAsyncResultStore"/>.</summary>
+public class AsyncApiTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
-    private static Task<AsyncHost> StartEchoAsync(Action<AsyncApiOptions>? configure = null, FakeTimeProvider? time = null) =>
+    /// <summary>Chooses the store of every API these tests start; the default in-memory store unless overridden.</summary>
+    protected virtual void UseStore(AsyncApiOptions options)
+    {
+    }
+
+    private Task<AsyncHost> StartEchoAsync(Action<AsyncApiOptions>? configure = null, FakeTimeProvider? time = null) =>
         AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o =>
         {
             o.Config["greeting"] = "hello";
+            UseStore(o);
             configure?.Invoke(o);
         }), time);
 
@@ -310,7 +317,7 @@ public sealed class AsyncApiTests
         AsyncHost host = await StartEchoAsync();
         IAsyncApiClient client = host.Client();
         string[] ids = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => client.SubmitTextAsync($"r{i}").AsTask()));
-        var store = host.Host.Services.GetRequiredKeyedService<AsyncApi>(AsyncApiOptions.DefaultName).Store;
+        IAsyncResultStore store = host.Host.Services.GetRequiredKeyedService<AsyncApi>(AsyncApiOptions.DefaultName).Store;
 
         using (var within = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
         {
@@ -334,7 +341,7 @@ public sealed class AsyncApiTests
         string running = await client.SubmitTextAsync("slow");
         await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         string queued = await client.SubmitTextAsync("queued");
-        var store = host.Host.Services.GetRequiredKeyedService<AsyncApi>(AsyncApiOptions.DefaultName).Store;
+        IAsyncResultStore store = host.Host.Services.GetRequiredKeyedService<AsyncApi>(AsyncApiOptions.DefaultName).Store;
 
         using (var within = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
         {

@@ -69,4 +69,37 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
             Assert.Equal(i % 3 == 0 ? null : $"{i}", record.ResultJson);
         }
     }
+
+    [Fact]
+    public async Task LargeAndNonAsciiTexts_RoundTripAfterEvictionsAroundThem()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 50, TimeProvider = Time, Retention = Retention });
+        string large = "[" + string.Join(",", Enumerable.Range(0, 40_000)) + "]"; // over one text chunk
+        for (int i = 0; i < 200; i++)
+        {
+            string id = $"req-{i}";
+            Assert.True(await store.TryAddAsync(NewRequest(id) with { ContentType = "application/json; charset=utf-8" }));
+            string result = i % 50 == 8 ? large : $"{{\"n\":{i},\"s\":\"é✓日本\"}}";
+            Assert.True(i % 3 == 1
+                ? await store.TryFailAsync(id, $"échec {i}", Time.GetUtcNow())
+                : await store.TryCompleteAsync(id, result, Time.GetUtcNow()));
+        }
+
+        for (int i = 150; i < 200; i++)
+        {
+            AsyncRequestRecord record = (await store.GetAsync($"req-{i}"))!;
+            Assert.Equal($"req-{i}", record.Id);
+            Assert.Equal("application/json; charset=utf-8", record.ContentType);
+            if (i % 3 == 1)
+            {
+                Assert.Equal((AsyncRequestState.Failed, $"échec {i}", (string?)null), (record.State, record.Error, record.ResultJson));
+            }
+            else
+            {
+                Assert.Equal(i % 50 == 8 ? large : $"{{\"n\":{i},\"s\":\"é✓日本\"}}", record.ResultJson);
+            }
+        }
+
+        Assert.Null(await store.GetAsync("req-149"));
+    }
 }
