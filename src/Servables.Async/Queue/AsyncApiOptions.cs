@@ -17,7 +17,7 @@ public sealed class AsyncApiOptions
     /// <value>1 to 256. Defaults to 1.</value>
     public int WorkerCount { get; set; } = 1;
 
-    /// <summary>How many requests each worker runs at once.</summary>
+    /// <summary>How many requests each worker runs at once: its lanes, each an idle async loop of a few hundred bytes until a request arrives.</summary>
     /// <value>1 to 1024. Defaults to 1.</value>
     public int MaxConcurrencyPerWorker { get; set; } = 1;
 
