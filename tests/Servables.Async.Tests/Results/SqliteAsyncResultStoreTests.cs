@@ -76,6 +76,26 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
     }
 
     [Fact]
+    public async Task TryMarkInProgressAsync_CommittedForOtherConnections_EveryOtherWriteStillFlushed()
+    {
+        await using SqliteAsyncResultStore store = Open("mark.db");
+        Assert.True(await store.TryAddAsync(NewRequest("r")));
+        Assert.True(await store.TryMarkInProgressAsync("r", Time.GetUtcNow()));
+        Assert.False(await store.TryMarkInProgressAsync("missing", Time.GetUtcNow()));
+
+        // The mark is committed (another connection sees it) and the connection is back to FULL.
+        using (var other = new SqliteConnection($"Data Source={Path.Combine(_folder, "mark.db")}"))
+        {
+            other.Open();
+            using SqliteCommand read = other.CreateCommand();
+            read.CommandText = "SELECT state FROM async_requests WHERE id = 'r'";
+            Assert.Equal(2L, read.ExecuteScalar());
+        }
+
+        Assert.Equal(2L, await store.GetSynchronousLevelAsync());
+    }
+
+    [Fact]
     public async Task TryAddAsync_EmptyPayload_StoredAndReadBackEmpty()
     {
         await using SqliteAsyncResultStore store = Open("empty.db");
