@@ -155,7 +155,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{Truncate(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
         }
 
-        string id = requestId ?? AsyncRequestIds.New();
         if (Interlocked.Increment(ref _queued) > _options.QueueCapacity)
         {
             Interlocked.Decrement(ref _queued);
@@ -166,7 +165,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         DateTimeOffset now = _time.GetUtcNow();
         byte[] payload = body.ToArray();
-        var request = new LiveRequest(id, contentType, payload, now, AsyncRequestState.InQueue, recovered: false);
+        var request = new LiveRequest(requestId, contentType, payload, now, AsyncRequestState.InQueue, recovered: false);
         bool added = false;
         try
         {
@@ -182,8 +181,10 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         if (!added)
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{id}' already exists.");
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{requestId}' already exists.");
         }
+
+        string id = request.Id;
 
         if (!_queue.Writer.TryWrite(request))
         {

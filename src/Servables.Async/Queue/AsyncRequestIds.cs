@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 
@@ -25,6 +26,22 @@ internal static class AsyncRequestIds
     /// <summary>A new id: 128 bits from the OS's cryptographic generator, base64url without padding (22 characters).</summary>
     public static string New()
     {
+        Span<byte> bytes = stackalloc byte[IdBytes];
+        NextRandom(bytes);
+        return Base64Url.EncodeToString(bytes);
+    }
+
+    /// <summary>128 fresh bits from the OS's cryptographic generator, drawn from this thread's buffer.</summary>
+    public static void NextKey(out ulong low, out ulong high)
+    {
+        Span<byte> bytes = stackalloc byte[IdBytes];
+        NextRandom(bytes);
+        low = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        high = BinaryPrimitives.ReadUInt64LittleEndian(bytes[8..]);
+    }
+
+    private static void NextRandom(Span<byte> destination)
+    {
         byte[]? random = t_random;
         if (random is null || t_used == BufferBytes)
         {
@@ -34,10 +51,9 @@ internal static class AsyncRequestIds
         }
 
         Span<byte> bytes = random.AsSpan(t_used, IdBytes);
-        string id = Base64Url.EncodeToString(bytes);
+        bytes.CopyTo(destination);
         bytes.Clear(); // handed out once: never left behind in the buffer
         t_used += IdBytes;
-        return id;
     }
 
     /// <summary>True for 1 to 128 characters of <c>A-Z a-z 0-9 - _ . ~</c> (URL-safe, log-safe).</summary>

@@ -13,7 +13,7 @@ internal interface IAsyncRequestTable
     /// <summary>The store behind the table.</summary>
     IAsyncResultStore Store { get; }
 
-    /// <summary>Adds a new request in <see cref="AsyncRequestState.InQueue"/> (durably, for a durable store).</summary>
+    /// <summary>Adds a new request in <see cref="AsyncRequestState.InQueue"/> (durably, for a durable store), first giving it an id when it has none (<see cref="LiveRequest.HasId"/>).</summary>
     /// <returns>False when a request with that id exists and has not expired; the request's waiters are released.</returns>
     /// <exception cref="AsyncStoreFullException">The store is full of unfinished requests.</exception>
     ValueTask<bool> TryAddAsync(LiveRequest request, CancellationToken cancellationToken);

@@ -7,7 +7,7 @@ namespace Servables.Async;
 /// moves once from "open" (no waiter yet), through "awaited" (a waiter's task), to "done".
 /// Thread-safe.
 /// </remarks>
-internal sealed class LiveRequest(string id, string contentType, ReadOnlyMemory<byte> payload, DateTimeOffset submittedAt, AsyncRequestState storedState, bool recovered)
+internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory<byte> payload, DateTimeOffset submittedAt, AsyncRequestState storedState, bool recovered)
 {
     private static readonly object Done = new();
 
@@ -16,7 +16,17 @@ internal sealed class LiveRequest(string id, string contentType, ReadOnlyMemory<
     private CancellationTokenSource? _cancellation;
     private int _cancelledByCaller;
 
-    public string Id { get; } = id;
+    private string? _id = id;
+
+    /// <summary>The request's id; set by the request table when the caller named none (<see cref="HasId"/> is false until then).</summary>
+    public string Id
+    {
+        get => _id!;
+        set => _id = value;
+    }
+
+    /// <summary>Whether the request has its id yet.</summary>
+    public bool HasId => _id is not null;
 
     public string ContentType { get; } = contentType;
 

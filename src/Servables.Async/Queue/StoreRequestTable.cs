@@ -12,6 +12,11 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
 
     public async ValueTask<bool> TryAddAsync(LiveRequest request, CancellationToken cancellationToken)
     {
+        if (!request.HasId)
+        {
+            request.Id = AsyncRequestIds.New();
+        }
+
         if (!_live.TryAdd(request.Id, request))
         {
             request.MarkDone();

@@ -13,7 +13,13 @@ namespace Servables.Async;
 /// days adds no objects for the collector to trace or promote. Only unfinished requests hold
 /// references (their id, content type and payload).
 /// </para>
-/// <para>Thread-safe: one spin lock; every operation is one hash lookup or one index access under it.</para>
+/// <para>
+/// Requests an async API submits get ids made here (<see cref="SlotRequestId"/>): 128 random bits and
+/// the slot that holds the request, so a read goes straight to the slot. Ids given from outside
+/// (a caller's own request id, or <see cref="TryAddAsync(AsyncRequestRecord, CancellationToken)"/>)
+/// are found through a dictionary.
+/// </para>
+/// <para>Thread-safe: one spin lock; every operation is one index access or one dictionary lookup under it.</para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
@@ -30,8 +36,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     // Finished requests in completion order; an item whose slot was since freed is skipped.
     private readonly Queue<FinishedItem> _finished = new();
 
-    // A hash index over slots: a bucket holds its first slot + 1 (0: empty); slots chain through Slot.Next.
-    private int[] _buckets = new int[InitialCapacity];
+    // The slot of each request whose id was not made here; made ids carry their slot.
+    private readonly Dictionary<string, int> _named = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _namedBySpan;
     private Slot[] _slots = new Slot[InitialCapacity];
 
     // What unfinished requests hold by reference, by slot; the only references the store keeps.
@@ -55,6 +62,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
         _maxEntries = options.MaxEntries;
+        _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
     /// <inheritdoc />
@@ -101,7 +109,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         ArgumentNullException.ThrowIfNull(requestId);
         using (EnterGate())
         {
-            return new ValueTask<bool>(Start(Find(requestId, StringComparer.Ordinal.GetHashCode(requestId)), at.UtcTicks));
+            return new ValueTask<bool>(Start(Find(requestId), at.UtcTicks));
         }
     }
 
@@ -158,7 +166,25 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         // The request was stamped with the clock just now: that reading serves as "now" for expiry.
         long submitted = request.SubmittedAt.UtcTicks;
-        bool added = TryAdd(request.Id, request.ContentType, request.Payload, submitted, submitted, request, submitted);
+        bool added;
+        if (request.Id is { } id)
+        {
+            added = TryAdd(id, request.ContentType, request.Payload, submitted, submitted, request, submitted);
+        }
+        else
+        {
+            // The random bits are drawn outside the lock and the id spelt after it.
+            AsyncRequestIds.NextKey(out ulong low, out ulong high);
+            int slot;
+            using (EnterGate())
+            {
+                slot = AddUnder(key: (low, high), id: null, request.ContentType, request.Payload, submitted, submitted, request, submitted);
+            }
+
+            request.Id = SlotRequestId.Format(low, high, slot);
+            added = true;
+        }
+
         if (!added)
         {
             request.MarkDone();
@@ -283,10 +309,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ArgumentNullException.ThrowIfNull(id);
         ArgumentNullException.ThrowIfNull(contentType);
-        int hash = StringComparer.Ordinal.GetHashCode(id);
         using (EnterGate())
         {
-            int existing = Find(id, hash);
+            int existing = Find(id);
             if (existing >= 0)
             {
                 if (!IsExpired(existing, now))
@@ -297,59 +322,78 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
                 Remove(existing);
             }
 
-            if (_count >= _maxEntries)
-            {
-                MakeRoom(now);
-            }
-
-            int slot = Allocate();
-            ref Slot entry = ref _slots[slot];
-            entry.HashCode = hash;
-            entry.InUse = true;
-            entry.State = AsyncRequestState.InQueue;
-            entry.SubmittedTicks = submittedTicks;
-            entry.UpdatedTicks = updatedTicks;
-            entry.Texts = default;
-            int bucket = hash & (_buckets.Length - 1);
-            entry.Next = _buckets[bucket] - 1;
-            _buckets[bucket] = slot + 1;
-            _held[slot] = new Held { Id = id, ContentType = contentType, Payload = payload, Live = live };
-            _count++;
-            if (live is not null)
-            {
-                live.StoreSlot = slot;
-                live.StoreGeneration = entry.Generation;
-            }
-
+            AddUnder(key: null, id, contentType, payload, submittedTicks, updatedTicks, live, now);
             return true;
         }
+    }
+
+    /// <summary>Takes a slot for a new request, making room first if full; its id is <paramref name="id"/>, or made from <paramref name="key"/> and the slot. Under the lock.</summary>
+    private int AddUnder((ulong Low, ulong High)? key, string? id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
+    {
+        if (_count >= _maxEntries)
+        {
+            MakeRoom(now);
+        }
+
+        int slot = Allocate();
+        ref Slot entry = ref _slots[slot];
+        entry.InUse = true;
+        entry.State = AsyncRequestState.InQueue;
+        entry.SubmittedTicks = submittedTicks;
+        entry.UpdatedTicks = updatedTicks;
+        entry.Texts = default;
+        if (key is { } k)
+        {
+            (entry.KeyLow, entry.KeyHigh, entry.IsNamed) = (k.Low, k.High, false);
+        }
+        else
+        {
+            (entry.KeyLow, entry.KeyHigh, entry.IsNamed) = (0, 0, true);
+            _named.Add(id!, slot);
+        }
+
+        _held[slot] = new Held { Id = id, ContentType = contentType, Payload = payload, Live = live };
+        _count++;
+        if (live is not null)
+        {
+            live.StoreSlot = slot;
+            live.StoreGeneration = entry.Generation;
+        }
+
+        return slot;
     }
 
     /// <summary>The slot of a request that has not expired at <paramref name="now"/>; -1 when absent. Under the lock.</summary>
     private int FindUnexpired(string id, long now)
     {
-        int slot = Find(id, StringComparer.Ordinal.GetHashCode(id));
+        int slot = Find(id);
         return slot >= 0 && IsExpired(slot, now) ? -1 : slot;
     }
 
     /// <summary>The slot of a request, expired or not; -1 when absent. Under the lock.</summary>
-    private int Find(string id, int hash)
+    private int Find(ReadOnlySpan<char> id)
     {
-        for (int slot = _buckets[hash & (_buckets.Length - 1)] - 1; slot >= 0; slot = _slots[slot].Next)
+        if (SlotRequestId.TryParse(id, out ulong low, out ulong high, out int slot)
+            && slot < _used && _slots[slot] is { InUse: true, IsNamed: false } entry && entry.KeyLow == low && entry.KeyHigh == high)
         {
-            if (_slots[slot].HashCode == hash && IdEquals(slot, id))
-            {
-                return slot;
-            }
+            return slot;
         }
 
-        return -1;
+        // A caller may name a request with a string shaped like a made id: the dictionary has it then.
+        return _named.Count > 0 && _namedBySpan.TryGetValue(id, out int named) ? named : -1;
     }
 
-    private bool IdEquals(int slot, string id) =>
-        _slots[slot].IsFinished
-            ? _texts.Get(_slots[slot].Texts, TextPart.Id).SequenceEqual(id)
-            : string.Equals(_held[slot].Id, id, StringComparison.Ordinal);
+    /// <summary>The id of the request in <paramref name="slot"/> as a new string. Under the lock.</summary>
+    private string IdOf(int slot)
+    {
+        ref Slot entry = ref _slots[slot];
+        if (!entry.IsFinished)
+        {
+            return _held[slot].Id!;
+        }
+
+        return entry.IsNamed ? _texts.GetString(entry.Texts, TextPart.Id) : SlotRequestId.Format(entry.KeyLow, entry.KeyHigh, slot);
+    }
 
     /// <summary>The slot a live request was given, if it still stands for that request. Under the lock.</summary>
     private int SlotOf(LiveRequest request)
@@ -375,7 +419,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         LiveRequest? live;
         using (EnterGate())
         {
-            int slot = Find(requestId, StringComparer.Ordinal.GetHashCode(requestId));
+            int slot = Find(requestId);
             if (slot < 0 || _slots[slot].IsFinished)
             {
                 return false;
@@ -394,7 +438,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ref Slot entry = ref _slots[slot];
         ref Held held = ref _held[slot];
-        entry.Texts = _texts.Add(held.Id!, held.ContentType!, text);
+
+        // A made id is spelt again from the slot's key when asked for: only named ids take room here.
+        entry.Texts = _texts.Add(entry.IsNamed ? held.Id! : string.Empty, held.ContentType!, text);
         entry.State = state;
         entry.UpdatedTicks = atTicks;
         LiveRequest? live = held.Live;
@@ -408,54 +454,34 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         if (_free >= 0)
         {
             int reused = _free;
-            _free = _slots[reused].Next;
+            _free = _slots[reused].NextFree;
             return reused;
         }
 
         if (_used == _slots.Length)
         {
-            Grow();
+            int size = _slots.Length * 2;
+            Array.Resize(ref _slots, size);
+            Array.Resize(ref _held, size);
         }
 
         return _used++;
     }
 
-    /// <summary>Doubles the slots and rebuilds the hash index. Under the lock.</summary>
-    private void Grow()
-    {
-        int size = _slots.Length * 2;
-        Array.Resize(ref _slots, size);
-        Array.Resize(ref _held, size);
-        _buckets = new int[size];
-        for (int slot = 0; slot < _used; slot++)
-        {
-            if (_slots[slot].InUse)
-            {
-                int bucket = _slots[slot].HashCode & (size - 1);
-                _slots[slot].Next = _buckets[bucket] - 1;
-                _buckets[bucket] = slot + 1;
-            }
-        }
-    }
-
-    /// <summary>Unlinks a slot from the index, frees its texts and puts it on the free list. Under the lock.</summary>
+    /// <summary>Drops a request: its index entry, its texts; puts the slot on the free list. Under the lock.</summary>
     private void Remove(int slot)
     {
         ref Slot entry = ref _slots[slot];
-        int bucket = entry.HashCode & (_buckets.Length - 1);
-        if (_buckets[bucket] - 1 == slot)
+        if (entry.IsNamed)
         {
-            _buckets[bucket] = entry.Next + 1;
-        }
-        else
-        {
-            int previous = _buckets[bucket] - 1;
-            while (_slots[previous].Next != slot)
+            if (entry.IsFinished)
             {
-                previous = _slots[previous].Next;
+                _namedBySpan.Remove(_texts.Get(entry.Texts, TextPart.Id));
             }
-
-            _slots[previous].Next = entry.Next;
+            else
+            {
+                _named.Remove(_held[slot].Id!);
+            }
         }
 
         if (entry.IsFinished)
@@ -466,7 +492,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _held[slot] = default;
         entry.InUse = false;
         entry.Generation++;
-        entry.Next = _free;
+        entry.NextFree = _free;
         _free = slot;
         _count--;
     }
@@ -533,7 +559,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         bool finished = entry.IsFinished;
         return new AsyncRequestRecord
         {
-            Id = finished ? _texts.GetString(entry.Texts, TextPart.Id) : _held[slot].Id!,
+            Id = IdOf(slot),
             State = entry.State,
             ContentType = finished ? _texts.GetString(entry.Texts, TextPart.ContentType) : _held[slot].ContentType!,
             Payload = includePayload && !finished ? _held[slot].Payload : ReadOnlyMemory<byte>.Empty,
@@ -549,14 +575,21 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
     private struct Slot
     {
-        public int HashCode;
-        public int Next;
-        public int Generation;
-        public AsyncRequestState State;
-        public bool InUse;
+        /// <summary>The random bits of an id made here; compared on every read by id.</summary>
+        public ulong KeyLow;
+        public ulong KeyHigh;
         public long SubmittedTicks;
         public long UpdatedTicks;
         public TextRef Texts;
+        public int Generation;
+
+        /// <summary>The next free slot, while this one is free.</summary>
+        public int NextFree;
+        public AsyncRequestState State;
+        public bool InUse;
+
+        /// <summary>The id came from outside (not made here): it is in <see cref="_named"/> and, once finished, in the texts.</summary>
+        public bool IsNamed;
 
         public readonly bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
     }

@@ -15,6 +15,14 @@ public class AsyncApiTests
     {
     }
 
+    /// <summary>The 128 random bits of an id the API made: the in-memory store's ids carry them and a slot, other stores' are 16 bytes in base64url.</summary>
+    protected virtual (ulong Low, ulong High) RandomBitsOf(string id)
+    {
+        Assert.Equal(SlotRequestId.Length, id.Length);
+        Assert.True(SlotRequestId.TryParse(id, out ulong low, out ulong high, out _));
+        return (low, high);
+    }
+
     private Task<AsyncHost> StartEchoAsync(Action<AsyncApiOptions>? configure = null, FakeTimeProvider? time = null) =>
         AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o =>
         {
@@ -71,12 +79,21 @@ public class AsyncApiTests
         }
 
         Assert.Equal(50, ids.Count);
+        var keys = new HashSet<(ulong, ulong)>();
         Assert.All(ids, id =>
         {
-            Assert.Equal(22, id.Length);
-            Assert.Equal(16, Convert.FromBase64String(id.Replace('-', '+').Replace('_', '/') + "==").Length);
             Assert.True(AsyncRequestIds.IsWellFormed(id));
+            Assert.True(keys.Add(RandomBitsOf(id)));
         });
+
+        // 50 random 128-bit keys: each bit position is set in some key and clear in another.
+        ulong lowOr = 0, lowAnd = ulong.MaxValue, highOr = 0, highAnd = ulong.MaxValue;
+        foreach ((ulong low, ulong high) in keys)
+        {
+            (lowOr, lowAnd, highOr, highAnd) = (lowOr | low, lowAnd & low, highOr | high, highAnd & high);
+        }
+
+        Assert.Equal((ulong.MaxValue, 0UL, ulong.MaxValue, 0UL), (lowOr, lowAnd, highOr, highAnd));
     }
 
     [Fact]

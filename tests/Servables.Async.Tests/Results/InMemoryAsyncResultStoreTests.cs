@@ -102,4 +102,54 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
 
         Assert.Null(await store.GetAsync("req-149"));
     }
+
+    [Fact]
+    public async Task MadeIds_ReadTheirSlot_ForgedAndStaleOnesFindNothing()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 2, TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        string first = await AddAndCompleteAsync(table, "1");
+        string second = await AddAndCompleteAsync(table, "2");
+
+        Assert.Equal(SlotRequestId.Length, first.Length);
+        Assert.Equal(("1", "2"), ((await store.GetAsync(first))!.ResultJson, (await store.GetAsync(second))!.ResultJson));
+        Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(first, default)).Status.State);
+
+        // Same slot, one key bit different: nothing.
+        char flipped = first[3] == 'A' ? 'B' : 'A';
+        string forged = first[..3] + flipped + first[4..];
+        Assert.Null(await store.GetAsync(forged));
+        Assert.Equal(AsyncRequestState.NotFound, (await table.ReadAsync(forged, default)).Status.State);
+
+        // The first request is evicted and its slot made over to a new one: the old id finds nothing.
+        string third = await AddAndCompleteAsync(table, "3");
+        Assert.Equal(first[^5..], third[^5..]);
+        Assert.Null(await store.GetAsync(first));
+        Assert.Equal(("2", "3"), ((await store.GetAsync(second))!.ResultJson, (await store.GetAsync(third))!.ResultJson));
+    }
+
+    [Fact]
+    public async Task NamedIdShapedLikeAMadeOne_IsKeptByName_AndAMadeIdCannotBeTakenAgain()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 10, TimeProvider = Time, Retention = Retention });
+        string made = await AddAndCompleteAsync(store, "\"made\"");
+        string lookalike = (made[0] == 'A' ? "B" : "A") + made[1..]; // points at the same slot with other bits
+
+        Assert.False(await store.TryAddAsync(NewRequest(made)));
+        Assert.True(await store.TryAddAsync(NewRequest(lookalike)));
+        Assert.True(await store.TryCompleteAsync(lookalike, "\"named\"", Time.GetUtcNow()));
+
+        Assert.Equal("\"made\"", (await store.GetAsync(made))!.ResultJson);
+        AsyncRequestRecord named = (await store.GetAsync(lookalike))!;
+        Assert.Equal((lookalike, "\"named\""), (named.Id, named.ResultJson));
+        Assert.Equal(made, (await store.GetAsync(made))!.Id);
+    }
+
+    private async Task<string> AddAndCompleteAsync(IAsyncRequestTable table, string result)
+    {
+        var request = new LiveRequest(null, "application/json", "{}"u8.ToArray(), Time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+        Assert.True(await table.TryAddAsync(request, default));
+        Assert.True(await table.TryFinishAsync(request, result, null, Time.GetUtcNow()));
+        return request.Id;
+    }
 }
