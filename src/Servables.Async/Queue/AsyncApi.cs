@@ -331,10 +331,12 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private async Task RunLaneAsync()
     {
         ChannelReader<LiveRequest> reader = _queue.Reader;
+        var lane = new LaneClock();
         while (true)
         {
             if (!reader.TryRead(out LiveRequest? request))
             {
+                lane.LastFinished = null;
                 try
                 {
                     request = await reader.ReadAsync().ConfigureAwait(false);
@@ -350,17 +352,17 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
                 Interlocked.Decrement(ref _queued);
             }
 
-            await RunOneAsync(request).ConfigureAwait(false);
+            await RunOneAsync(request, lane).ConfigureAwait(false);
         }
     }
 
-    private async Task RunOneAsync(LiveRequest request)
+    private async Task RunOneAsync(LiveRequest request, LaneClock lane)
     {
         try
         {
             using (_logger.BeginScope(new RequestLogScope(ApiName, request.Id)))
             {
-                await ProcessAsync(request).ConfigureAwait(false);
+                await ProcessAsync(request, lane).ConfigureAwait(false);
             }
         }
 #pragma warning disable CA1031 // A lane outlives any one request; the failure is logged.
@@ -378,15 +380,21 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
     }
 
-    private async Task ProcessAsync(LiveRequest request)
+    private async Task ProcessAsync(LiveRequest request, LaneClock lane)
     {
+        DateTimeOffset? previousFinish = lane.LastFinished;
+        lane.LastFinished = null;
         if (_hardStop.IsCancellationRequested)
         {
             await AbandonAsync(request, "it never ran").ConfigureAwait(false);
             return;
         }
 
-        DateTimeOffset started = _time.GetUtcNow();
+        // A lane going straight on from its last request starts this one when that one finished
+        // (or when this one came, if later): a clock read saved, as they are a visible share of a request's cost.
+        DateTimeOffset started = previousFinish is { } finishedBefore
+            ? (finishedBefore > request.SubmittedAt ? finishedBefore : request.SubmittedAt)
+            : _time.GetUtcNow();
         bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
         if (!resumed && !await _table.TryStartAsync(request, started).ConfigureAwait(false))
         {
@@ -452,11 +460,17 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             return;
         }
 
-        // One clock read for both the stored time and the duration (clock reads are a visible share of a request's cost).
+        // One clock read for the stored time, the duration and the lane's next start.
         DateTimeOffset finished = _time.GetUtcNow();
         double elapsed = Math.Max(0, (finished - started).TotalSeconds);
         _metrics.HandleDuration.Record(elapsed, _apiTag);
-        await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false);
+        ValueTask<bool> finishing = _table.TryFinishAsync(request, resultJson, failure, finished);
+        if (finishing.IsCompletedSuccessfully)
+        {
+            lane.LastFinished = finished; // no store round trip after the reading: still "now" for the next start
+        }
+
+        await finishing.ConfigureAwait(false);
         if (failure is null)
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "completed"));
@@ -583,6 +597,12 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _metrics.Rejections.Add(1, _apiTag, new("reason", reason));
         Log.SubmitRejected(_logger, ApiName, message);
         return new AsyncRequestRejectedException(message);
+    }
+
+    /// <summary>A lane's last finish reading, while the lane goes straight on to its next request.</summary>
+    private sealed class LaneClock
+    {
+        public DateTimeOffset? LastFinished { get; set; }
     }
 
     private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";

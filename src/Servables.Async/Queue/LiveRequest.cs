@@ -16,6 +16,10 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     private CancellationTokenSource? _cancellation;
     private int _cancelledByCaller;
 
+    // Where an in-memory table keeps the start: 0 queued, 1 started, 2 withdrawn (finished or cancelled before it started).
+    private int _start;
+    private long _startedTicks;
+
     private string? _id = id;
 
     /// <summary>The request's id; set by the request table when the caller named none (<see cref="HasId"/> is false until then).</summary>
@@ -46,6 +50,12 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <inheritdoc cref="StoreSlot"/>
     public int StoreGeneration { get; set; }
 
+    /// <summary>Whether a lane started the request through <see cref="TryStart"/>.</summary>
+    public bool IsStarted => Volatile.Read(ref _start) == 1;
+
+    /// <summary>When <see cref="TryStart"/> started the request (UTC ticks); read it after <see cref="IsStarted"/>.</summary>
+    public long StartedTicks => _startedTicks;
+
     public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);
 
     public bool CancelledByCaller => Volatile.Read(ref _cancelledByCaller) != 0;
@@ -74,6 +84,16 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
             current = seen;
         }
     }
+
+    /// <summary>Moves the request from queued to started, at <paramref name="atTicks"/> (UTC); false when it was withdrawn first.</summary>
+    public bool TryStart(long atTicks)
+    {
+        _startedTicks = atTicks; // published by the exchange below
+        return Interlocked.CompareExchange(ref _start, 1, 0) == 0;
+    }
+
+    /// <summary>Keeps a queued request from starting (it finished, or the caller cancelled it); false when it has started.</summary>
+    public bool TryWithdraw() => Interlocked.CompareExchange(ref _start, 2, 0) != 1;
 
     /// <summary>Marks the request done (its final state is in the store, or it was abandoned) and releases its waiters. Idempotent.</summary>
     public void MarkDone() => (Interlocked.Exchange(ref _completion, Done) as TaskCompletionSource)?.TrySetResult();

@@ -109,7 +109,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         ArgumentNullException.ThrowIfNull(requestId);
         using (EnterGate())
         {
-            return new ValueTask<bool>(Start(Find(requestId), at.UtcTicks));
+            int slot = Find(requestId);
+            return new ValueTask<bool>(slot >= 0 && _held[slot].Live is { } live ? _slots[slot].State == AsyncRequestState.InQueue && live.TryStart(at.UtcTicks) : Start(slot, at.UtcTicks));
         }
     }
 
@@ -194,13 +195,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <inheritdoc />
-    ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at)
-    {
-        using (EnterGate())
-        {
-            return new ValueTask<bool>(Start(SlotOf(request), at.UtcTicks));
-        }
-    }
+    ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at) =>
+        new(request.TryStart(at.UtcTicks)); // no lock: the start is kept on the live request, which a finish or a cancel withdraws first
 
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
@@ -228,7 +224,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         using (EnterGate())
         {
             int slot = FindUnexpired(requestId, now);
-            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
+            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue || _held[slot].Live?.TryWithdraw() == false)
             {
                 return new ValueTask<bool>(false);
             }
@@ -258,12 +254,13 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             }
 
             ref Slot entry = ref _slots[slot];
+            AsyncRequestState state = StateOf(slot, out long updatedTicks);
             var status = new AsyncRequestStatus(
                 requestId,
-                entry.State,
-                entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
-                entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
-                new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero));
+                state,
+                state == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+                state == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+                new DateTimeOffset(updatedTicks, TimeSpan.Zero));
             return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((status, entry.IsFinished ? null : _held[slot].Live));
         }
     }
@@ -402,6 +399,20 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         return slot >= 0 && slot < _used && _slots[slot].InUse && _slots[slot].Generation == request.StoreGeneration ? slot : -1;
     }
 
+    /// <summary>A request's state and when it last changed: a live request keeps its start itself. Under the lock.</summary>
+    private AsyncRequestState StateOf(int slot, out long updatedTicks)
+    {
+        ref Slot entry = ref _slots[slot];
+        if (entry.State == AsyncRequestState.InQueue && _held[slot].Live is { IsStarted: true } live)
+        {
+            updatedTicks = live.StartedTicks;
+            return AsyncRequestState.InProgress;
+        }
+
+        updatedTicks = entry.UpdatedTicks;
+        return entry.State;
+    }
+
     private bool Start(int slot, long atTicks)
     {
         if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
@@ -444,6 +455,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         entry.State = state;
         entry.UpdatedTicks = atTicks;
         LiveRequest? live = held.Live;
+        live?.TryWithdraw();
         held = default;
         _finished.Enqueue(new FinishedItem(slot, entry.Generation));
         return live;
@@ -557,16 +569,17 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ref Slot entry = ref _slots[slot];
         bool finished = entry.IsFinished;
+        AsyncRequestState state = StateOf(slot, out long updatedTicks);
         return new AsyncRequestRecord
         {
             Id = IdOf(slot),
-            State = entry.State,
+            State = state,
             ContentType = finished ? _texts.GetString(entry.Texts, TextPart.ContentType) : _held[slot].ContentType!,
             Payload = includePayload && !finished ? _held[slot].Payload : ReadOnlyMemory<byte>.Empty,
             ResultJson = entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
             Error = entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
             SubmittedAt = new DateTimeOffset(entry.SubmittedTicks, TimeSpan.Zero),
-            UpdatedAt = new DateTimeOffset(entry.UpdatedTicks, TimeSpan.Zero),
+            UpdatedAt = new DateTimeOffset(updatedTicks, TimeSpan.Zero),
         };
     }
 

@@ -1,3 +1,6 @@
+using System.Buffers.Binary;
+using System.Buffers.Text;
+
 namespace Servables.Async;
 
 /// <summary>
@@ -6,8 +9,8 @@ namespace Servables.Async;
 /// request goes straight to its entry instead of through a hash index.
 /// </summary>
 /// <remarks>
-/// 27 URL-safe characters of the base64url alphabet: 22 carry the random bits, 6 at a time
-/// (the last one 2, so it is one of <c>A B C D</c>), 5 carry the slot (30 bits). Each id has exactly
+/// 27 URL-safe characters: the random bits as 16 bytes in base64url without padding (22 characters),
+/// then the slot in 5 more of that alphabet (30 bits). Each id has exactly
 /// one spelling, so two different strings never name one entry. The slot says where to look, not
 /// what is there: a read also compares the random bits, so a guessed or stale id finds nothing.
 /// Stateless and thread-safe.
@@ -30,12 +33,10 @@ internal static class SlotRequestId
     public static string Format(ulong low, ulong high, int slot) =>
         string.Create(Length, (low, high, slot), static (chars, id) =>
         {
-            for (int i = 0; i < KeyChars - 1; i++)
-            {
-                chars[i] = Alphabet[(int)(Bits(id.low, id.high, i * 6) & 63)];
-            }
-
-            chars[KeyChars - 1] = Alphabet[(int)(id.high >> 62)];
+            Span<byte> key = stackalloc byte[16];
+            BinaryPrimitives.WriteUInt64LittleEndian(key, id.low);
+            BinaryPrimitives.WriteUInt64LittleEndian(key[8..], id.high);
+            Base64Url.EncodeToChars(key, chars);
             for (int i = 0; i < SlotChars; i++)
             {
                 chars[KeyChars + i] = Alphabet[(id.slot >> ((SlotChars - 1 - i) * 6)) & 63];
@@ -45,54 +46,38 @@ internal static class SlotRequestId
     /// <summary>Reads an id back; false for any string <see cref="Format"/> does not make.</summary>
     public static bool TryParse(ReadOnlySpan<char> id, out ulong low, out ulong high, out int slot)
     {
-        low = 0;
-        high = 0;
-        slot = 0;
-        if (id.Length != Length)
+        (low, high, slot) = (0, 0, 0);
+
+        // 16 bytes end in a character that carries 2 bits and 4 zero bits: A, Q, g or w.
+        if (id.Length != Length || (ValueOf(id[KeyChars - 1]) & 0b1111) != 0)
         {
             return false;
         }
 
-        for (int i = 0; i < KeyChars; i++)
-        {
-            int value = ValueOf(id[i]);
-            if (value < 0 || (i == KeyChars - 1 && value > 3))
-            {
-                return false;
-            }
-
-            int bit = i * 6;
-            if (bit < 64)
-            {
-                low |= (ulong)value << bit;
-            }
-
-            if (bit > 58)
-            {
-                high |= bit >= 64 ? (ulong)value << (bit - 64) : (ulong)value >> (64 - bit);
-            }
-        }
-
-        for (int i = KeyChars; i < Length; i++)
+        for (int i = 0; i < Length; i++)
         {
             int value = ValueOf(id[i]);
             if (value < 0)
             {
-                return false;
+                return false; // the decoder below would skip white space and take '+' and '/'
             }
 
-            slot = (slot << 6) | value;
+            if (i >= KeyChars)
+            {
+                slot = (slot << 6) | value;
+            }
         }
 
+        Span<byte> key = stackalloc byte[16];
+        if (Base64Url.DecodeFromChars(id[..KeyChars], key) != 16)
+        {
+            return false;
+        }
+
+        low = BinaryPrimitives.ReadUInt64LittleEndian(key);
+        high = BinaryPrimitives.ReadUInt64LittleEndian(key[8..]);
         return true;
     }
-
-    private static ulong Bits(ulong low, ulong high, int bit) => bit switch
-    {
-        < 64 when bit <= 58 => low >> bit,
-        < 64 => (low >> bit) | (high << (64 - bit)),
-        _ => high >> (bit - 64),
-    };
 
     private static int ValueOf(char c) => c < 128 ? Values[c] : -1;
 

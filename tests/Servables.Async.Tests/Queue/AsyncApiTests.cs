@@ -195,6 +195,32 @@ public class AsyncApiTests
     }
 
     [Fact]
+    public async Task Timestamps_QueuedRunningAndFinished_ReadTheClockWhenEachBegan()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero));
+        DateTimeOffset start = time.GetUtcNow();
+        await using AsyncHost host = await StartEchoAsync(time: time);
+        IAsyncApiClient client = host.Client();
+
+        string first = await client.SubmitTextAsync("gate");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(first)).State == AsyncRequestState.InProgress);
+        time.Advance(TimeSpan.FromMinutes(1));
+        string second = await client.SubmitTextAsync("gate"); // queued behind the first
+        time.Advance(TimeSpan.FromMinutes(1));
+
+        AsyncRequestStatus running = await client.GetStatusAsync(first);
+        AsyncRequestStatus queued = await client.GetStatusAsync(second);
+        Assert.Equal((AsyncRequestState.InProgress, start), (running.State, running.Timestamp));
+        Assert.Equal((AsyncRequestState.InQueue, start.AddMinutes(1)), (queued.State, queued.Timestamp));
+
+        host.Probe.Gate.SetResult();
+        AsyncRequestStatus firstDone = await client.WaitForCompletionAsync(first, Wait);
+        AsyncRequestStatus secondDone = await client.WaitForCompletionAsync(second, Wait);
+        Assert.Equal((AsyncRequestState.Completed, start.AddMinutes(2)), (firstDone.State, firstDone.Timestamp));
+        Assert.Equal((AsyncRequestState.Completed, start.AddMinutes(2)), (secondDone.State, secondDone.Timestamp));
+    }
+
+    [Fact]
     public async Task Cancel_QueuedAndRunning_BothFail_FinishedReturnsFalse()
     {
         await using AsyncHost host = await StartEchoAsync();

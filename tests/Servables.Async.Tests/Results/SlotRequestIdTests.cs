@@ -26,14 +26,16 @@ public sealed class SlotRequestIdTests
     public void Format_AllBitsSetAndClear_UsesEveryCharacterPosition()
     {
         Assert.Equal("AAAAAAAAAAAAAAAAAAAAAAAAAAA", SlotRequestId.Format(0, 0, 0));
-        Assert.Equal("_____________________D_____", SlotRequestId.Format(ulong.MaxValue, ulong.MaxValue, SlotRequestId.MaxSlot));
+        Assert.Equal("_____________________w_____", SlotRequestId.Format(ulong.MaxValue, ulong.MaxValue, SlotRequestId.MaxSlot));
     }
 
     [Theory]
     [InlineData("")]
     [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAA")] // 26 characters
     [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAA")] // 28 characters
-    [InlineData("AAAAAAAAAAAAAAAAAAAAAEAAAAA")] // the last key character carries 2 bits: E would be a second spelling
+    [InlineData("AAAAAAAAAAAAAAAAAAAAABAAAAA")] // the last key character carries 2 bits and 4 zeros: B would be a second spelling
+    [InlineData("AAAAAAAAAAAAAAAAAAAA+wAAAAA")] // standard base64, not base64url
+    [InlineData("AAAAAAAAAAAAAAAAAAAA=wAAAAA")]
     [InlineData("AAAAAAAAAAAAAAAAAAAAAAAA.AA")] // well-formed as a request id, but not a character of the alphabet
     [InlineData("AAAAAAAAAAAAAAAAAAAAAAAA~AA")]
     [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAÄAA")]
