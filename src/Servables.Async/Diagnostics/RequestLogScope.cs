@@ -3,7 +3,8 @@ using System.Collections;
 namespace Servables.Async;
 
 /// <summary>The logging scope of one request: <c>request_id</c> and <c>api</c>.</summary>
-internal sealed class RequestLogScope(string apiName, string requestId) : IReadOnlyList<KeyValuePair<string, object?>>
+/// <remarks>A struct: with no logging provider that keeps scopes, beginning one allocates nothing.</remarks>
+internal readonly struct RequestLogScope(string apiName, string requestId) : IReadOnlyList<KeyValuePair<string, object?>>
 {
     public int Count => 2;
 

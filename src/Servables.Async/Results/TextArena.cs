@@ -81,7 +81,11 @@ internal sealed class TextArena
     };
 
     /// <summary>One part of a request's texts as a new string.</summary>
-    public string GetString(TextRef texts, TextPart part) => new(Get(texts, part));
+    public string GetString(TextRef texts, TextPart part)
+    {
+        ReadOnlySpan<char> text = Get(texts, part);
+        return text.SequenceEqual("null") ? "null" : new string(text); // a handler's null result is common and always the same
+    }
 
     /// <summary>Gives back a request's texts; a chunk whose texts are all given back is reused.</summary>
     public void Release(TextRef texts)
