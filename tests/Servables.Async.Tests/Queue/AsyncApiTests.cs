@@ -242,6 +242,53 @@ public class AsyncApiTests
     }
 
     [Fact]
+    public async Task Cancel_RacingTheWorkers_NeverRunsACancelledRequest_NeverLosesOne()
+    {
+        // Both lanes are held while 300 requests queue; every third is cancelled then (it must never
+        // run), then the lanes are let go while every other third is cancelled at the same moment:
+        // a cancel that wins must keep its request from running, one that loses must not fail it
+        // as "before it ran".
+        await using AsyncHost host = await StartEchoAsync(o => (o.WorkerCount, o.QueueCapacity) = (2, 1_000));
+        IAsyncApiClient client = host.Client();
+        string[] blockers = [await client.SubmitTextAsync("gate"), await client.SubmitTextAsync("gate")];
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(blockers[1])).State == AsyncRequestState.InProgress
+            && (await client.GetStatusAsync(blockers[0])).State == AsyncRequestState.InProgress);
+        var ids = new string[300];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            ids[i] = await client.SubmitTextAsync($"r{i}");
+        }
+
+        for (int i = 0; i < ids.Length; i += 3)
+        {
+            Assert.True(await client.CancelAsync(ids[i]));
+        }
+
+        host.Probe.Gate.SetResult();
+        bool[] raced = await Task.WhenAll(Enumerable.Range(0, ids.Length).Where(i => i % 3 == 1).Select(i => Task.Run(async () => await client.CancelAsync(ids[i]))));
+
+        for (int i = 0; i < ids.Length; i++)
+        {
+            AsyncRequestStatus done = await client.WaitForCompletionAsync(ids[i], Wait);
+            bool ran = host.Probe.StartedIds.Contains(ids[i]);
+            if (i % 3 == 0)
+            {
+                Assert.Equal((AsyncRequestState.Failed, "Cancelled by the caller before it ran.", false), (done.State, done.Error, ran));
+            }
+            else if (done.State == AsyncRequestState.Failed)
+            {
+                Assert.True(i % 3 == 1 && raced[i / 3], $"{ids[i]} failed without a cancel: {done.Error}");
+                Assert.Equal(ran ? "Cancelled by the caller while it ran." : "Cancelled by the caller before it ran.", done.Error);
+            }
+            else
+            {
+                Assert.Equal(AsyncRequestState.Completed, done.State);
+                Assert.True(ran, $"{ids[i]} completed without running");
+            }
+        }
+    }
+
+    [Fact]
     public async Task Status_UnknownOrMalformedId_NotFound()
     {
         await using AsyncHost host = await StartEchoAsync();
