@@ -1,13 +1,16 @@
-using System.Diagnostics;
 using Servables.Testing;
 
 namespace Servables.Core.Tests.Manager;
 
 public sealed class ManagerStressTests
 {
+    private const int Swaps = 40;
+
     /// <summary>
     /// Swaps versions continuously (real background loop, real time) while readers acquire Latest,
-    /// use the servable and release it. Bounded: about two seconds and a fixed number of swaps.
+    /// use the servable and release it. Bounded by a fixed number of swaps, each given at most 10
+    /// seconds: a count, not a time budget, so a loaded machine (test projects run side by side on
+    /// 2 cores) makes it slower, never red.
     /// </summary>
     [Theory]
     [InlineData(1, 1)]
@@ -67,9 +70,8 @@ public sealed class ManagerStressTests
             reader.Start();
         }
 
-        var clock = Stopwatch.StartNew();
         long version = 1;
-        while (clock.Elapsed < TimeSpan.FromSeconds(2) && version < 200)
+        while (version < Swaps + 1)
         {
             version++;
             Aspire(version);
@@ -84,8 +86,7 @@ public sealed class ManagerStressTests
         }
 
         Assert.Empty(failures);
-        Assert.True(version > 5, $"only {version} versions were swapped in");
-        Assert.True(Interlocked.Read(ref reads) > 100, $"only {reads} reads");
+        Assert.True(Interlocked.Read(ref reads) > Swaps, $"only {reads} reads over {Swaps} swaps");
         List<FakeLoader> all;
         lock (loaders)
         {
