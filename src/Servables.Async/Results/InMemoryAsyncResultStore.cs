@@ -370,10 +370,13 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>The slot of a request, expired or not; -1 when absent. Under the lock.</summary>
     private int Find(ReadOnlySpan<char> id)
     {
-        if (SlotRequestId.TryParse(id, out ulong low, out ulong high, out int slot)
-            && slot < _used && _slots[slot] is { InUse: true, IsNamed: false } entry && entry.KeyLow == low && entry.KeyHigh == high)
+        if (SlotRequestId.TryParse(id, out ulong low, out ulong high, out int slot) && slot < _used)
         {
-            return slot;
+            ref Slot entry = ref _slots[slot];
+            if (entry.InUse && !entry.IsNamed && entry.KeyLow == low && entry.KeyHigh == high)
+            {
+                return slot;
+            }
         }
 
         // A caller may name a request with a string shaped like a made id: the dictionary has it then.
