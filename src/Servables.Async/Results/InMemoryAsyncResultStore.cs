@@ -19,6 +19,11 @@ namespace Servables.Async;
 /// (a caller's own request id, or <see cref="TryAddAsync(AsyncRequestRecord, CancellationToken)"/>)
 /// are found through a dictionary.
 /// </para>
+/// <para>
+/// A timer set for the oldest result's expiry removes expired results as they expire, so that a
+/// status read needs no clock reading; <see cref="GetAsync"/> also checks the clock itself. Dispose
+/// the store to stop the timer.
+/// </para>
 /// <para>Thread-safe: one spin lock; every operation is one index access or one dictionary lookup under it.</para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
@@ -47,6 +52,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private int _used;
     private int _free = -1;
 
+    // Removes results as they expire; _expiryDue is when it is set to fire (UTC ticks; MaxValue: not set). Under the lock.
+    private readonly ITimer _expiryTimer;
+    private long _expiryDue = long.MaxValue;
+
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
@@ -63,6 +72,18 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _time = options.TimeProvider;
         _maxEntries = options.MaxEntries;
         _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
+        // Weakly: a set timer must not keep a store nobody disposed alive for a week.
+        _expiryTimer = _time.CreateTimer(
+            static state =>
+            {
+                if (((WeakReference<InMemoryAsyncResultStore>)state!).TryGetTarget(out InMemoryAsyncResultStore? store))
+                {
+                    store.OnExpiryDue();
+                }
+            },
+            new WeakReference<InMemoryAsyncResultStore>(this),
+            Timeout.InfiniteTimeSpan,
+            Timeout.InfiniteTimeSpan);
     }
 
     /// <inheritdoc />
@@ -159,8 +180,12 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         }
     }
 
-    /// <summary>Nothing to release.</summary>
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    /// <summary>Stops the expiry timer.</summary>
+    public ValueTask DisposeAsync()
+    {
+        _expiryTimer.Dispose();
+        return ValueTask.CompletedTask;
+    }
 
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryAddAsync(LiveRequest request, CancellationToken cancellationToken)
@@ -202,16 +227,18 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
     {
         bool finished;
+        long expireAt = 0;
         using (EnterGate())
         {
             int slot = SlotOf(request);
             finished = slot >= 0 && !_slots[slot].IsFinished;
             if (finished)
             {
-                Finish(slot, error is null ? AsyncRequestState.Completed : AsyncRequestState.Failed, error ?? resultJson!, at.UtcTicks);
+                Finish(slot, error is null ? AsyncRequestState.Completed : AsyncRequestState.Failed, error ?? resultJson!, at.UtcTicks, out expireAt);
             }
         }
 
+        SetExpiryTimer(expireAt);
         request.MarkDone();
         return new ValueTask<bool>(finished);
     }
@@ -220,18 +247,19 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
     {
         LiveRequest? live;
-        long now = NowTicks();
+        long expireAt;
         using (EnterGate())
         {
-            int slot = FindUnexpired(requestId, now);
+            int slot = Find(requestId); // a queued request never expires
             if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue || _held[slot].Live?.TryWithdraw() == false)
             {
                 return new ValueTask<bool>(false);
             }
 
-            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks);
+            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks, out expireAt);
         }
 
+        SetExpiryTimer(expireAt);
         if (live is not null)
         {
             live.CancelByCaller();
@@ -244,10 +272,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> IAsyncRequestTable.ReadAsync(string requestId, CancellationToken cancellationToken)
     {
-        long now = NowTicks();
+        // No clock reading: the expiry timer removes results as they expire.
         using (EnterGate())
         {
-            int slot = FindUnexpired(requestId, now);
+            int slot = Find(requestId);
             if (slot < 0)
             {
                 return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((AsyncRequestStatus.NotFound(requestId), null));
@@ -431,6 +459,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private bool FinishById(string requestId, AsyncRequestState state, string text, long atTicks)
     {
         LiveRequest? live;
+        long expireAt;
         using (EnterGate())
         {
             int slot = Find(requestId);
@@ -439,16 +468,18 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
                 return false;
             }
 
-            live = Finish(slot, state, text, atTicks);
+            live = Finish(slot, state, text, atTicks, out expireAt);
         }
 
+        SetExpiryTimer(expireAt);
         live?.MarkDone();
         return true;
     }
 
     /// <summary>Moves an unfinished request's texts into the arena and drops its references. Under the lock.</summary>
     /// <returns>The live request the slot held, whose waiters the caller releases outside the lock.</returns>
-    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks)
+    /// <remarks><paramref name="expireAt"/>: when the expiry timer must now fire (UTC ticks), for the caller to set outside the lock; 0 when it is set early enough.</remarks>
+    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks, out long expireAt)
     {
         ref Slot entry = ref _slots[slot];
         ref Held held = ref _held[slot];
@@ -461,6 +492,12 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         live?.TryWithdraw();
         held = default;
         _finished.Enqueue(new FinishedItem(slot, entry.Generation));
+        expireAt = 0;
+        if (atTicks + _retentionTicks < _expiryDue)
+        {
+            expireAt = _expiryDue = atTicks + _retentionTicks;
+        }
+
         return live;
     }
 
@@ -524,6 +561,55 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= _retentionTicks;
 
     private bool IsCurrent(FinishedItem item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
+
+    /// <summary>Sets the expiry timer to fire at <paramref name="expireAt"/> (UTC ticks); nothing for 0. Outside the lock.</summary>
+    private void SetExpiryTimer(long expireAt)
+    {
+        if (expireAt != 0)
+        {
+            ScheduleExpiry(expireAt, NowTicks());
+        }
+    }
+
+    private void ScheduleExpiry(long expireAt, long now)
+    {
+        try
+        {
+            _expiryTimer.Change(TimeSpan.FromTicks(Math.Max(0, expireAt - now)), Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The store was disposed meanwhile: nothing to remove any more.
+        }
+    }
+
+    /// <summary>The expiry timer: removes what has expired and sets itself for the oldest result left.</summary>
+    private void OnExpiryDue()
+    {
+        long now = NowTicks();
+        long next = long.MaxValue;
+        using (EnterGate())
+        {
+            RemoveExpired(now);
+            while (_finished.TryPeek(out FinishedItem oldest))
+            {
+                if (IsCurrent(oldest))
+                {
+                    next = _slots[oldest.Slot].UpdatedTicks + _retentionTicks;
+                    break;
+                }
+
+                _finished.Dequeue();
+            }
+
+            _expiryDue = next;
+        }
+
+        if (next != long.MaxValue)
+        {
+            ScheduleExpiry(next, now);
+        }
+    }
 
     /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
     private void MakeRoom(long now)

@@ -4,6 +4,8 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
 {
     protected override IAsyncResultStore CreateStore(AsyncResultStoreOptions options) => new InMemoryAsyncResultStore(options);
 
+    protected override bool RemovesExpiredItself => true;
+
     [Fact]
     public async Task TryAddAsync_Full_EvictsExpiredFirstThenOldestFinished()
     {
@@ -151,5 +153,50 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         Assert.True(await table.TryAddAsync(request, default));
         Assert.True(await table.TryFinishAsync(request, result, null, Time.GetUtcNow()));
         return request.Id;
+    }
+
+    [Fact]
+    public async Task Expiry_ResultsAreRemovedWhenTheyExpire_AndTheTimerFollowsTheOldestLeft()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        string first = await AddAndCompleteAsync(table, "1");
+        Time.Advance(TimeSpan.FromDays(1));
+        string second = await AddAndCompleteAsync(table, "2");
+
+        Time.Advance(Retention - TimeSpan.FromDays(1) - TimeSpan.FromTicks(1));
+        Assert.Equal((2, AsyncRequestState.Completed), (store.Count, (await table.ReadAsync(first, default)).Status.State));
+
+        Time.Advance(TimeSpan.FromTicks(1)); // the first expires: removed, not just hidden
+        Assert.Equal((1, AsyncRequestState.NotFound), (store.Count, (await table.ReadAsync(first, default)).Status.State));
+        Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(second, default)).Status.State);
+
+        Time.Advance(TimeSpan.FromDays(1)); // then the second, a day later
+        Assert.Equal((0, AsyncRequestState.NotFound), (store.Count, (await table.ReadAsync(second, default)).Status.State));
+
+        // Empty again: the next result sets the timer anew; a request still queued never expires.
+        string third = await AddAndCompleteAsync(table, "3");
+        var queued = new LiveRequest(null, "application/json", "{}"u8.ToArray(), Time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+        Assert.True(await table.TryAddAsync(queued, default));
+        Time.Advance(Retention);
+        Assert.Equal(AsyncRequestState.NotFound, (await table.ReadAsync(third, default)).Status.State);
+        Assert.Equal((1, AsyncRequestState.InQueue), (store.Count, (await table.ReadAsync(queued.Id, default)).Status.State));
+    }
+
+    [Fact]
+    public async Task Expiry_OldestEvictedFirst_TimerFiresEarlyAndMovesOn()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 2, TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        await AddAndCompleteAsync(table, "1"); // the timer is set for this one
+        Time.Advance(TimeSpan.FromDays(1));
+        string second = await AddAndCompleteAsync(table, "2");
+        string third = await AddAndCompleteAsync(table, "3"); // evicts the first
+
+        Time.Advance(Retention - TimeSpan.FromDays(1)); // the first's time: nothing of it left to remove
+        Assert.Equal(2, store.Count);
+        Time.Advance(TimeSpan.FromDays(1));
+        Assert.Equal(0, store.Count);
+        Assert.Equal((AsyncRequestState.NotFound, AsyncRequestState.NotFound), ((await table.ReadAsync(second, default)).Status.State, (await table.ReadAsync(third, default)).Status.State));
     }
 }
