@@ -16,6 +16,8 @@ public sealed class SlotRequestIdTests
             string id = SlotRequestId.Format(low, high, slot);
 
             Assert.Equal(SlotRequestId.Length, id.Length);
+            byte[] key = [.. BitConverter.GetBytes(low), .. BitConverter.GetBytes(high)];
+            Assert.Equal(System.Buffers.Text.Base64Url.EncodeToString(key), id[..22]); // the random bits in plain base64url
             Assert.True(AsyncRequestIds.IsWellFormed(id));
             Assert.True(SlotRequestId.TryParse(id, out ulong parsedLow, out ulong parsedHigh, out int parsedSlot));
             Assert.Equal((low, high, slot), (parsedLow, parsedHigh, parsedSlot));
