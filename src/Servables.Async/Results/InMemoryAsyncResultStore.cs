@@ -72,18 +72,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _time = options.TimeProvider;
         _maxEntries = options.MaxEntries;
         _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
-        // Weakly: a set timer must not keep a store nobody disposed alive for a week.
-        _expiryTimer = _time.CreateTimer(
-            static state =>
-            {
-                if (((WeakReference<InMemoryAsyncResultStore>)state!).TryGetTarget(out InMemoryAsyncResultStore? store))
-                {
-                    store.OnExpiryDue();
-                }
-            },
-            new WeakReference<InMemoryAsyncResultStore>(this),
-            Timeout.InfiniteTimeSpan,
-            Timeout.InfiniteTimeSpan);
+        _expiryTimer = CreateExpiryTimer(_time, this);
     }
 
     /// <inheritdoc />
@@ -561,6 +550,42 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= _retentionTicks;
 
     private bool IsCurrent(FinishedItem item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
+
+    /// <summary>
+    /// The expiry timer, unset. It holds the store weakly (a set timer must not keep a store nobody
+    /// disposed alive for a week) and runs without its creator's execution context (its callbacks
+    /// belong to no caller's scope).
+    /// </summary>
+    private static ITimer CreateExpiryTimer(TimeProvider time, InMemoryAsyncResultStore store)
+    {
+        bool restoreFlow = !ExecutionContext.IsFlowSuppressed();
+        if (restoreFlow)
+        {
+            ExecutionContext.SuppressFlow();
+        }
+
+        try
+        {
+            return time.CreateTimer(
+                static state =>
+                {
+                    if (((WeakReference<InMemoryAsyncResultStore>)state!).TryGetTarget(out InMemoryAsyncResultStore? target))
+                    {
+                        target.OnExpiryDue();
+                    }
+                },
+                new WeakReference<InMemoryAsyncResultStore>(store),
+                Timeout.InfiniteTimeSpan,
+                Timeout.InfiniteTimeSpan);
+        }
+        finally
+        {
+            if (restoreFlow)
+            {
+                ExecutionContext.RestoreFlow();
+            }
+        }
+    }
 
     /// <summary>Sets the expiry timer to fire at <paramref name="expireAt"/> (UTC ticks); nothing for 0. Outside the lock.</summary>
     private void SetExpiryTimer(long expireAt)

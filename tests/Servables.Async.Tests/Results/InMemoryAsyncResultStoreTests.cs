@@ -199,4 +199,27 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         Assert.Equal(0, store.Count);
         Assert.Equal((AsyncRequestState.NotFound, AsyncRequestState.NotFound), ((await table.ReadAsync(second, default)).Status.State, (await table.ReadAsync(third, default)).Status.State));
     }
+
+    [Fact]
+    public void Expiry_TimerSetOnTheSystemClock_DoesNotKeepAnUndisposedStoreAlive()
+    {
+        WeakReference<InMemoryAsyncResultStore> store = AbandonStoreWithAResult();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(store.TryGetTarget(out _));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference<InMemoryAsyncResultStore> AbandonStoreWithAResult()
+    {
+        var store = new InMemoryAsyncResultStore(); // the system clock: its expiry timer is set for 7 days
+        IAsyncRequestTable table = store;
+        var request = new LiveRequest(null, "application/json", "{}"u8.ToArray(), DateTimeOffset.UtcNow, AsyncRequestState.InQueue, recovered: false);
+        ValueTask<bool> added = table.TryAddAsync(request, default);
+        Assert.True(added.IsCompletedSuccessfully && added.Result);
+        ValueTask<bool> finished = table.TryFinishAsync(request, "1", null, DateTimeOffset.UtcNow);
+        Assert.True(finished.IsCompletedSuccessfully && finished.Result);
+        return new WeakReference<InMemoryAsyncResultStore>(store);
+    }
 }
