@@ -80,7 +80,7 @@ internal sealed class TextArena
         _ => _chunks[texts.Chunk].AsSpan(texts.Offset + texts.IdLength + texts.ContentTypeLength, texts.TextLength),
     };
 
-    /// <summary>One part of a request's texts as a new string.</summary>
+    /// <summary>One part of a request's texts as a string: a new one, except that a stored JSON <c>null</c> is always the same.</summary>
     public string GetString(TextRef texts, TextPart part)
     {
         ReadOnlySpan<char> text = Get(texts, part);
