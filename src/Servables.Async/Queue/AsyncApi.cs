@@ -127,81 +127,50 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         await _expiryLoop.ConfigureAwait(false);
     }
 
-    public async ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default)
+    public ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        if (_stopping)
-        {
-            throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
-        }
-
-        if (!AsyncPayloadDecoder.TryParseContentType(contentType, out _, out _, out string? problem))
-        {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': {problem}.");
-        }
-
-        if (body.IsEmpty)
-        {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the body is empty.");
-        }
-
-        if (body.Length > _options.MaxPayloadBytes)
-        {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the body has {body.Length} bytes, more than MaxPayloadBytes ({_options.MaxPayloadBytes}).");
-        }
-
-        if (requestId is not null && !AsyncRequestIds.IsWellFormed(requestId))
-        {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{Truncate(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
-        }
-
-        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity)
-        {
-            Interlocked.Decrement(ref _queued);
-            _metrics.Rejections.Add(1, _apiTag, new("reason", "queue_full"));
-            Log.SubmitRejected(_logger, ApiName, "queue full");
-            throw new AsyncQueueFullException(ApiName, _options.QueueCapacity);
-        }
-
-        DateTimeOffset now = _time.GetUtcNow();
-        byte[] payload = body.ToArray();
-        var request = new LiveRequest(requestId, contentType, payload, now, AsyncRequestState.InQueue, recovered: false);
-        bool added = false;
+        // Synchronous all the way when the store answers at once (the in-memory store always does);
+        // an async method only for a store that does not. Failures go into the returned task.
         try
         {
-            added = await _table.TryAddAsync(request, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (!added)
+            LiveRequest request = Admit(body, contentType, requestId, cancellationToken);
+            ValueTask<bool> adding;
+            try
+            {
+                adding = _table.TryAddAsync(request, cancellationToken);
+            }
+            catch
             {
                 Interlocked.Decrement(ref _queued);
+                throw;
             }
+
+            return adding.IsCompletedSuccessfully ? Enqueue(request, adding.Result) : EnqueueWhenAddedAsync(request, adding);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<string>(cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            return ValueTask.FromException<string>(ex);
         }
 
-        if (!added)
+        async ValueTask<string> EnqueueWhenAddedAsync(LiveRequest request, ValueTask<bool> adding)
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{requestId}' already exists.");
-        }
-
-        string id = request.Id;
-
-        if (!_queue.Writer.TryWrite(request))
-        {
-            Interlocked.Decrement(ref _queued);
-            await _table.TryFinishAsync(request, null, "The API stopped before the request could be queued.", now).ConfigureAwait(false);
-            throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
-        }
-
-        if (_logger.IsEnabled(LogLevel.Debug))
-        {
-            using (_logger.BeginScope(new RequestLogScope(ApiName, id)))
+            bool added;
+            try
             {
-                Log.RequestAccepted(_logger, contentType, payload.Length);
+                added = await adding.ConfigureAwait(false);
             }
-        }
+            catch
+            {
+                Interlocked.Decrement(ref _queued);
+                throw;
+            }
 
-        return id;
+            return await Enqueue(request, added).ConfigureAwait(false);
+        }
     }
 
     public ValueTask<string> SubmitJsonAsync<T>(T value, string? requestId = null, CancellationToken cancellationToken = default) =>
@@ -303,6 +272,78 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         await _store.DisposeAsync().ConfigureAwait(false);
         _hardStop.Dispose();
         _expiryStop.Dispose();
+    }
+
+    /// <summary>Checks a submit, takes a queue slot and makes the live request; throws what the caller gets.</summary>
+    private LiveRequest Admit(ReadOnlyMemory<byte> body, string contentType, string? requestId, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_stopping)
+        {
+            throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
+        }
+
+        if (!AsyncPayloadDecoder.TryParseContentType(contentType, out _, out _, out string? problem))
+        {
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': {problem}.");
+        }
+
+        if (body.IsEmpty)
+        {
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the body is empty.");
+        }
+
+        if (body.Length > _options.MaxPayloadBytes)
+        {
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the body has {body.Length} bytes, more than MaxPayloadBytes ({_options.MaxPayloadBytes}).");
+        }
+
+        if (requestId is not null && !AsyncRequestIds.IsWellFormed(requestId))
+        {
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{Truncate(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
+        }
+
+        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity)
+        {
+            Interlocked.Decrement(ref _queued);
+            _metrics.Rejections.Add(1, _apiTag, new("reason", "queue_full"));
+            Log.SubmitRejected(_logger, ApiName, "queue full");
+            throw new AsyncQueueFullException(ApiName, _options.QueueCapacity);
+        }
+
+        return new LiveRequest(requestId, contentType, body.ToArray(), _time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+    }
+
+    /// <summary>Queues a request the table took (<paramref name="added"/>), or gives its slot back and says why not.</summary>
+    private ValueTask<string> Enqueue(LiveRequest request, bool added)
+    {
+        if (!added)
+        {
+            Interlocked.Decrement(ref _queued);
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{request.Id}' already exists.");
+        }
+
+        if (!_queue.Writer.TryWrite(request))
+        {
+            Interlocked.Decrement(ref _queued);
+            return FailUnqueuedAsync(request);
+        }
+
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            using (_logger.BeginScope(new RequestLogScope(ApiName, request.Id)))
+            {
+                Log.RequestAccepted(_logger, request.ContentType, request.Payload.Length);
+            }
+        }
+
+        return new ValueTask<string>(request.Id);
+
+        async ValueTask<string> FailUnqueuedAsync(LiveRequest request)
+        {
+            await _table.TryFinishAsync(request, null, "The API stopped before the request could be queued.", request.SubmittedAt).ConfigureAwait(false);
+            throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
+        }
     }
 
     private IAsyncHandler CreateHandler()
