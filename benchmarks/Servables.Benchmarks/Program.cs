@@ -2,8 +2,20 @@ using BenchmarkDotNet.Running;
 
 namespace Servables.Benchmarks;
 
-/// <summary>Runs the benchmarks picked on the command line (for example <c>--filter '*ServableHandle*'</c>).</summary>
+/// <summary>
+/// Runs the benchmarks picked on the command line (for example <c>--filter '*ServableHandle*'</c>), or,
+/// with <c>--side-by-side</c>, a class's baseline and some of its benchmarks in turn in one process.
+/// </summary>
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Contains("--side-by-side"))
+        {
+            return await SideBySide.RunAsync(args);
+        }
+
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }
