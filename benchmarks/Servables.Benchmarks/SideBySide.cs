@@ -29,7 +29,7 @@ internal static class SideBySide
     {
         int secondsAt = Array.IndexOf(args, "--seconds");
         int seconds = secondsAt >= 0 && secondsAt + 1 < args.Length ? int.Parse(args[secondsAt + 1], CultureInfo.InvariantCulture) : 20;
-        string[] names = [.. args.Where((arg, i) => arg != "--side-by-side" && arg != "--seconds" && i != secondsAt + 1)];
+        string[] names = [.. args.Where((arg, i) => arg != "--side-by-side" && arg != "--seconds" && (secondsAt < 0 || i != secondsAt + 1))];
         if (names.Length < 2)
         {
             Console.Error.WriteLine("usage: --side-by-side <BenchmarkClass> <Method> [<Method>...] [--seconds N]");
