@@ -18,17 +18,32 @@ internal static class AsyncPayloadDecoder
 
     // Parsing a Content-Type is costly next to the rest of a request, and an API sees few distinct ones.
     private const int MaxCachedContentTypes = 64;
-    private static readonly ConcurrentDictionary<string, (string MediaType, string? Charset)> ParsedContentTypes = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, ParsedContentType> ParsedContentTypes = new(StringComparer.Ordinal);
+
+    // The last one found, by reference: a caller usually passes the same string (a literal) every time,
+    // and each request parses its Content-Type twice (refused at submit if bad, decoded by the lane).
+    private static ParsedContentType? s_lastFound;
 
     /// <summary>Parses a Content-Type; false with a reason when it is missing or malformed.</summary>
     public static bool TryParseContentType(string? contentType, out string mediaType, out string? charset, out string? problem)
     {
-        if (contentType is not null && ParsedContentTypes.TryGetValue(contentType, out (string MediaType, string? Charset) cached))
+        ParsedContentType? found = s_lastFound;
+        if (found is null || !ReferenceEquals(found.ContentType, contentType))
         {
-            (mediaType, charset, problem) = (cached.MediaType, cached.Charset, null);
-            return true;
+            if (contentType is null || !ParsedContentTypes.TryGetValue(contentType, out found))
+            {
+                return TryParseAndCache(contentType, out mediaType, out charset, out problem);
+            }
+
+            s_lastFound = found; // a race between threads only costs a dictionary lookup later
         }
 
+        (mediaType, charset, problem) = (found.MediaType, found.Charset, null);
+        return true;
+    }
+
+    private static bool TryParseAndCache(string? contentType, out string mediaType, out string? charset, out string? problem)
+    {
         if (!TryParseContentTypeUncached(contentType, out mediaType, out charset, out problem))
         {
             return false;
@@ -36,7 +51,7 @@ internal static class AsyncPayloadDecoder
 
         if (ParsedContentTypes.Count < MaxCachedContentTypes)
         {
-            ParsedContentTypes.TryAdd(contentType!, (mediaType, charset));
+            ParsedContentTypes.TryAdd(contentType!, new ParsedContentType(contentType!, mediaType, charset));
         }
 
         return true;
@@ -134,6 +149,9 @@ internal static class AsyncPayloadDecoder
             throw new AsyncPayloadException($"The body holds bytes that are not valid {encoding.WebName} (at byte {ex.Index}); fix the charset parameter or the body.", ex);
         }
     }
+
+    /// <summary>A Content-Type and what it parsed to.</summary>
+    private sealed record ParsedContentType(string ContentType, string MediaType, string? Charset);
 
     private static bool IsUtf8(string charset) =>
         charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase);

@@ -27,6 +27,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private readonly AsyncMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly RequestClock _clock;
     private readonly IAsyncResultStore _store;
     private readonly IAsyncRequestTable _table;
     private readonly Channel<LiveRequest> _queue;
@@ -35,7 +36,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private readonly KeyValuePair<string, object?> _apiTag;
     private IAsyncHandler? _handler;
     private Task[] _lanes = [];
-    private int _queued;
+    private readonly QueueSlots _queued;
     private Task _expiryLoop = Task.CompletedTask;
     private volatile bool _stopping;
     private int _disposed;
@@ -55,7 +56,9 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _metrics = metrics;
         _logger = loggerFactory?.CreateLogger($"Servables.Async.AsyncApi.{apiName}") ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
+        _clock = new RequestClock(_time);
         _apiTag = new KeyValuePair<string, object?>("api", apiName);
+        _queued = new QueueSlots(options.QueueCapacity);
         _queue = Channel.CreateUnbounded<LiveRequest>(new UnboundedChannelOptions { SingleReader = options.WorkerCount * options.MaxConcurrencyPerWorker == 1 });
         var storeOptions = new AsyncResultStoreOptions
         {
@@ -71,7 +74,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     public string ApiName { get; }
 
     /// <summary>Requests waiting in the queue (recovered ones not counted).</summary>
-    public int QueueDepth => Volatile.Read(ref _queued);
+    public int QueueDepth => _queued.Depth;
 
     public IAsyncResultStore Store => _store;
 
@@ -141,7 +144,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             }
             catch
             {
-                Interlocked.Decrement(ref _queued);
+                _queued.Untake();
                 throw;
             }
 
@@ -165,7 +168,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             }
             catch
             {
-                Interlocked.Decrement(ref _queued);
+                _queued.Untake();
                 throw;
             }
 
@@ -196,7 +199,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         static async ValueTask<AsyncRequestStatus> StatusOfAsync(ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read) => (await read.ConfigureAwait(false)).Status;
     }
 
-    public Task<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public ValueTask<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
         if (timeout != Timeout.InfiniteTimeSpan && timeout < TimeSpan.Zero)
@@ -207,24 +210,24 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         if (!AsyncRequestIds.IsWellFormed(requestId))
         {
-            return Task.FromResult(AsyncRequestStatus.NotFound(requestId));
+            return new ValueTask<AsyncRequestStatus>(AsyncRequestStatus.NotFound(requestId));
         }
 
         ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read = _table.ReadAsync(requestId, cancellationToken);
         if (!read.IsCompletedSuccessfully)
         {
-            return WaitForStoredAsync(requestId, read.AsTask(), timeout, cancellationToken);
+            return new ValueTask<AsyncRequestStatus>(WaitForStoredAsync(requestId, read.AsTask(), timeout, cancellationToken));
         }
 
         (AsyncRequestStatus status, LiveRequest? live) = read.Result;
         if (status.IsFinished || status.State == AsyncRequestState.NotFound)
         {
-            return Task.FromResult(status);
+            return new ValueTask<AsyncRequestStatus>(status);
         }
 
-        return live is not null
+        return new ValueTask<AsyncRequestStatus>(live is not null
             ? WaitForLiveAsync(live, timeout, cancellationToken)
-            : WaitForStoredAsync(requestId, Task.FromResult((status, live)), timeout, cancellationToken);
+            : WaitForStoredAsync(requestId, Task.FromResult((status, live)), timeout, cancellationToken));
     }
 
     public async ValueTask<bool> CancelAsync(string requestId, CancellationToken cancellationToken = default)
@@ -303,15 +306,20 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{Truncate(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
         }
 
-        if (Interlocked.Increment(ref _queued) > _options.QueueCapacity)
+        if (!_queued.TryTake())
         {
-            Interlocked.Decrement(ref _queued);
             _metrics.Rejections.Add(1, _apiTag, new("reason", "queue_full"));
             Log.SubmitRejected(_logger, ApiName, "queue full");
             throw new AsyncQueueFullException(ApiName, _options.QueueCapacity);
         }
 
-        return new LiveRequest(requestId, contentType, body.ToArray(), _time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+        var request = new LiveRequest(requestId, contentType, body.ToArray(), _clock.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+        if (_metrics.QueueWait.Enabled)
+        {
+            request.SubmittedTimestamp = _time.GetTimestamp(); // the queue wait is measured, not taken from the coarse stamps
+        }
+
+        return request;
     }
 
     /// <summary>Queues a request the table took (<paramref name="added"/>), or gives its slot back and says why not.</summary>
@@ -319,13 +327,13 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     {
         if (!added)
         {
-            Interlocked.Decrement(ref _queued);
+            _queued.Untake();
             throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{request.Id}' already exists.");
         }
 
         if (!_queue.Writer.TryWrite(request))
         {
-            Interlocked.Decrement(ref _queued);
+            _queued.Untake();
             return FailUnqueuedAsync(request);
         }
 
@@ -372,32 +380,32 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private async Task RunLaneAsync()
     {
         ChannelReader<LiveRequest> reader = _queue.Reader;
-        var lane = new LaneClock();
+        var lane = new Lane();
         while (true)
         {
             if (!reader.TryRead(out LiveRequest? request))
             {
-                lane.LastFinished = null;
                 try
                 {
                     request = await reader.ReadAsync().ConfigureAwait(false);
                 }
                 catch (ChannelClosedException)
                 {
+                    lane.TakeSpareCancellation()?.Dispose();
                     return; // stopping, and the queue is empty
                 }
             }
 
             if (!request.Recovered)
             {
-                Interlocked.Decrement(ref _queued);
+                _queued.Return();
             }
 
             await RunOneAsync(request, lane).ConfigureAwait(false);
         }
     }
 
-    private async Task RunOneAsync(LiveRequest request, LaneClock lane)
+    private async Task RunOneAsync(LiveRequest request, Lane lane)
     {
         try
         {
@@ -421,35 +429,40 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
     }
 
-    private async Task ProcessAsync(LiveRequest request, LaneClock lane)
+    private async Task ProcessAsync(LiveRequest request, Lane lane)
     {
-        DateTimeOffset? previousFinish = lane.LastFinished;
-        lane.LastFinished = null;
         if (_hardStop.IsCancellationRequested)
         {
             await AbandonAsync(request, "it never ran").ConfigureAwait(false);
             return;
         }
 
-        // A lane going straight on from its last request starts this one when that one finished
-        // (or when this one came, if later): a clock read saved, as they are a visible share of a request's cost.
-        DateTimeOffset started = previousFinish is { } finishedBefore
-            ? (finishedBefore > request.SubmittedAt ? finishedBefore : request.SubmittedAt)
-            : _time.GetUtcNow();
+        // Stamps come from the coarse request clock (never before the submit's); durations are
+        // measured with the precise one, and only when a metric or a log takes them.
+        DateTimeOffset stamp = _clock.GetUtcNow();
+        DateTimeOffset started = stamp > request.SubmittedAt ? stamp : request.SubmittedAt;
         bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
         if (!resumed && !await _table.TryStartAsync(request, started).ConfigureAwait(false))
         {
             return; // cancelled while queued
         }
 
-        double queueWait = Math.Max(0, (started - request.SubmittedAt).TotalSeconds);
-        _metrics.QueueWait.Record(queueWait, _apiTag);
-        Log.RequestStarted(_logger, queueWait * 1000);
+        bool timed = _metrics.HandleDuration.Enabled || _logger.IsEnabled(LogLevel.Debug);
+        long startedTimestamp = timed || _metrics.QueueWait.Enabled ? _time.GetTimestamp() : 0;
+        if (_metrics.QueueWait.Enabled || _logger.IsEnabled(LogLevel.Debug))
+        {
+            double queueWait = request.SubmittedTimestamp != 0 && startedTimestamp != 0
+                ? _time.GetElapsedTime(request.SubmittedTimestamp, startedTimestamp).TotalSeconds
+                : Math.Max(0, (started - request.SubmittedAt).TotalSeconds);
+            _metrics.QueueWait.Record(queueWait, _apiTag);
+            Log.RequestStarted(_logger, queueWait * 1000);
+        }
 
         // One source per request, with the deadline's timer when there is one; the caller's cancel
-        // and a hard stop reach it through the live request.
+        // and a hard stop reach it through the live request. Without a deadline the lane reuses its
+        // source from one request to the next while nothing cancels it.
         CancellationTokenSource cancellation = _options.RequestTimeout == Timeout.InfiniteTimeSpan
-            ? new CancellationTokenSource()
+            ? lane.TakeSpareCancellation() ?? new CancellationTokenSource()
             : new CancellationTokenSource(_options.RequestTimeout, _time);
         request.Started(cancellation, _hardStop.Token);
         _metrics.InFlight.Add(1, _apiTag);
@@ -490,8 +503,15 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
         finally
         {
-            request.Stopped();
-            cancellation.Dispose();
+            if (request.Stopped())
+            {
+                // The handler has returned: its registrations go with the reset.
+                if (_options.RequestTimeout != Timeout.InfiniteTimeSpan || !lane.KeepSpareCancellation(cancellation))
+                {
+                    cancellation.Dispose();
+                }
+            }
+
             _metrics.InFlight.Add(-1, _apiTag);
         }
 
@@ -501,17 +521,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             return;
         }
 
-        // One clock read for the stored time, the duration and the lane's next start.
-        DateTimeOffset finished = _time.GetUtcNow();
-        double elapsed = Math.Max(0, (finished - started).TotalSeconds);
+        stamp = _clock.GetUtcNow();
+        DateTimeOffset finished = stamp > started ? stamp : started;
+        double elapsed = timed && startedTimestamp != 0 ? _time.GetElapsedTime(startedTimestamp).TotalSeconds : (finished - started).TotalSeconds;
         _metrics.HandleDuration.Record(elapsed, _apiTag);
-        ValueTask<bool> finishing = _table.TryFinishAsync(request, resultJson, failure, finished);
-        if (finishing.IsCompletedSuccessfully)
-        {
-            lane.LastFinished = finished; // no store round trip after the reading: still "now" for the next start
-        }
-
-        await finishing.ConfigureAwait(false);
+        await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false);
         if (failure is null)
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "completed"));
@@ -640,10 +654,30 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         return new AsyncRequestRejectedException(message);
     }
 
-    /// <summary>A lane's last finish reading, while the lane goes straight on to its next request.</summary>
-    private sealed class LaneClock
+    /// <summary>What a lane carries from one request to the next.</summary>
+    private sealed class Lane
     {
-        public DateTimeOffset? LastFinished { get; set; }
+        private CancellationTokenSource? _spare;
+
+        /// <summary>A cancellation source no request uses now, if the lane has one.</summary>
+        public CancellationTokenSource? TakeSpareCancellation()
+        {
+            CancellationTokenSource? spare = _spare;
+            _spare = null;
+            return spare;
+        }
+
+        /// <summary>Keeps a source its request is done with, for the next one; false when it was cancelled (dispose it then).</summary>
+        public bool KeepSpareCancellation(CancellationTokenSource cancellation)
+        {
+            if (!cancellation.TryReset())
+            {
+                return false;
+            }
+
+            _spare = cancellation;
+            return true;
+        }
     }
 
     private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";

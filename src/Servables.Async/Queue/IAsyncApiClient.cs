@@ -36,7 +36,11 @@ public interface IAsyncApiClient
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The final status (completed or failed), or not_found for an unknown id.</returns>
     /// <exception cref="TimeoutException">The request did not finish in time; it goes on.</exception>
-    Task<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default);
+    /// <remarks>
+    /// Completes synchronously, allocating nothing but the status, when the request has finished;
+    /// call <see cref="ValueTask{TResult}.AsTask"/> to combine waits (<see cref="Task.WhenAll(Task[])"/>).
+    /// </remarks>
+    ValueTask<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default);
 
     /// <summary>Cancels a request: a queued one fails without running; a running one has its token cancelled and fails.</summary>
     /// <returns>True if the request was queued or running; false if it had finished or is unknown.</returns>

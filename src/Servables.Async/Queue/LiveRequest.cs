@@ -38,6 +38,9 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
 
     public DateTimeOffset SubmittedAt { get; } = submittedAt;
 
+    /// <summary>The precise clock's timestamp of the submit (<see cref="TimeProvider.GetTimestamp"/>), when the queue wait is measured; 0 otherwise.</summary>
+    public long SubmittedTimestamp { get; set; }
+
     /// <summary>The state the store held when the request was recovered; <see cref="AsyncRequestState.InQueue"/> for a new one.</summary>
     public AsyncRequestState StoredState { get; } = storedState;
 
@@ -109,8 +112,12 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
         }
     }
 
-    /// <summary>Stops handing out the cancellation source (its owner disposes it next).</summary>
-    public void Stopped() => Volatile.Write(ref _cancellation, null);
+    /// <summary>Stops handing out the cancellation source.</summary>
+    /// <returns>
+    /// True when the lane has the source back to reuse or dispose; false when a canceller took it
+    /// (it is cancelled, or being cancelled, and belongs to nobody now: drop it).
+    /// </returns>
+    public bool Stopped() => Interlocked.Exchange(ref _cancellation, null) is not null;
 
     /// <summary>Cancels the request's token if it runs; remembers the wish if it is about to.</summary>
     public void CancelByCaller()
@@ -120,16 +127,9 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     }
 
     /// <summary>Cancels the request's token if it runs (the host is out of shutdown time; the hard stop flag is already set).</summary>
-    public void CancelRunning()
-    {
-        Interlocked.MemoryBarrier();
-        try
-        {
-            Volatile.Read(ref _cancellation)?.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // It finished meanwhile.
-        }
-    }
+    /// <remarks>
+    /// The source is taken out before it is cancelled, so that a lane that stops the request at the
+    /// same moment cannot reuse it for its next request (see <see cref="Stopped"/>).
+    /// </remarks>
+    public void CancelRunning() => Interlocked.Exchange(ref _cancellation, null)?.Cancel();
 }

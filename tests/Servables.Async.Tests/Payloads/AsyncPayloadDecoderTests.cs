@@ -19,6 +19,25 @@ public sealed class AsyncPayloadDecoderTests
     }
 
     [Fact]
+    public void Decode_ContentTypesInTurn_EachParsedAsItsOwn()
+    {
+        // The parser keeps the last Content-Type it found by reference: turns between strings,
+        // equal strings that are other instances, and a bad one in between must not mix them up.
+        string json = "application/json";
+        string text = "text/plain; charset=iso-8859-1";
+        string jsonCopy = new(json.AsSpan());
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(AsyncPayloadKind.Json, AsyncPayloadDecoder.Decode(json, "1"u8.ToArray()).Kind);
+            AsyncPayload latin = AsyncPayloadDecoder.Decode(text, new byte[] { 0xE9 });
+            Assert.Equal(("é", "iso-8859-1"), (latin.Text, latin.Charset));
+            Assert.Equal(AsyncPayloadKind.Json, AsyncPayloadDecoder.Decode(jsonCopy, "2"u8.ToArray()).Kind);
+            Assert.False(AsyncPayloadDecoder.TryParseContentType("no slash", out _, out _, out _));
+            Assert.Equal(AsyncPayloadKind.Bytes, AsyncPayloadDecoder.Decode("image/png", new byte[] { 1 }).Kind);
+        }
+    }
+
+    [Fact]
     public void Decode_MalformedJson_ThrowsClearError()
     {
         AsyncPayloadException error = Assert.Throws<AsyncPayloadException>(() => AsyncPayloadDecoder.Decode("application/json", "{\"a\":"u8.ToArray()));

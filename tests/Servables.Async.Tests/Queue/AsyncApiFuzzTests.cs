@@ -40,7 +40,7 @@ public sealed class AsyncApiFuzzTests
             }
         }
 
-        AsyncRequestStatus[] finals = await Task.WhenAll(accepted.Select(id => client.WaitForCompletionAsync(id, TimeSpan.FromSeconds(30))));
+        AsyncRequestStatus[] finals = await Task.WhenAll(accepted.Select(id => client.WaitForCompletionAsync(id, TimeSpan.FromSeconds(30)).AsTask()));
         Assert.All(finals, f =>
         {
             Assert.True(f.IsFinished, $"{f.Id} is {f.Status}");

@@ -237,8 +237,26 @@ public class AsyncApiTests
         Assert.False(await client.CancelAsync(queued));
         Assert.False(await client.CancelAsync("unknown"));
         string next = await client.SubmitTextAsync("after");
-        await client.WaitForCompletionAsync(next, Wait);
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(next, Wait)).State);
         Assert.DoesNotContain(queued, host.Probe.StartedIds);
+    }
+
+    [Fact]
+    public async Task Cancel_OfAFinishedRequest_NeverReachesTheLanesNextRequest()
+    {
+        // Without a deadline a lane reuses its cancellation source from one request to the next:
+        // cancelling a request that has finished must not cancel the one that runs now.
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+        string done = await client.SubmitTextAsync("first");
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(done, Wait)).State);
+        string running = await client.SubmitTextAsync("gate");
+        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+
+        Assert.False(await client.CancelAsync(done));
+        host.Probe.Gate.SetResult();
+
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(running, Wait)).State);
     }
 
     [Fact]
@@ -307,7 +325,7 @@ public class AsyncApiTests
         string id = await client.SubmitTextAsync("gate");
         await WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
 
-        Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(1));
+        Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(1)).AsTask();
         await Task.Delay(50);
         time.Advance(TimeSpan.FromMinutes(1));
 
@@ -327,10 +345,10 @@ public class AsyncApiTests
         DateTimeOffset now = DateTimeOffset.UtcNow;
         await shared.TryAddAsync(new AsyncRequestRecord { Id = "elsewhere", State = AsyncRequestState.InQueue, ContentType = "text/plain", Payload = "x"u8.ToArray(), SubmittedAt = now, UpdatedAt = now });
 
-        TimeoutException early = await Assert.ThrowsAsync<TimeoutException>(() => client.WaitForCompletionAsync("elsewhere", TimeSpan.FromMilliseconds(50)));
+        TimeoutException early = await Assert.ThrowsAsync<TimeoutException>(() => client.WaitForCompletionAsync("elsewhere", TimeSpan.FromMilliseconds(50)).AsTask());
         Assert.Contains("in_queue", early.Message, StringComparison.Ordinal);
 
-        Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync("elsewhere", Wait);
+        Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync("elsewhere", Wait).AsTask();
         await Task.Delay(20);
         Assert.False(wait.IsCompleted);
         await shared.TryCompleteAsync("elsewhere", "42", DateTimeOffset.UtcNow);
@@ -347,7 +365,7 @@ public class AsyncApiTests
         string id = await client.SubmitTextAsync("gate");
         await WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
 
-        Task<AsyncRequestStatus>[] waits = [.. Enumerable.Range(0, 8).Select(_ => client.WaitForCompletionAsync(id, Wait))];
+        Task<AsyncRequestStatus>[] waits = [.. Enumerable.Range(0, 8).Select(_ => client.WaitForCompletionAsync(id, Wait).AsTask())];
         await Task.Delay(20);
         Assert.All(waits, w => Assert.False(w.IsCompleted));
         host.Probe.Gate.SetResult();
@@ -379,7 +397,7 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync(o => (o.WorkerCount, o.MaxConcurrencyPerWorker) = (3, 4));
         IAsyncApiClient client = host.Client();
         string[] ids = await Task.WhenAll(Enumerable.Range(0, 300).Select(i => client.SubmitJsonAsync(new { i }).AsTask()));
-        AsyncRequestStatus[] done = await Task.WhenAll(ids.Select(id => client.WaitForCompletionAsync(id, Wait)));
+        AsyncRequestStatus[] done = await Task.WhenAll(ids.Select(id => client.WaitForCompletionAsync(id, Wait).AsTask()));
         Assert.All(done, d => Assert.Equal(AsyncRequestState.Completed, d.State));
         Assert.Equal(Enumerable.Range(0, 300), done.Select(d => d.Result!.Value.GetProperty("json").GetProperty("i").GetInt32()).Order());
     }

@@ -59,4 +59,53 @@ public sealed class AsyncMetricsTests
             Assert.Equal(2, seen.Count(m => m.Meter == "Servables.Async.Handlers" && m.Name == "echo.calls"));
         }
     }
+
+    [Fact]
+    public async Task Durations_QueueWaitAndHandlerTime_FromSubmitStartAndFinish()
+    {
+        // With a listener the queue wait and the handler's time are measured with the precise clock (TimeProvider.GetTimestamp).
+        string api = $"d{Guid.NewGuid():N}";
+        var durations = new List<(string Name, double Seconds)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Servables.Async" && instrument.Name is "servables.async.queue.wait" or "servables.async.handle.duration")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<double>((i, v, tags, _) =>
+        {
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                if (tag.Key == "api" && Equals(tag.Value, api))
+                {
+                    lock (durations)
+                    {
+                        durations.Add((i.Name, v));
+                    }
+                }
+            }
+        });
+        listener.Start();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero));
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(api), time);
+        IAsyncApiClient client = host.Client(api);
+        string gated = await client.SubmitTextAsync("gate");
+        while ((await client.GetStatusAsync(gated)).State != AsyncRequestState.InProgress)
+        {
+            await Task.Delay(5);
+        }
+
+        string queued = await client.SubmitTextAsync("behind");
+        time.Advance(TimeSpan.FromSeconds(30));
+        host.Probe.Gate.SetResult();
+        await client.WaitForCompletionAsync(queued, TimeSpan.FromSeconds(10));
+
+        lock (durations)
+        {
+            Assert.Equal([0, 30], durations.Where(d => d.Name == "servables.async.queue.wait").Select(d => d.Seconds).Order());
+            Assert.Equal([0, 30], durations.Where(d => d.Name == "servables.async.handle.duration").Select(d => d.Seconds).Order());
+        }
+    }
 }

@@ -1,0 +1,69 @@
+namespace Servables.Async.Tests.Queue;
+
+public sealed class LiveRequestTests
+{
+    [Fact]
+    public void Stopped_BeforeAnyCancel_GivesTheSourceBack_ALaterCancelDoesNotReachIt()
+    {
+        LiveRequest request = NewRequest();
+        using var source = new CancellationTokenSource();
+        request.Started(source, CancellationToken.None);
+
+        Assert.True(request.Stopped());
+        request.CancelByCaller(); // the request is done: the source may already run the lane's next request
+
+        Assert.False(source.IsCancellationRequested);
+    }
+
+    [Fact]
+    public void CancelRunning_WhileItRuns_CancelsAndKeepsTheSource_StoppedSaysSo()
+    {
+        LiveRequest request = NewRequest();
+        using var source = new CancellationTokenSource();
+        request.Started(source, CancellationToken.None);
+
+        request.CancelRunning();
+
+        Assert.True(source.IsCancellationRequested);
+        Assert.False(request.Stopped()); // the lane must not reuse it
+    }
+
+    [Fact]
+    public void Started_AfterTheCallerCancelled_CancelsAtOnce()
+    {
+        LiveRequest request = NewRequest();
+        request.CancelByCaller();
+        using var source = new CancellationTokenSource();
+
+        request.Started(source, CancellationToken.None);
+
+        Assert.True(source.IsCancellationRequested);
+        Assert.True(request.CancelledByCaller);
+    }
+
+    [Fact]
+    public async Task CancelRunning_RacingStopped_ExactlyOneSideHasTheSource()
+    {
+        for (int i = 0; i < 2_000; i++)
+        {
+            LiveRequest request = NewRequest();
+            var source = new CancellationTokenSource();
+            request.Started(source, CancellationToken.None);
+            using var go = new Barrier(2);
+            Task cancel = Task.Run(() =>
+            {
+                go.SignalAndWait();
+                request.CancelRunning();
+            });
+            go.SignalAndWait();
+            bool laneHasIt = request.Stopped();
+            await cancel.WaitAsync(TimeSpan.FromSeconds(10));
+
+            // The lane reuses only a source that nobody cancelled, and one it gave up was cancelled.
+            Assert.Equal(!laneHasIt, source.IsCancellationRequested);
+        }
+    }
+
+    private static LiveRequest NewRequest() =>
+        new("id", "text/plain", "x"u8.ToArray(), DateTimeOffset.UnixEpoch, AsyncRequestState.InQueue, recovered: false);
+}
