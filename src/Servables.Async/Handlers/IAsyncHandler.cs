@@ -26,7 +26,11 @@ public interface IAsyncHandler
     /// <summary>Handles one request.</summary>
     /// <param name="payload">The body, decoded by its Content-Type.</param>
     /// <param name="requestId">The request's id, for logs and for chained calls.</param>
-    /// <param name="cancellationToken">Cancelled at the request's deadline, on <see cref="IAsyncApiClient.CancelAsync"/>, or at shutdown.</param>
+    /// <param name="cancellationToken">
+    /// Cancelled at the request's deadline, on <see cref="IAsyncApiClient.CancelAsync"/>, or at shutdown.
+    /// It belongs to this call only: without a deadline a worker reuses its source for its next
+    /// request (registrations are removed when the call returns), so do not keep the token after it.
+    /// </param>
     /// <returns>The result: a <c>JsonNode</c>, a dictionary or any object <c>System.Text.Json</c> can serialise (null is stored as JSON null).</returns>
     ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken);
 }
