@@ -447,9 +447,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             return; // cancelled while queued
         }
 
-        bool timed = _metrics.HandleDuration.Enabled || _logger.IsEnabled(LogLevel.Debug);
-        long startedTimestamp = timed || _metrics.QueueWait.Enabled ? _time.GetTimestamp() : 0;
-        if (_metrics.QueueWait.Enabled || _logger.IsEnabled(LogLevel.Debug))
+        bool debug = _logger.IsEnabled(LogLevel.Debug);
+        bool timed = debug || _metrics.HandleDuration.Enabled;
+        bool waitTimed = debug || _metrics.QueueWait.Enabled;
+        long startedTimestamp = timed || waitTimed ? _time.GetTimestamp() : 0;
+        if (waitTimed)
         {
             double queueWait = request.SubmittedTimestamp != 0 && startedTimestamp != 0
                 ? _time.GetElapsedTime(request.SubmittedTimestamp, startedTimestamp).TotalSeconds
