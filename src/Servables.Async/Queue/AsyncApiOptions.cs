@@ -47,7 +47,7 @@ public sealed class AsyncApiOptions
     /// <summary>Creates a custom result store instead of <see cref="Store"/>; null for the built-in ones.</summary>
     public Func<IServiceProvider, AsyncResultStoreOptions, IAsyncResultStore>? StoreFactory { get; set; }
 
-    /// <summary>How often expired results are deleted from the store.</summary>
+    /// <summary>How often expired results are deleted from the store; the in-memory store also moves in, then, the outcomes of requests nobody has read since they finished.</summary>
     /// <value>1 second to 1 day. Defaults to 10 minutes.</value>
     public TimeSpan ExpiryScanInterval { get; set; } = TimeSpan.FromMinutes(10);
 

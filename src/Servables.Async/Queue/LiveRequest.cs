@@ -5,7 +5,8 @@ namespace Servables.Async;
 /// The result store is the record of truth; this object only connects the submitter, the worker
 /// and any waiters in process, so that waiting and cancelling need no store polling. Its completion
 /// moves once from "open" (no waiter yet), through "awaited" (a waiter's task), to "done".
-/// Thread-safe.
+/// An in-memory table also lets the lane leave the request's outcome here (<see cref="TrySetOutcome"/>)
+/// for the table to move into its entry later, on a thread that uses the table anyway. Thread-safe.
 /// </remarks>
 internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory<byte> payload, DateTimeOffset submittedAt, AsyncRequestState storedState, bool recovered)
 {
@@ -19,6 +20,12 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     // Where an in-memory table keeps the start: 0 queued, 1 started, 2 withdrawn (finished or cancelled before it started).
     private int _start;
     private long _startedTicks;
+
+    // Who ends the request: 0 nobody yet, 1 the lane (the outcome below is set), 2 the table.
+    private int _outcomeOwner;
+    private string? _outcomeText;
+    private bool _outcomeFailed;
+    private long _outcomeTicks;
 
     private string? _id = id;
 
@@ -34,7 +41,8 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
 
     public string ContentType { get; } = contentType;
 
-    public ReadOnlyMemory<byte> Payload { get; } = payload;
+    /// <summary>The body; empty once <see cref="TrySetOutcome"/> has run, so that a finished request does not keep it alive.</summary>
+    public ReadOnlyMemory<byte> Payload { get; private set; } = payload;
 
     public DateTimeOffset SubmittedAt { get; } = submittedAt;
 
@@ -62,6 +70,39 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);
 
     public bool CancelledByCaller => Volatile.Read(ref _cancelledByCaller) != 0;
+
+    /// <summary>Leaves the request's outcome here and marks it done; false when the table ended the request first.</summary>
+    /// <param name="resultJson">The result, when <paramref name="error"/> is null.</param>
+    /// <param name="error">The failure, or null.</param>
+    /// <param name="atTicks">When it finished (UTC ticks).</param>
+    public bool TrySetOutcome(string? resultJson, string? error, long atTicks)
+    {
+        if (Interlocked.CompareExchange(ref _outcomeOwner, 1, 0) != 0)
+        {
+            return false;
+        }
+
+        (_outcomeText, _outcomeFailed, _outcomeTicks) = (error ?? resultJson, error is not null, atTicks);
+        Payload = ReadOnlyMemory<byte>.Empty;
+        MarkDone(); // publishes the fields above to whoever sees IsDone
+        return true;
+    }
+
+    /// <summary>The outcome <see cref="TrySetOutcome"/> left, once the request is done.</summary>
+    public bool TryGetOutcome(out string text, out bool failed, out long atTicks)
+    {
+        if (!IsDone || Volatile.Read(ref _outcomeOwner) != 1)
+        {
+            (text, failed, atTicks) = (string.Empty, false, 0);
+            return false;
+        }
+
+        (text, failed, atTicks) = (_outcomeText!, _outcomeFailed, _outcomeTicks);
+        return true;
+    }
+
+    /// <summary>The table ends the request itself (a caller's cancel, a finish by id); false when the lane left an outcome first (use that).</summary>
+    public bool TryClaimOutcome() => Interlocked.CompareExchange(ref _outcomeOwner, 2, 0) == 0;
 
     /// <summary>A task that completes when the request is done; an already completed one if it is.</summary>
     public Task WhenDone()

@@ -20,9 +20,17 @@ namespace Servables.Async;
 /// are found through a dictionary.
 /// </para>
 /// <para>
-/// A timer set for the oldest result's expiry removes expired results as they expire, so that a
-/// status read needs no clock reading; <see cref="GetAsync"/> also checks the clock itself. Dispose
-/// the store to stop the timer.
+/// An async API's worker lanes never take the store's lock: a lane leaves each outcome on the
+/// request's in-process record, and the store moves it into the entry the next time it touches that
+/// entry under the lock (a status read, an add that needs room, an expiry scan), keeping the time
+/// the request finished. Handing the lock and the table's cache lines back and forth between a
+/// lane's core and a submitter's costs more than the rest of the store's work per request.
+/// </para>
+/// <para>
+/// A timer set for the oldest result's expiry removes expired results as they expire; a result
+/// moved in after later ones may be removed a little late, so a status read also checks it (with a
+/// coarse clock), and <see cref="GetAsync"/> checks the clock itself. The async API's periodic scan
+/// (<see cref="RemoveExpiredAsync"/>) moves in outcomes nobody has read. Dispose the store to stop the timer.
 /// </para>
 /// <para>Thread-safe: one spin lock; every operation is one index access or one dictionary lookup under it.</para>
 /// </remarks>
@@ -38,8 +46,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private readonly int _maxEntries;
     private readonly TextArena _texts = new();
 
-    // Finished requests in completion order; an item whose slot was since freed is skipped.
-    private readonly Queue<FinishedItem> _finished = new();
+    // Finished requests in the order they were settled; an item whose slot was since freed is skipped.
+    private readonly Queue<SlotVersion> _finished = new();
+
+    // Requests whose lane may have left an outcome on the live request, oldest first; stale items are skipped.
+    private readonly Queue<SlotVersion> _unsettled = new();
 
     // The slot of each request whose id was not made here; made ids carry their slot.
     private readonly Dictionary<string, int> _named = new(StringComparer.Ordinal);
@@ -56,6 +67,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private readonly ITimer _expiryTimer;
     private long _expiryDue = long.MaxValue;
 
+    // A new, earlier expiry for the timer, set under the lock and applied when the lock is left (0: none).
+    private long _rescheduleAt;
+    private readonly RequestClock _clock;
+
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
@@ -70,6 +85,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
         _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
+        _clock = new RequestClock(_time);
         _maxEntries = options.MaxEntries;
         _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
         _expiryTimer = CreateExpiryTimer(_time, this);
@@ -92,6 +108,18 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
     /// <inheritdoc />
     IAsyncResultStore IAsyncRequestTable.Store => this;
+
+    /// <summary>Items in the queue of entries whose outcome may wait on a live request; tests check it stays bounded.</summary>
+    internal int UnsettledQueueLength
+    {
+        get
+        {
+            using (EnterGate())
+            {
+                return _unsettled.Count;
+            }
+        }
+    }
 
     /// <inheritdoc />
     public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default)
@@ -145,6 +173,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         using (EnterGate())
         {
+            SettleAll();
             var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
             for (int slot = 0; slot < _used; slot++)
             {
@@ -165,6 +194,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         long now = NowTicks();
         using (EnterGate())
         {
+            SettleAll();
             return new ValueTask<int>(RemoveExpired(now));
         }
     }
@@ -213,42 +243,27 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         new(request.TryStart(at.UtcTicks)); // no lock: the start is kept on the live request, which a finish or a cancel withdraws first
 
     /// <inheritdoc />
-    ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
-    {
-        bool finished;
-        long expireAt = 0;
-        using (EnterGate())
-        {
-            int slot = SlotOf(request);
-            finished = slot >= 0 && !_slots[slot].IsFinished;
-            if (finished)
-            {
-                Finish(slot, error is null ? AsyncRequestState.Completed : AsyncRequestState.Failed, error ?? resultJson!, at.UtcTicks, out expireAt);
-            }
-        }
+    ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at) =>
+        // No lock: the lane leaves the outcome on the live request, and whoever next takes the lock for
+        // the entry (a read, an add, the expiry timer) moves it in. The lock and the table's lines then
+        // stay with the submitting and reading threads: handing a cache line between two cores costs
+        // more here than the rest of a request's store work (see benchmarks/README.md).
+        new(request.TrySetOutcome(resultJson, error, at.UtcTicks));
 
-        SetExpiryTimer(expireAt);
-        request.MarkDone();
-        return new ValueTask<bool>(finished);
-    }
-
-    /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
     {
         LiveRequest? live;
-        long expireAt;
         using (EnterGate())
         {
             int slot = Find(requestId); // a queued request never expires
-            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue || _held[slot].Live?.TryWithdraw() == false)
+            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue || _held[slot].Live?.TryWithdraw() == false || !TryClaimOutcome(slot))
             {
                 return new ValueTask<bool>(false);
             }
 
-            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks, out expireAt);
+            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks);
         }
 
-        SetExpiryTimer(expireAt);
         if (live is not null)
         {
             live.CancelByCaller();
@@ -261,10 +276,17 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> IAsyncRequestTable.ReadAsync(string requestId, CancellationToken cancellationToken)
     {
-        // No clock reading: the expiry timer removes results as they expire.
         using (EnterGate())
         {
+            // The expiry timer removes results as they expire; a result settled out of completion order
+            // may be removed late, so a read checks (with the coarse clock: a few nanoseconds).
             int slot = Find(requestId);
+            if (slot >= 0 && IsExpired(slot, _clock.GetUtcNow().UtcTicks))
+            {
+                Remove(slot);
+                slot = -1;
+            }
+
             if (slot < 0)
             {
                 return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((AsyncRequestStatus.NotFound(requestId), null));
@@ -344,6 +366,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>Takes a slot for a new request, making room first if full; its id is <paramref name="id"/>, or made from <paramref name="key"/> and the slot. Under the lock.</summary>
     private int AddUnder((ulong Low, ulong High)? key, string? id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
     {
+        DropSettledHeads();
         if (_count >= _maxEntries)
         {
             MakeRoom(now);
@@ -366,12 +389,14 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             _named.Add(id!, slot);
         }
 
-        _held[slot] = new Held { Id = id, ContentType = contentType, Payload = payload, Live = live };
+        // A live request keeps the payload itself, and lets it go when it finishes.
+        _held[slot] = new Held { Id = id, ContentType = contentType, Payload = live is null ? payload : default, Live = live };
         _count++;
         if (live is not null)
         {
             live.StoreSlot = slot;
             live.StoreGeneration = entry.Generation;
+            _unsettled.Enqueue(new SlotVersion(slot, entry.Generation));
         }
 
         return slot;
@@ -385,19 +410,27 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <summary>The slot of a request, expired or not; -1 when absent. Under the lock.</summary>
+    /// <summary>The slot of the request with that id, or -1; an outcome its lane left is settled first.</summary>
     private int Find(ReadOnlySpan<char> id)
     {
+        int found = -1;
         if (SlotRequestId.TryParse(id, out ulong low, out ulong high, out int slot) && slot < _used)
         {
             ref Slot entry = ref _slots[slot];
             if (entry.InUse && !entry.IsNamed && entry.KeyLow == low && entry.KeyHigh == high)
             {
-                return slot;
+                found = slot;
             }
         }
 
         // A caller may name a request with a string shaped like a made id: the dictionary has it then.
-        return _named.Count > 0 && _namedBySpan.TryGetValue(id, out int named) ? named : -1;
+        if (found < 0 && !(_named.Count > 0 && _namedBySpan.TryGetValue(id, out found)))
+        {
+            return -1;
+        }
+
+        Settle(found);
+        return found;
     }
 
     /// <summary>The id of the request in <paramref name="slot"/> as a new string. Under the lock.</summary>
@@ -406,7 +439,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         ref Slot entry = ref _slots[slot];
         if (!entry.IsFinished)
         {
-            return _held[slot].Id!;
+            return _held[slot].Id ?? SlotRequestId.Format(entry.KeyLow, entry.KeyHigh, slot);
         }
 
         return entry.IsNamed ? _texts.GetString(entry.Texts, TextPart.Id) : SlotRequestId.Format(entry.KeyLow, entry.KeyHigh, slot);
@@ -448,27 +481,25 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private bool FinishById(string requestId, AsyncRequestState state, string text, long atTicks)
     {
         LiveRequest? live;
-        long expireAt;
         using (EnterGate())
         {
             int slot = Find(requestId);
-            if (slot < 0 || _slots[slot].IsFinished)
+            if (slot < 0 || _slots[slot].IsFinished || !TryClaimOutcome(slot))
             {
                 return false;
             }
 
-            live = Finish(slot, state, text, atTicks, out expireAt);
+            live = Finish(slot, state, text, atTicks);
         }
 
-        SetExpiryTimer(expireAt);
         live?.MarkDone();
         return true;
     }
 
     /// <summary>Moves an unfinished request's texts into the arena and drops its references. Under the lock.</summary>
-    /// <returns>The live request the slot held, whose waiters the caller releases outside the lock.</returns>
-    /// <remarks><paramref name="expireAt"/>: when the expiry timer must now fire (UTC ticks), for the caller to set outside the lock; 0 when it is set early enough.</remarks>
-    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks, out long expireAt)
+    /// <returns>The live request the slot held, withdrawn, whose waiters the caller releases outside the lock (a settled one is done already).</returns>
+    /// <remarks>When the result expires before the timer is set to fire, the timer is moved when the lock is left.</remarks>
+    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks)
     {
         ref Slot entry = ref _slots[slot];
         ref Held held = ref _held[slot];
@@ -480,15 +511,69 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         LiveRequest? live = held.Live;
         live?.TryWithdraw();
         held = default;
-        _finished.Enqueue(new FinishedItem(slot, entry.Generation));
-        expireAt = 0;
+        _finished.Enqueue(new SlotVersion(slot, entry.Generation));
         if (atTicks + _retentionTicks < _expiryDue)
         {
-            expireAt = _expiryDue = atTicks + _retentionTicks;
+            _rescheduleAt = _expiryDue = atTicks + _retentionTicks;
         }
 
         return live;
     }
+
+    /// <summary>Moves the outcome the slot's lane left on its live request into the entry, if it has left one.</summary>
+    private void Settle(int slot)
+    {
+        if (_held[slot].Live is { } live && live.TryGetOutcome(out string text, out bool failed, out long atTicks))
+        {
+            Finish(slot, failed ? AsyncRequestState.Failed : AsyncRequestState.Completed, text, atTicks);
+        }
+    }
+
+    /// <summary>Before the table ends an unfinished entry itself: false when its lane left an outcome first (settled now; the entry is finished).</summary>
+    private bool TryClaimOutcome(int slot)
+    {
+        if (_held[slot].Live is not { } live || live.TryClaimOutcome())
+        {
+            return true;
+        }
+
+        Settle(slot); // the lane's TrySetOutcome won; it marks the request done itself if it has not yet
+        return false;
+    }
+
+    /// <summary>Drops the queue's oldest items while they are stale; never looks at a live request (whose lines a lane may hold).</summary>
+    private void DropSettledHeads()
+    {
+        while (_unsettled.TryPeek(out SlotVersion oldest) && !IsUnsettled(oldest))
+        {
+            _unsettled.Dequeue();
+        }
+
+        // A long-running request at the head keeps the stale items behind it queued: drop those now and then.
+        if (_unsettled.Count > (2 * _count) + 64)
+        {
+            SettleAll();
+        }
+    }
+
+    /// <summary>Settles every entry whose lane has left an outcome, and drops the queue's stale items.</summary>
+    private void SettleAll()
+    {
+        for (int left = _unsettled.Count; left > 0; left--)
+        {
+            SlotVersion item = _unsettled.Dequeue();
+            if (IsUnsettled(item))
+            {
+                Settle(item.Slot);
+                if (!_slots[item.Slot].IsFinished)
+                {
+                    _unsettled.Enqueue(item);
+                }
+            }
+        }
+    }
+
+    private bool IsUnsettled(SlotVersion item) => IsCurrent(item) && !_slots[item.Slot].IsFinished && _held[item.Slot].Live is not null;
 
     private int Allocate()
     {
@@ -542,14 +627,26 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         bool taken = false;
         _gate.Enter(ref taken);
-        return new GateScope(ref _gate);
+        return new GateScope(this);
+    }
+
+    /// <summary>Leaves the lock, then moves the expiry timer earlier if a result finished under it asked to (never under the lock: a timer may call back at once).</summary>
+    private void ExitGate()
+    {
+        long rescheduleAt = _rescheduleAt;
+        _rescheduleAt = 0;
+        _gate.Exit(useMemoryBarrier: false);
+        if (rescheduleAt != 0)
+        {
+            ScheduleExpiry(rescheduleAt, NowTicks());
+        }
     }
 
     private long NowTicks() => _time.GetUtcNow().UtcTicks;
 
     private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= _retentionTicks;
 
-    private bool IsCurrent(FinishedItem item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
+    private bool IsCurrent(SlotVersion item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
 
     /// <summary>
     /// The expiry timer, unset. It holds the store weakly (a set timer must not keep a store nobody
@@ -587,15 +684,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         }
     }
 
-    /// <summary>Sets the expiry timer to fire at <paramref name="expireAt"/> (UTC ticks); nothing for 0. Outside the lock.</summary>
-    private void SetExpiryTimer(long expireAt)
-    {
-        if (expireAt != 0)
-        {
-            ScheduleExpiry(expireAt, NowTicks());
-        }
-    }
-
+    /// <summary>Sets the expiry timer to fire at <paramref name="expireAt"/> (UTC ticks). Outside the lock.</summary>
     private void ScheduleExpiry(long expireAt, long now)
     {
         try
@@ -615,8 +704,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         long next = long.MaxValue;
         using (EnterGate())
         {
+            SettleAll();
             RemoveExpired(now);
-            while (_finished.TryPeek(out FinishedItem oldest))
+            while (_finished.TryPeek(out SlotVersion oldest))
             {
                 if (IsCurrent(oldest))
                 {
@@ -628,6 +718,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             }
 
             _expiryDue = next;
+            _rescheduleAt = 0; // set just below
         }
 
         if (next != long.MaxValue)
@@ -644,13 +735,18 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             return;
         }
 
-        while (_finished.TryDequeue(out FinishedItem oldest))
+        for (int pass = 0; pass < 2; pass++)
         {
-            if (IsCurrent(oldest))
+            while (_finished.TryDequeue(out SlotVersion oldest))
             {
-                Remove(oldest.Slot);
-                return;
+                if (IsCurrent(oldest))
+                {
+                    Remove(oldest.Slot);
+                    return;
+                }
             }
+
+            SettleAll(); // nothing settled is left to evict: settle whatever the lanes have finished
         }
 
         throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
@@ -660,7 +756,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private int RemoveExpired(long now)
     {
         int removed = 0;
-        while (_finished.TryPeek(out FinishedItem oldest))
+        while (_finished.TryPeek(out SlotVersion oldest))
         {
             if (IsCurrent(oldest))
             {
@@ -689,7 +785,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             Id = IdOf(slot),
             State = state,
             ContentType = finished ? _texts.GetString(entry.Texts, TextPart.ContentType) : _held[slot].ContentType!,
-            Payload = includePayload && !finished ? _held[slot].Payload : ReadOnlyMemory<byte>.Empty,
+            Payload = !includePayload || finished ? ReadOnlyMemory<byte>.Empty : _held[slot].Live is { } live ? live.Payload : _held[slot].Payload,
             ResultJson = entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
             Error = entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
             SubmittedAt = new DateTimeOffset(entry.SubmittedTicks, TimeSpan.Zero),
@@ -697,7 +793,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         };
     }
 
-    private readonly record struct FinishedItem(int Slot, int Generation);
+    private readonly record struct SlotVersion(int Slot, int Generation);
 
     /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
     private struct Slot
@@ -731,10 +827,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <summary>Holds <see cref="_gate"/> until disposed.</summary>
-    private readonly ref struct GateScope(ref SpinLock gate)
+    private readonly ref struct GateScope(InMemoryAsyncResultStore store)
     {
-        private readonly ref SpinLock _gate = ref gate;
-
-        public void Dispose() => _gate.Exit(useMemoryBarrier: false);
+        public void Dispose() => store.ExitGate();
     }
 }

@@ -392,6 +392,49 @@ public class AsyncApiTests
     }
 
     [Fact]
+    public async Task Retention_ResultsNobodyRead_ExpireToo()
+    {
+        var time = new FakeTimeProvider();
+        await using AsyncHost host = await StartEchoAsync(time: time);
+        IAsyncApiClient client = host.Client();
+        var ids = new List<string>();
+        for (int i = 0; i < 5; i++)
+        {
+            ids.Add(await client.SubmitTextAsync("x"));
+        }
+
+        await client.WaitForCompletionAsync(ids[^1], Wait); // one lane: the four before it finished first, unread
+
+        time.Advance(TimeSpan.FromDays(7));
+        foreach (string id in ids)
+        {
+            Assert.Equal(AsyncRequestState.NotFound, (await client.GetStatusAsync(id)).State);
+        }
+    }
+
+    [Fact]
+    public async Task ResultsNobodyReads_StayWithinMaxStoredRequests_TheNewestKept()
+    {
+        await using AsyncHost host = await StartEchoAsync(o => o.MaxStoredRequests = 20);
+        IAsyncApiClient client = host.Client();
+        var ids = new List<string>();
+        for (int i = 0; i < 200; i++)
+        {
+            ids.Add(await client.SubmitJsonAsync(new { i }));
+            if (i % 10 == 9)
+            {
+                await client.WaitForCompletionAsync(ids[^1], Wait); // one lane: the nine before it finished first, and nobody reads them
+            }
+        }
+
+        AsyncRequestStatus[] statuses = [.. await Task.WhenAll(ids.Select(id => client.GetStatusAsync(id).AsTask()))];
+        Assert.InRange(statuses.Count(s => s.State != AsyncRequestState.NotFound), 10, 20);
+        Assert.All(statuses[..100], s => Assert.Equal(AsyncRequestState.NotFound, s.State));
+        Assert.All(statuses[190..], s => Assert.Equal(AsyncRequestState.Completed, s.State));
+        Assert.All(statuses.Where(s => s.State != AsyncRequestState.NotFound), s => Assert.NotNull(s.ResultJson));
+    }
+
+    [Fact]
     public async Task ManyWorkersAndConcurrency_AllRequestsComplete()
     {
         await using AsyncHost host = await StartEchoAsync(o => (o.WorkerCount, o.MaxConcurrencyPerWorker) = (3, 4));

@@ -64,6 +64,43 @@ public sealed class LiveRequestTests
         }
     }
 
+    [Fact]
+    public void TrySetOutcome_ThenGet_ReturnsItOnce_TheTableCannotClaimIt()
+    {
+        LiveRequest request = NewRequest();
+        Assert.False(request.TryGetOutcome(out _, out _, out _));
+
+        Assert.True(request.TrySetOutcome(null, "boom", 42));
+
+        Assert.True(request.IsDone);
+        Assert.True(request.Payload.IsEmpty);
+        Assert.True(request.TryGetOutcome(out string text, out bool failed, out long at));
+        Assert.Equal(("boom", true, 42L), (text, failed, at));
+        Assert.False(request.TryClaimOutcome());
+        Assert.False(request.TrySetOutcome("1", null, 43));
+    }
+
+    [Fact]
+    public async Task TrySetOutcome_RacingTryClaimOutcome_ExactlyOneWins()
+    {
+        for (int i = 0; i < 2_000; i++)
+        {
+            LiveRequest request = NewRequest();
+            using var go = new Barrier(2);
+            Task<bool> claim = Task.Run(() =>
+            {
+                go.SignalAndWait();
+                return request.TryClaimOutcome();
+            });
+            go.SignalAndWait();
+            bool set = request.TrySetOutcome("1", null, 1);
+            bool claimed = await claim.WaitAsync(TimeSpan.FromSeconds(10));
+
+            Assert.NotEqual(set, claimed);
+            Assert.Equal(set, request.TryGetOutcome(out _, out _, out _));
+        }
+    }
+
     private static LiveRequest NewRequest() =>
         new("id", "text/plain", "x"u8.ToArray(), DateTimeOffset.UnixEpoch, AsyncRequestState.InQueue, recovered: false);
 }

@@ -147,6 +147,154 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         Assert.Equal(made, (await store.GetAsync(made))!.Id);
     }
 
+    [Fact]
+    public async Task LaneOutcome_MovedInByTheNextRead_KeepsItsFinishTime_AndLetsThePayloadGo()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        LiveRequest request = await AddStartedAsync(table);
+        Assert.Equal((request.Id, "{}"), ((await store.GetAsync(request.Id))!.Id, System.Text.Encoding.UTF8.GetString((await store.GetAsync(request.Id, includePayload: true))!.Payload.Span)));
+
+        DateTimeOffset finishedAt = Time.GetUtcNow();
+        Assert.True(await table.TryFinishAsync(request, "42", null, finishedAt));
+        Assert.True(request.IsDone);
+        Assert.True(request.Payload.IsEmpty);
+        Time.Advance(TimeSpan.FromMinutes(5));
+
+        (AsyncRequestStatus status, LiveRequest? live) = await table.ReadAsync(request.Id, default);
+        Assert.Equal((AsyncRequestState.Completed, "42", finishedAt, (LiveRequest?)null), (status.State, status.ResultJson, status.Timestamp, live));
+        AsyncRequestRecord record = (await store.GetAsync(request.Id))!;
+        Assert.Equal((AsyncRequestState.Completed, finishedAt), (record.State, record.UpdatedAt));
+    }
+
+    [Fact]
+    public async Task LaneOutcome_FinishByIdAfterIt_KeepsTheLanes_ACancelFindsNothingQueued()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        LiveRequest request = await AddStartedAsync(table);
+        Assert.True(await table.TryFinishAsync(request, null, "lane failed", Time.GetUtcNow()));
+
+        Assert.False(await store.TryCompleteAsync(request.Id, "\"other\"", Time.GetUtcNow()));
+        Assert.False(await table.TryFailQueuedAsync(request.Id, "cancelled", Time.GetUtcNow(), default));
+        AsyncRequestRecord record = (await store.GetAsync(request.Id))!;
+        Assert.Equal((AsyncRequestState.Failed, "lane failed"), (record.State, record.Error));
+    }
+
+    [Fact]
+    public async Task LaneOutcomes_NobodyReads_AFullStoreMovesThemInAndEvictsTheOldest()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 10, TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        var ids = new List<string>();
+        for (int i = 0; i < 100; i++)
+        {
+            LiveRequest request = await AddStartedAsync(table);
+            Assert.True(await table.TryFinishAsync(request, i.ToString(System.Globalization.CultureInfo.InvariantCulture), null, Time.GetUtcNow()));
+            ids.Add(request.Id);
+        }
+
+        Assert.Equal(10, store.Count);
+        for (int i = 0; i < 100; i++)
+        {
+            AsyncRequestRecord? record = await store.GetAsync(ids[i]);
+            Assert.Equal(i >= 90 ? i.ToString(System.Globalization.CultureInfo.InvariantCulture) : null, record?.ResultJson);
+        }
+    }
+
+    [Fact]
+    public async Task LaneOutcomes_NobodyReads_ExpireOnTime()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        LiveRequest first = await AddStartedAsync(table);
+        Assert.True(await table.TryFinishAsync(first, "1", null, Time.GetUtcNow()));
+        Time.Advance(TimeSpan.FromDays(1));
+        LiveRequest second = await AddStartedAsync(table);
+        Assert.True(await table.TryFinishAsync(second, "2", null, Time.GetUtcNow()));
+
+        Time.Advance(Retention - TimeSpan.FromDays(1));
+        Assert.Equal((1, 1), (await store.RemoveExpiredAsync(), store.Count)); // the scan moves outcomes in, then removes what expired
+        Assert.Equal(AsyncRequestState.NotFound, (await table.ReadAsync(first.Id, default)).Status.State);
+
+        Time.Advance(TimeSpan.FromDays(1)); // the scan set the timer for the second
+        Assert.Equal(0, store.Count);
+    }
+
+    [Fact]
+    public async Task LaneOutcome_MovedInAfterALaterOne_AReadAfterItsExpiryFindsNothing()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        LiveRequest early = await AddStartedAsync(table);
+        Assert.True(await table.TryFinishAsync(early, "1", null, Time.GetUtcNow()));
+        Time.Advance(TimeSpan.FromDays(1));
+        LiveRequest late = await AddStartedAsync(table);
+        Assert.True(await table.TryFinishAsync(late, "2", null, Time.GetUtcNow()));
+        Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(late.Id, default)).Status.State); // moved in first
+        Time.Advance(TimeSpan.FromHours(1));
+        Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(early.Id, default)).Status.State); // then the earlier one
+
+        Time.Advance(Retention - TimeSpan.FromDays(1) - TimeSpan.FromHours(1)); // the early one's expiry
+        Assert.Equal(AsyncRequestState.NotFound, (await table.ReadAsync(early.Id, default)).Status.State);
+        Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(late.Id, default)).Status.State);
+        Assert.Equal(1, store.Count);
+    }
+
+    [Fact]
+    public async Task CancelOfAQueuedRequest_RacingItsFinish_ExactlyOneEndsIt()
+    {
+        for (int i = 0; i < 500; i++)
+        {
+            await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+            IAsyncRequestTable table = store;
+            var request = new LiveRequest(null, "application/json", "{}"u8.ToArray(), Time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+            Assert.True(await table.TryAddAsync(request, default));
+            using var go = new Barrier(2);
+            Task<bool> cancel = Task.Run(async () =>
+            {
+                go.SignalAndWait();
+                return await table.TryFailQueuedAsync(request.Id, "cancelled", Time.GetUtcNow(), default);
+            });
+            go.SignalAndWait();
+            bool finished = await table.TryFinishAsync(request, null, "abandoned", Time.GetUtcNow()); // as a stopping API does with a request that never ran
+            bool cancelled = await cancel.WaitAsync(TimeSpan.FromSeconds(10));
+
+            Assert.NotEqual(finished, cancelled);
+            Assert.True(request.IsDone);
+            Assert.Equal(cancelled ? "cancelled" : "abandoned", (await table.ReadAsync(request.Id, default)).Status.Error);
+        }
+    }
+
+    [Fact]
+    public async Task UnsettledQueue_BehindALongRunningRequest_StaysBounded()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 100, TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        LiveRequest running = await AddStartedAsync(table); // never finishes: always the oldest item
+        for (int i = 0; i < 5_000; i++)
+        {
+            LiveRequest request = await AddStartedAsync(table);
+            Assert.True(await table.TryFinishAsync(request, "1", null, Time.GetUtcNow()));
+            if (i % 2 == 0)
+            {
+                Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(request.Id, default)).Status.State);
+            }
+
+            Assert.InRange(store.UnsettledQueueLength, 1, (2 * store.Count) + 65);
+        }
+
+        Assert.Equal(AsyncRequestState.InProgress, (await table.ReadAsync(running.Id, default)).Status.State);
+    }
+
+    private async Task<LiveRequest> AddStartedAsync(IAsyncRequestTable table)
+    {
+        var request = new LiveRequest(null, "application/json", "{}"u8.ToArray(), Time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+        Assert.True(await table.TryAddAsync(request, default));
+        Assert.True(await table.TryStartAsync(request, Time.GetUtcNow()));
+        return request;
+    }
+
     private async Task<string> AddAndCompleteAsync(IAsyncRequestTable table, string result)
     {
         var request = new LiveRequest(null, "application/json", "{}"u8.ToArray(), Time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
