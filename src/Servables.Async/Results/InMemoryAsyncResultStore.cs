@@ -280,7 +280,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         {
             // The expiry timer removes results as they expire; a result settled out of completion order
             // may be removed late, so a read checks (with the coarse clock: a few nanoseconds).
-            int slot = Find(requestId);
+            int slot = Find(requestId, out string? settledText);
             if (slot >= 0 && IsExpired(slot, _clock.GetUtcNow().UtcTicks))
             {
                 Remove(slot);
@@ -294,11 +294,12 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
             ref Slot entry = ref _slots[slot];
             AsyncRequestState state = StateOf(slot, out long updatedTicks);
+            string? text = entry.IsFinished ? settledText ?? _texts.GetString(entry.Texts, TextPart.Text) : null; // the read that moved it in has the lane's string
             var status = new AsyncRequestStatus(
                 requestId,
                 state,
-                state == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
-                state == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+                state == AsyncRequestState.Completed ? text : null,
+                state == AsyncRequestState.Failed ? text : null,
                 new DateTimeOffset(updatedTicks, TimeSpan.Zero));
             return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((status, entry.IsFinished ? null : _held[slot].Live));
         }
@@ -411,8 +412,14 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
     /// <summary>The slot of a request, expired or not; -1 when absent. Under the lock.</summary>
     /// <summary>The slot of the request with that id, or -1; an outcome its lane left is settled first.</summary>
-    private int Find(ReadOnlySpan<char> id)
+    private int Find(ReadOnlySpan<char> id) => Find(id, out _);
+
+    /// <inheritdoc cref="Find(ReadOnlySpan{char})"/>
+    /// <param name="id">The request id.</param>
+    /// <param name="settledText">The result or error settled just now, if one was.</param>
+    private int Find(ReadOnlySpan<char> id, out string? settledText)
     {
+        settledText = null;
         int found = -1;
         if (SlotRequestId.TryParse(id, out ulong low, out ulong high, out int slot) && slot < _used)
         {
@@ -429,7 +436,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             return -1;
         }
 
-        Settle(found);
+        settledText = Settle(found);
         return found;
     }
 
@@ -521,12 +528,16 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <summary>Moves the outcome the slot's lane left on its live request into the entry, if it has left one.</summary>
-    private void Settle(int slot)
+    /// <returns>The result or error moved in, or null when there was none to move.</returns>
+    private string? Settle(int slot)
     {
-        if (_held[slot].Live is { } live && live.TryGetOutcome(out string text, out bool failed, out long atTicks))
+        if (_held[slot].Live is not { } live || !live.TryGetOutcome(out string text, out bool failed, out long atTicks))
         {
-            Finish(slot, failed ? AsyncRequestState.Failed : AsyncRequestState.Completed, text, atTicks);
+            return null;
         }
+
+        Finish(slot, failed ? AsyncRequestState.Failed : AsyncRequestState.Completed, text, atTicks);
+        return text;
     }
 
     /// <summary>Before the table ends an unfinished entry itself: false when its lane left an outcome first (settled now; the entry is finished).</summary>
