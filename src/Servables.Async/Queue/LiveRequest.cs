@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Servables.Async;
 
 /// <summary>A request this process has accepted (or recovered) and not yet finished: what the queue carries, how to cancel it while it runs, and who waits for it.</summary>
@@ -41,8 +43,11 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
 
     public string ContentType { get; } = contentType;
 
+    // A whole array, so that the lane can let it go with one reference write that a reader never sees torn.
+    private byte[]? _payload = WholeArray(payload);
+
     /// <summary>The body; empty once <see cref="TrySetOutcome"/> has run, so that a finished request does not keep it alive.</summary>
-    public ReadOnlyMemory<byte> Payload { get; private set; } = payload;
+    public ReadOnlyMemory<byte> Payload => Volatile.Read(ref _payload);
 
     public DateTimeOffset SubmittedAt { get; } = submittedAt;
 
@@ -83,7 +88,7 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
         }
 
         (_outcomeText, _outcomeFailed, _outcomeTicks) = (error ?? resultJson, error is not null, atTicks);
-        Payload = ReadOnlyMemory<byte>.Empty;
+        Volatile.Write(ref _payload, null);
         MarkDone(); // publishes the fields above to whoever sees IsDone
         return true;
     }
@@ -166,6 +171,11 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
         Interlocked.Exchange(ref _cancelledByCaller, 1);
         CancelRunning();
     }
+
+    private static byte[] WholeArray(ReadOnlyMemory<byte> payload) =>
+        MemoryMarshal.TryGetArray(payload, out ArraySegment<byte> segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : payload.ToArray(); // a slice (not from a submit, which copies the body into its own array)
 
     /// <summary>Cancels the request's token if it runs (the host is out of shutdown time; the hard stop flag is already set).</summary>
     /// <remarks>

@@ -410,8 +410,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         return slot >= 0 && IsExpired(slot, now) ? -1 : slot;
     }
 
-    /// <summary>The slot of a request, expired or not; -1 when absent. Under the lock.</summary>
-    /// <summary>The slot of the request with that id, or -1; an outcome its lane left is settled first.</summary>
+    /// <summary>The slot of a request, expired or not; -1 when absent. An outcome its lane left is moved in first. Under the lock.</summary>
     private int Find(ReadOnlySpan<char> id) => Find(id, out _);
 
     /// <inheritdoc cref="Find(ReadOnlySpan{char})"/>

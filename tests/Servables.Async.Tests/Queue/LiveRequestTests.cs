@@ -101,6 +101,18 @@ public sealed class LiveRequestTests
         }
     }
 
+    [Fact]
+    public void Payload_FromASlice_KeepsJustThoseBytes_UntilTheOutcome()
+    {
+        byte[] buffer = "xxhello!yy"u8.ToArray();
+        var request = new LiveRequest("id", "text/plain", buffer.AsMemory(2, 6), DateTimeOffset.UnixEpoch, AsyncRequestState.InQueue, recovered: true);
+        buffer[3] = (byte)'E'; // the request holds its own copy of a slice
+
+        Assert.Equal("hello!", System.Text.Encoding.ASCII.GetString(request.Payload.Span));
+        Assert.True(request.TrySetOutcome("1", null, 1));
+        Assert.True(request.Payload.IsEmpty);
+    }
+
     private static LiveRequest NewRequest() =>
         new("id", "text/plain", "x"u8.ToArray(), DateTimeOffset.UnixEpoch, AsyncRequestState.InQueue, recovered: false);
 }
