@@ -276,11 +276,7 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         {
             LiveRequest request = await AddStartedAsync(table);
             Assert.True(await table.TryFinishAsync(request, "1", null, Time.GetUtcNow()));
-            if (i % 2 == 0)
-            {
-                Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(request.Id, default)).Status.State);
-            }
-
+            Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(request.Id, default)).Status.State); // read: its item goes stale behind the running one
             Assert.InRange(store.UnsettledQueueLength, 1, (2 * store.Count) + 65);
         }
 
