@@ -207,11 +207,9 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
         IAsyncRequestTable table = store;
-        LiveRequest first = await AddStartedAsync(table);
-        Assert.True(await table.TryFinishAsync(first, "1", null, Time.GetUtcNow()));
+        LiveRequest first = await AddFinishedAsync(table, "1");
         Time.Advance(TimeSpan.FromDays(1));
-        LiveRequest second = await AddStartedAsync(table);
-        Assert.True(await table.TryFinishAsync(second, "2", null, Time.GetUtcNow()));
+        LiveRequest second = await AddFinishedAsync(table, "2");
 
         Time.Advance(Retention - TimeSpan.FromDays(1));
         Assert.Equal((1, 1), (await store.RemoveExpiredAsync(), store.Count)); // the scan moves outcomes in, then removes what expired
@@ -226,11 +224,9 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
         IAsyncRequestTable table = store;
-        LiveRequest early = await AddStartedAsync(table);
-        Assert.True(await table.TryFinishAsync(early, "1", null, Time.GetUtcNow()));
+        LiveRequest early = await AddFinishedAsync(table, "1");
         Time.Advance(TimeSpan.FromDays(1));
-        LiveRequest late = await AddStartedAsync(table);
-        Assert.True(await table.TryFinishAsync(late, "2", null, Time.GetUtcNow()));
+        LiveRequest late = await AddFinishedAsync(table, "2");
         Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(late.Id, default)).Status.State); // moved in first
         Time.Advance(TimeSpan.FromHours(1));
         Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(early.Id, default)).Status.State); // then the earlier one
@@ -274,13 +270,20 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         LiveRequest running = await AddStartedAsync(table); // never finishes: always the oldest item
         for (int i = 0; i < 5_000; i++)
         {
-            LiveRequest request = await AddStartedAsync(table);
-            Assert.True(await table.TryFinishAsync(request, "1", null, Time.GetUtcNow()));
+            LiveRequest request = await AddFinishedAsync(table, "1");
             Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(request.Id, default)).Status.State); // read: its item goes stale behind the running one
             Assert.InRange(store.UnsettledQueueLength, 1, (2 * store.Count) + 65);
         }
 
         Assert.Equal(AsyncRequestState.InProgress, (await table.ReadAsync(running.Id, default)).Status.State);
+    }
+
+    /// <summary>Adds a request, starts it and finishes it now as its lane would (the outcome left on the live request).</summary>
+    private async Task<LiveRequest> AddFinishedAsync(IAsyncRequestTable table, string result)
+    {
+        LiveRequest request = await AddStartedAsync(table);
+        Assert.True(await table.TryFinishAsync(request, result, null, Time.GetUtcNow()));
+        return request;
     }
 
     private async Task<LiveRequest> AddStartedAsync(IAsyncRequestTable table)
