@@ -207,9 +207,7 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
         IAsyncRequestTable table = store;
-        LiveRequest first = await AddFinishedAsync(table, "1");
-        Time.Advance(TimeSpan.FromDays(1));
-        LiveRequest second = await AddFinishedAsync(table, "2");
+        (LiveRequest first, _) = await FinishTwoADayApartAsync(table);
 
         Time.Advance(Retention - TimeSpan.FromDays(1));
         Assert.Equal((1, 1), (await store.RemoveExpiredAsync(), store.Count)); // the scan moves outcomes in, then removes what expired
@@ -224,9 +222,7 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
         IAsyncRequestTable table = store;
-        LiveRequest early = await AddFinishedAsync(table, "1");
-        Time.Advance(TimeSpan.FromDays(1));
-        LiveRequest late = await AddFinishedAsync(table, "2");
+        (LiveRequest early, LiveRequest late) = await FinishTwoADayApartAsync(table);
         Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(late.Id, default)).Status.State); // moved in first
         Time.Advance(TimeSpan.FromHours(1));
         Assert.Equal(AsyncRequestState.Completed, (await table.ReadAsync(early.Id, default)).Status.State); // then the earlier one
@@ -284,6 +280,14 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         LiveRequest request = await AddStartedAsync(table);
         Assert.True(await table.TryFinishAsync(request, result, null, Time.GetUtcNow()));
         return request;
+    }
+
+    /// <summary>Two requests their lanes finished a day apart (results "1" and "2"), neither read; the clock is left at the second.</summary>
+    private async Task<(LiveRequest First, LiveRequest Second)> FinishTwoADayApartAsync(IAsyncRequestTable table)
+    {
+        LiveRequest first = await AddFinishedAsync(table, "1");
+        Time.Advance(TimeSpan.FromDays(1));
+        return (first, await AddFinishedAsync(table, "2"));
     }
 
     private async Task<LiveRequest> AddStartedAsync(IAsyncRequestTable table)
