@@ -10,8 +10,9 @@ namespace Servables.Async;
 /// A finished request costs the garbage collector nothing: its id, content type and result (or
 /// error) are copied into large shared text chunks, and its entry is a struct in an array of
 /// plain values, so a store holding <see cref="AsyncResultStoreOptions.MaxEntries"/> results for
-/// days adds no objects for the collector to trace or promote. Only unfinished requests hold
-/// references (their id, content type and payload).
+/// days adds no objects for the collector to trace or promote. Only unfinished requests, and
+/// finished ones whose outcome has not been moved in yet (see below), hold references: their live
+/// request, or the id, content type and payload of a request added as a record.
 /// </para>
 /// <para>
 /// Requests an async API submits get ids made here (<see cref="SlotRequestId"/>): 128 random bits and
