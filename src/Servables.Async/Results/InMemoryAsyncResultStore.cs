@@ -315,6 +315,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             if (slot >= 0 && ReferenceEquals(_held[slot].Live, request))
             {
                 _held[slot].Live = null;
+                _held[slot].Payload = request.Payload; // the entry stays unfinished and describes itself
             }
         }
 

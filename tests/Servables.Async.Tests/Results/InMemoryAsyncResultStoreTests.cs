@@ -168,6 +168,21 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     }
 
     [Fact]
+    public async Task Release_KeepsTheUnfinishedEntryWithItsPayload()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        LiveRequest request = await AddStartedAsync(table);
+
+        table.Release(request);
+
+        Assert.True(request.IsDone);
+        AsyncRequestRecord record = (await store.GetAsync(request.Id, includePayload: true))!;
+        Assert.Equal((request.Id, AsyncRequestState.InQueue, "{}"), (record.Id, record.State, System.Text.Encoding.UTF8.GetString(record.Payload.Span)));
+        Assert.Equal((AsyncRequestState.InQueue, (LiveRequest?)null), ((await table.ReadAsync(request.Id, default)).Status.State, (await table.ReadAsync(request.Id, default)).Live));
+    }
+
+    [Fact]
     public async Task LaneOutcome_FinishByIdAfterIt_KeepsTheLanes_ACancelFindsNothingQueued()
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
