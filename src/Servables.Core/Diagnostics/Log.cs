@@ -82,4 +82,22 @@ internal static partial class Log
 
     [LoggerMessage(117, LogLevel.Error, "The source of servable {ServableId} reported an error instead of a loader; the version goes to error")]
     public static partial void SourceReportedError(ILogger logger, ServableId servableId, Exception exception);
+
+    [LoggerMessage(118, LogLevel.Error, "Loading servable {ServableId} timed out after {Timeout} (attempt {Attempts}); its token was cancelled, the version goes to error, and the load worker moves on")]
+    public static partial void VersionLoadTimedOut(ILogger logger, ServableId servableId, TimeSpan timeout, int attempts);
+
+    [LoggerMessage(119, LogLevel.Warning, "The timed-out load of servable {ServableId} returned at last and {Outcome}; its resources are released")]
+    public static partial void AbandonedLoadReturned(ILogger logger, ServableId servableId, string outcome);
+
+    [LoggerMessage(128, LogLevel.Warning, "The manager stopped waiting (stop timeout {StopTimeout}, or the host's shutdown token) while these were still running; they are abandoned and their unload token cancelled: {Running}")]
+    public static partial void StopAbandoned(ILogger logger, TimeSpan stopTimeout, string running);
+
+    [LoggerMessage(129, LogLevel.Debug, "Freed native memory given back to the operating system after unloading {ServableId} (malloc_trim released memory: {Released})")]
+    public static partial void NativeMemoryReleased(ILogger logger, ServableId servableId, bool released);
+
+    [LoggerMessage(130, LogLevel.Information, "Waiting for the first version of {ServableNames} to be available before the host starts (up to {Timeout})")]
+    public static partial void WaitingForInitialLoad(ILogger logger, string servableNames, TimeSpan timeout);
+
+    [LoggerMessage(131, LogLevel.Information, "Every registered servable has an available version (waited {ElapsedMs:F0} ms)")]
+    public static partial void InitialLoadComplete(ILogger logger, double elapsedMs);
 }

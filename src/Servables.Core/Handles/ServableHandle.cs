@@ -98,7 +98,7 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
     public static bool operator !=(ServableHandle<T> left, ServableHandle<T> right) => !left.Equals(right);
 
     internal static InvalidCastException TypeMismatch(ServableId id, object servable) =>
-        new($"Servable {id} is a '{servable.GetType().FullName}', which is not a '{typeof(T).FullName}'. Request the servable with a type it is or implements.");
+        new($"Servable {id} is a '{TypeNames.Qualified(servable.GetType())}', which is not a '{TypeNames.Qualified(typeof(T))}'. Request the servable with a type it is or implements.");
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     private static void ThrowEmpty() =>

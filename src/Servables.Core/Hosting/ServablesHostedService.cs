@@ -5,7 +5,12 @@ using Microsoft.Extensions.Options;
 namespace Servables;
 
 /// <summary>Starts the manager and, for the servables registered with <c>AddStoragePathServable</c>, the file-system source that feeds it.</summary>
-/// <remarks>Stopping stops polling; the container disposes the manager, which unloads everything. Not thread-safe beyond what the host guarantees.</remarks>
+/// <remarks>
+/// Starting waits, unless <see cref="ServableStorageOptions.WaitForInitialLoad"/> is off, until every
+/// registered servable has a version available (bounded by <see cref="ServableStorageOptions.InitialLoadTimeout"/>
+/// and the host's start token). Stopping stops polling, then stops the manager (it unloads
+/// everything) within the host's shutdown timeout. Not thread-safe beyond what the host guarantees.
+/// </remarks>
 internal sealed class ServablesHostedService(
     ServablesRuntime runtime,
     IOptions<ServableStorageOptions> storageOptions,
@@ -14,19 +19,20 @@ internal sealed class ServablesHostedService(
 {
     private FileSystemStoragePathSource? _source;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         ServableStorageOptions storage = storageOptions.Value;
         if (storage.Registrations.Count == 0)
         {
-            return Task.CompletedTask;
+            return;
         }
 
+        TimeProvider time = services.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
         var sourceOptions = new FileSystemStoragePathSourceOptions
         {
             PollPeriod = storage.PollPeriod,
             UnloadWhenNoVersions = storage.UnloadWhenNoVersions,
-            TimeProvider = services.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System,
+            TimeProvider = time,
         };
         var factories = new Dictionary<string, Func<IServiceProvider, ServableId, string, Loader>>(StringComparer.Ordinal);
         foreach (StoragePathRegistration registration in storage.Registrations)
@@ -39,7 +45,23 @@ internal sealed class ServablesHostedService(
         SourceAdapter<string, Loader> adapter = SourceAdapter.Create<string, Loader>((id, path) => factories[id.Name](services, id, path));
         AspiredVersions.ConnectSourceToTarget(adapter, runtime.Manager);
         AspiredVersions.ConnectSourceToTarget(_source, adapter);
-        return Task.CompletedTask;
+        if (!storage.WaitForInitialLoad)
+        {
+            return;
+        }
+
+        ILogger? logger = loggerFactory?.CreateLogger<ServablesHostedService>();
+        long started = time.GetTimestamp();
+        if (logger is not null)
+        {
+            Log.WaitingForInitialLoad(logger, string.Join(", ", storage.Registrations.Select(r => r.Servable.Name)), storage.InitialLoadTimeout);
+        }
+
+        await InitialLoadWait.WaitAsync(runtime.Monitor, storage.Registrations.Select(r => r.Servable), storage.InitialLoadTimeout, time, cancellationToken).ConfigureAwait(false);
+        if (logger is not null)
+        {
+            Log.InitialLoadComplete(logger, time.GetElapsedTime(started).TotalMilliseconds);
+        }
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -48,6 +70,8 @@ internal sealed class ServablesHostedService(
         {
             await _source.DisposeAsync().ConfigureAwait(false);
         }
+
+        await runtime.Manager.StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public ValueTask DisposeAsync() => _source?.DisposeAsync() ?? ValueTask.CompletedTask;

@@ -78,7 +78,7 @@ public static class ServablesServiceCollectionExtensions
         return builder;
     }
 
-    private static IReadOnlyList<string> ValidateStorage(ServableStorageOptions o)
+    private static List<string> ValidateStorage(ServableStorageOptions o)
     {
         var source = new FileSystemStoragePathSourceOptions { PollPeriod = o.PollPeriod };
         foreach (StoragePathRegistration r in o.Registrations)
@@ -86,6 +86,13 @@ public static class ServablesServiceCollectionExtensions
             source.Servables.Add(r.Servable);
         }
 
-        return source.Validate();
+        var errors = new List<string>(source.Validate());
+        if (o.InitialLoadTimeout != Timeout.InfiniteTimeSpan
+            && (o.InitialLoadTimeout < TimeSpan.FromMilliseconds(1) || o.InitialLoadTimeout > TimeSpan.FromDays(1)))
+        {
+            errors.Add($"{nameof(ServableStorageOptions.InitialLoadTimeout)} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {o.InitialLoadTimeout}.");
+        }
+
+        return errors;
     }
 }

@@ -10,7 +10,8 @@ namespace Servables;
 /// </para>
 /// <para>
 /// The framework guarantees: it never calls <see cref="LoadAsync"/> and <see cref="UnloadAsync"/>
-/// concurrently on one loader; it loads a loader at most once; it calls <see cref="UnloadAsync"/>
+/// concurrently on one loader; it loads a loader successfully at most once (after a failed
+/// <see cref="LoadAsync"/> it may call it again: that is a retry); it calls <see cref="UnloadAsync"/>
 /// only after a successful load and only once the version's last handle has been released.
 /// </para>
 /// <para>

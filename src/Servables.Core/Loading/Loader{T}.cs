@@ -5,7 +5,9 @@ namespace Servables;
 /// <remarks>
 /// Derived classes implement <see cref="CreateAsync"/> (and, when the servable owns more than an
 /// <see cref="IDisposable"/>, <see cref="DestroyAsync"/>). The base class keeps the instance,
-/// enforces load-once, and clears it before destroying it so that nothing can reach it afterwards.
+/// enforces load-once (a load that succeeded cannot run again; one that failed can, which is how the
+/// manager retries: each retry runs <see cref="CreateAsync"/> again), and clears the instance before
+/// destroying it so that nothing can reach it afterwards.
 /// Not thread-safe; the manager serialises calls as the <see cref="Loader"/> contract states.
 /// </remarks>
 public abstract class Loader<T> : Loader
@@ -25,13 +27,14 @@ public abstract class Loader<T> : Loader
     {
         if (_loaded)
         {
-            throw new InvalidOperationException($"{GetType().Name} was already loaded; a loader loads at most once.");
+            throw new InvalidOperationException($"{TypeNames.Readable(GetType())} was already loaded; a loader loads successfully at most once.");
         }
 
-        _loaded = true;
+        // Only a successful load counts: a failed attempt left nothing behind, so a retry starts afresh.
         T value = await CreateAsync(cancellationToken).ConfigureAwait(false)
-            ?? throw new InvalidOperationException($"{GetType().Name}.{nameof(CreateAsync)} returned null; a loader must produce a servable or throw.");
+            ?? throw new InvalidOperationException($"{TypeNames.Readable(GetType())}.{nameof(CreateAsync)} returned null; a loader must produce a servable or throw.");
         _value = value;
+        _loaded = true;
     }
 
     /// <inheritdoc />

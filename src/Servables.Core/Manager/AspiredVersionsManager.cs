@@ -44,11 +44,16 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     private readonly WorkerPool _loadWorkers;
     private readonly WorkerPool _unloadWorkers;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _unloadsAbandoned = new();
     private readonly AspiredVersionPolicy _policy;
     private readonly int _maxLoadRetries;
     private readonly TimeSpan _loadRetryInterval;
     private readonly Func<ServableId, Exception, bool>? _shouldRetryLoad;
     private readonly TimeSpan _manageStateInterval;
+    private readonly TimeSpan _loadTimeout;
+    private readonly FrozenDictionary<string, TimeSpan> _servableLoadTimeouts;
+    private readonly TimeSpan _stopTimeout;
+    private readonly bool _releaseNativeMemory;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CoreMetrics _metrics;
@@ -58,6 +63,8 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     private ServingMap _servingMap = ServingMap.Empty;
     private IObserver<ServableState>[] _observers = [];
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly HashSet<LoaderHarness> _abandonedLoads = [];
+    private TaskCompletionSource? _stopped;
     private bool _disposed;
 
     /// <summary>Creates a manager and, unless <see cref="AspiredVersionsManagerOptions.ManageStateInterval"/> is infinite, starts its state loop.</summary>
@@ -79,6 +86,10 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         _loadRetryInterval = options.LoadRetryInterval;
         _shouldRetryLoad = options.ShouldRetryLoad;
         _manageStateInterval = options.ManageStateInterval;
+        _loadTimeout = options.LoadTimeout;
+        _servableLoadTimeouts = options.ServableLoadTimeouts.ToFrozenDictionary(StringComparer.Ordinal);
+        _stopTimeout = options.StopTimeout;
+        _releaseNativeMemory = options.ReleaseNativeMemoryAfterUnload;
         _time = options.TimeProvider;
         _resources = new ResourceTracker(options.ResourceBudget);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
@@ -270,21 +281,64 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     }
 
     /// <summary>
-    /// Stops the state loop, cancels loads and retries, unloads every version whose handles have all
-    /// been released and waits for those unloads. A version whose handles are still held is unloaded
-    /// when its last handle is released, after this returns (logged as a warning).
+    /// Stops the manager: stops the state loop, cancels loads and retries, unloads every version whose
+    /// handles have all been released and waits for those loads and unloads, for at most
+    /// <see cref="AspiredVersionsManagerOptions.StopTimeout"/> or until <paramref name="cancellationToken"/>
+    /// is cancelled (a host passes its shutdown timeout). What is still running then is logged by
+    /// name and abandoned: the unloads' token is cancelled, and nothing is waited for any longer.
+    /// A version whose handles are still held is unloaded when its last handle is released, after
+    /// this returns (logged as a warning). Calling it again, or <see cref="DisposeAsync"/>, waits for
+    /// the same stop.
     /// </summary>
-    public async ValueTask DisposeAsync()
+    /// <param name="cancellationToken">Ends the wait early, as the timeout would.</param>
+    public Task StopAsync(CancellationToken cancellationToken = default)
     {
+        var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        TaskCompletionSource? running;
         lock (_gate)
         {
-            if (_disposed)
+            running = _stopped;
+            if (running is null)
             {
-                return;
+                _stopped = mine;
+                _disposed = true;
             }
-
-            _disposed = true;
         }
+
+        if (running is not null)
+        {
+            return running.Task.WaitAsync(cancellationToken);
+        }
+
+        _ = RunStopAsync(mine, cancellationToken);
+        return mine.Task;
+    }
+
+    /// <summary>Stops the manager as <see cref="StopAsync"/> does, bounded by <see cref="AspiredVersionsManagerOptions.StopTimeout"/>.</summary>
+    public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None).ConfigureAwait(false);
+
+    private async Task RunStopAsync(TaskCompletionSource stopped, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await StopCoreAsync(cancellationToken).ConfigureAwait(false);
+            stopped.TrySetResult();
+        }
+#pragma warning disable CA1031 // Reported to every caller of StopAsync and DisposeAsync.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            stopped.TrySetException(ex);
+        }
+    }
+
+    private async Task StopCoreAsync(CancellationToken cancellationToken)
+    {
+        using var deadline = _stopTimeout == Timeout.InfiniteTimeSpan
+            ? new CancellationTokenSource()
+            : new CancellationTokenSource(_stopTimeout, _time);
+        using CancellationTokenRegistration linked = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), deadline);
+        CancellationToken limit = deadline.Token;
 
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_loop is not null)
@@ -294,6 +348,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 
         var retire = new List<LoaderHarness>();
         var loads = new List<Task>();
+        var cancels = new List<CancellationTokenSource>();
         lock (_gate)
         {
             foreach (ServableRecord record in _servables.Values)
@@ -316,16 +371,27 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
                             break;
                         case HarnessState.Loading when h.LoadTask is not null:
                             loads.Add(h.LoadTask);
+                            cancels.Add(h.Cancellation);
                             break;
                     }
                 }
             }
 
+            foreach (LoaderHarness h in _abandonedLoads)
+            {
+                loads.Add(h.AbandonedLoad!);
+            }
+
             PublishServingMap();
         }
 
+        foreach (CancellationTokenSource cts in cancels)
+        {
+            await CancelQuietlyAsync(cts).ConfigureAwait(false);
+        }
+
         ReleaseRetired(retire, null);
-        await Task.WhenAll(loads).ConfigureAwait(false);
+        bool finished = await WaitBoundedAsync(Task.WhenAll(loads), limit).ConfigureAwait(false);
 
         var unloads = new List<Task>();
         var stillLeased = new List<ServableId>();
@@ -349,10 +415,57 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             Log.VersionsStillLeased(_logger, string.Join(", ", stillLeased));
         }
 
-        await Task.WhenAll(unloads).ConfigureAwait(false);
-        await _loadWorkers.StopAsync().ConfigureAwait(false);
-        await _unloadWorkers.StopAsync().ConfigureAwait(false);
+        // Queued work still runs; work queued from now on (a handle released later) runs on the thread pool.
+        Task workers = Task.WhenAll(_loadWorkers.StopAsync(), _unloadWorkers.StopAsync());
+        finished = finished
+            && await WaitBoundedAsync(Task.WhenAll(unloads), limit).ConfigureAwait(false)
+            && await WaitBoundedAsync(workers, limit).ConfigureAwait(false);
+        if (!finished)
+        {
+            await _unloadsAbandoned.CancelAsync().ConfigureAwait(false);
+            string running;
+            lock (_gate)
+            {
+                running = string.Join(", ", _servables.Values.SelectMany(r => r.Harnesses)
+                    .Where(h => h.State is HarnessState.Loading or HarnessState.Unloading)
+                    .Concat(_abandonedLoads)
+                    .Select(h => $"{h.Id} ({(h.State == HarnessState.Unloading ? "unloading" : "loading")})")
+                    .Distinct());
+            }
+
+            Log.StopAbandoned(_logger, _stopTimeout, running.Length == 0 ? "(lifecycle workers only)" : running);
+        }
+
         _metrics.Dispose();
+    }
+
+    /// <summary>True when <paramref name="work"/> finished before <paramref name="limit"/> was cancelled.</summary>
+    private static async Task<bool> WaitBoundedAsync(Task work, CancellationToken limit)
+    {
+        try
+        {
+            await work.WaitAsync(limit).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Cancels a harness's source; a callback a loader registered on it must not fail the manager.</summary>
+    private async Task CancelQuietlyAsync(CancellationTokenSource cts)
+    {
+        try
+        {
+            await cts.CancelAsync().ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A loader's cancellation callback failed; the load reports its own outcome.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.ManageStateFailed(_logger, ex);
+        }
     }
 
     private static ServableHandle<T> Lease<T>(LoadedVersion version, UntypedServableHandle lease, long token)
@@ -448,7 +561,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
                 {
                     if (h is null || h.State != HarnessState.New || !h.IsAspired)
                     {
-                        Log.PolicyActionIgnored(_logger, _policy.GetType().Name, next.Kind, next.Id, h is null ? "unknown" : h.State.ToString());
+                        Log.PolicyActionIgnored(_logger, TypeNames.Readable(_policy.GetType()), next.Kind, next.Id, h is null ? "unknown" : h.State.ToString());
                     }
                     else if (TryStartLoad(h))
                     {
@@ -458,7 +571,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
                 }
                 else if (h is null || h.State != HarnessState.Available || h.IsAspired)
                 {
-                    Log.PolicyActionIgnored(_logger, _policy.GetType().Name, next.Kind, next.Id, h is null ? "unknown" : h.State.ToString());
+                    Log.PolicyActionIgnored(_logger, TypeNames.Readable(_policy.GetType()), next.Kind, next.Id, h is null ? "unknown" : h.State.ToString());
                 }
                 else
                 {
@@ -481,7 +594,16 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 
         foreach (CancellationTokenSource cts in cancels ?? [])
         {
-            cts.Cancel();
+            try
+            {
+                cts.Cancel();
+            }
+#pragma warning disable CA1031 // A loader's cancellation callback failed; the load reports its own outcome.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.ManageStateFailed(_logger, ex);
+            }
         }
 
         ReleaseRetired(retire, started);
@@ -546,7 +668,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 
         foreach (ServableData<Loader> item in requested.Values)
         {
-            var h = new LoaderHarness(item.Id, item.HasValue ? item.Value : null, _onDrained, _stopping.Token);
+            var h = new LoaderHarness(item.Id, item.HasValue ? item.Value : null, _onDrained);
             record.Add(h);
             Publish(h.Id, ServableManagerState.Start, null);
             if (!item.HasValue)
@@ -603,7 +725,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     }
 
     private bool AnyLifecycleWorkInFlight() =>
-        _servables.Values.Any(r => r.Harnesses.Any(h => h.State is HarnessState.Loading or HarnessState.Quiescing or HarnessState.Unloading));
+        _abandonedLoads.Count > 0 || _servables.Values.Any(r => r.Harnesses.Any(h => h.State is HarnessState.Loading or HarnessState.Quiescing or HarnessState.Unloading));
 
     private async Task LoadAsync(LoaderHarness h)
     {
@@ -613,16 +735,31 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         activity?.SetTag("servable.version", h.Id.Version);
         CancellationToken cancellationToken = h.Cancellation.Token;
         Loader loader = h.Loader!;
+        TimeSpan timeout = _servableLoadTimeouts.GetValueOrDefault(h.Id.Name, _loadTimeout);
         int attempts = 0;
         Exception? failure = null;
+        Task? abandoned = null;
         bool cancelled = false;
         while (true)
         {
             attempts++;
+
+            // On the thread pool, so that a loader that blocks before its first await cannot hold this
+            // worker past the timeout either.
+            Task attempt = Task.Run(() => loader.LoadAsync(cancellationToken), CancellationToken.None);
             try
             {
-                await loader.LoadAsync(cancellationToken).ConfigureAwait(false);
+                await attempt.WaitAsync(timeout, _time).ConfigureAwait(false);
                 failure = null;
+                break;
+            }
+            catch (TimeoutException) when (!attempt.IsCompleted)
+            {
+                abandoned = attempt;
+                failure = new TimeoutException(
+                    $"Loading {h.Id} timed out after {timeout} (attempt {attempts}); its cancellation token was cancelled and the attempt abandoned. "
+                    + "Raise AspiredVersionsManagerOptions.LoadTimeout (or ServableLoadTimeouts for this servable) if the model needs longer.");
+                await CancelQuietlyAsync(h.Cancellation).ConfigureAwait(false);
                 break;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -659,13 +796,13 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             servable = loader.Servable;
             if (servable is null)
             {
-                failure = new InvalidOperationException($"{loader.GetType().Name} finished loading {h.Id} without a servable (its Servable property is null).");
+                failure = new InvalidOperationException($"{TypeNames.Readable(loader.GetType())} finished loading {h.Id} without a servable (its Servable property is null).");
                 await UnloadQuietlyAsync(loader).ConfigureAwait(false);
             }
         }
 
         double seconds = _time.GetElapsedTime(started).TotalSeconds;
-        string outcome = cancelled ? "cancelled" : failure is null ? "success" : "error";
+        string outcome = cancelled ? "cancelled" : abandoned is not null ? "timeout" : failure is null ? "success" : "error";
         _metrics.Loads.Add(1, new("servable", h.Id.Name), new("outcome", outcome));
         _metrics.LoadDuration.Record(seconds, new KeyValuePair<string, object?>("servable", h.Id.Name));
         activity?.SetTag("outcome", outcome);
@@ -693,8 +830,18 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             }
             else
             {
-                _resources.Release(h.Reserved);
-                h.Reserved = ResourceAllocation.None;
+                if (abandoned is null)
+                {
+                    _resources.Release(h.Reserved);
+                    h.Reserved = ResourceAllocation.None;
+                }
+                else
+                {
+                    // The attempt still runs and may still be using what was reserved for it.
+                    h.AbandonedLoad = abandoned;
+                    _abandonedLoads.Add(h);
+                }
+
                 if (cancelled)
                 {
                     Log.LoadCancelled(_logger, h.Id);
@@ -702,12 +849,22 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
                     record.Harnesses.Remove(h);
                     Publish(h.Id, ServableManagerState.End, null);
                 }
+                else if (abandoned is not null)
+                {
+                    Log.VersionLoadTimedOut(_logger, h.Id, timeout, attempts);
+                    Fail(record, h, new ServableLoadException(h.Id, failure!.Message, failure));
+                }
                 else
                 {
                     Log.VersionLoadFailed(_logger, h.Id, attempts, failure!);
-                    Fail(record, h, new ServableLoadException(h.Id, $"Loading {h.Id} failed after {attempts} attempt(s): {failure!.Message}", failure));
+                    Fail(record, h, new ServableLoadException(h.Id, $"Loading {h.Id} failed after {attempts} attempt(s); the last attempt failed with: {failure!.Message}", failure));
                 }
             }
+        }
+
+        if (abandoned is not null)
+        {
+            _ = FinishAbandonedLoadAsync(h, abandoned);
         }
 
         if (retireNow)
@@ -715,6 +872,36 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             ReleaseRetired([h], null);
         }
 
+        Wake();
+    }
+
+    /// <summary>Waits for a load attempt that timed out; releases its reservation and unloads what it produced.</summary>
+    private async Task FinishAbandonedLoadAsync(LoaderHarness h, Task attempt)
+    {
+        try
+        {
+            await attempt.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The version is already in error with the timeout; this outcome is only logged.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+        }
+
+        if (attempt.IsCompletedSuccessfully)
+        {
+            await UnloadQuietlyAsync(h.Loader!).ConfigureAwait(false);
+        }
+
+        lock (_gate)
+        {
+            _resources.Release(h.Reserved);
+            h.Reserved = ResourceAllocation.None;
+            h.AbandonedLoad = null;
+            _abandonedLoads.Remove(h);
+        }
+
+        Log.AbandonedLoadReturned(_logger, h.Id, attempt.Status == TaskStatus.RanToCompletion ? "succeeded; its servable was unloaded" : "failed");
         Wake();
     }
 
@@ -754,11 +941,11 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         }
     }
 
-    private static async Task UnloadQuietlyAsync(Loader loader)
+    private async Task UnloadQuietlyAsync(Loader loader)
     {
         try
         {
-            await loader.UnloadAsync(CancellationToken.None).ConfigureAwait(false);
+            await loader.UnloadAsync(_unloadsAbandoned.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // Best effort after a failed load; the failure is already reported.
         catch (Exception)
@@ -810,7 +997,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         Exception? error = null;
         try
         {
-            await h.Loader!.UnloadAsync(CancellationToken.None).ConfigureAwait(false);
+            await h.Loader!.UnloadAsync(_unloadsAbandoned.Token).ConfigureAwait(false);
         }
 #pragma warning disable CA1031 // A failing unload is reported; the manager goes on.
         catch (Exception ex)
@@ -818,6 +1005,11 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         {
             error = ex;
             Log.VersionUnloadFailed(_logger, h.Id, ex);
+        }
+
+        if (_releaseNativeMemory && NativeMemoryRelease.Release() is bool released)
+        {
+            Log.NativeMemoryReleased(_logger, h.Id, released);
         }
 
         double seconds = _time.GetElapsedTime(started).TotalSeconds;
@@ -905,6 +1097,18 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         }
 
         return record;
+    }
+
+    /// <summary>Every version the manager tracks now, by servable name, ascending (for health checks).</summary>
+    internal Dictionary<string, VersionReport[]> DescribeVersions()
+    {
+        lock (_gate)
+        {
+            return _servables.ToDictionary(
+                kv => kv.Key,
+                kv => kv.Value.Harnesses.Select(h => new VersionReport(h.Id, h.State, h.IsAspired, h.Error)).ToArray(),
+                StringComparer.Ordinal);
+        }
     }
 
     /// <summary>Kept out of line so that the inlined hot path stays small.</summary>

@@ -29,6 +29,39 @@ public sealed class AspiredVersionsManagerOptions
     public Func<ServableId, Exception, bool>? ShouldRetryLoad { get; set; }
 
     /// <summary>
+    /// How long one load attempt may run. When it elapses, the attempt's cancellation token is
+    /// cancelled, the version goes to error ("load timed out after …") and is not retried (the
+    /// loader may still be running it), and the load worker is free for other loads. The version's
+    /// resource reservation is released when the attempt really returns; a servable it produces
+    /// after the timeout is unloaded at once.
+    /// </summary>
+    /// <value>1 millisecond to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to 10 minutes.</value>
+    public TimeSpan LoadTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Load timeouts for particular servables, by name; they override <see cref="LoadTimeout"/> (for a model that takes longer, or one that should fail sooner).</summary>
+    /// <value>Same range as <see cref="LoadTimeout"/>. Empty by default.</value>
+    public IDictionary<string, TimeSpan> ServableLoadTimeouts { get; } = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// How long <see cref="AspiredVersionsManager.DisposeAsync"/> and
+    /// <see cref="AspiredVersionsManager.StopAsync"/> wait for loads and unloads in progress. When it
+    /// elapses (or the token given to <see cref="AspiredVersionsManager.StopAsync"/> is cancelled, if
+    /// sooner), the unloads' cancellation token is cancelled, what is still running is logged by name
+    /// and abandoned, and the stop returns.
+    /// </summary>
+    /// <value>Zero to 1 hour, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to 30 seconds (the host's default shutdown timeout).</value>
+    public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// True to give freed native memory back to the operating system after each unload
+    /// (<c>malloc_trim</c> on glibc-based Linux; nothing elsewhere). Inference engines free large
+    /// native buffers when a session is destroyed, and glibc keeps them mapped, so without this a
+    /// process that swaps versions grows in resident memory although it uses no more.
+    /// </summary>
+    /// <value>Defaults to true.</value>
+    public bool ReleaseNativeMemoryAfterUnload { get; set; } = true;
+
+    /// <summary>
     /// How often the state loop runs when nothing wakes it. It also runs at once whenever a source
     /// sends versions or a load or unload finishes. <see cref="Timeout.InfiniteTimeSpan"/> starts no
     /// loop at all: the host drives it with <see cref="AspiredVersionsManager.ManageStateAsync"/> (tests do).
@@ -79,11 +112,30 @@ public sealed class AspiredVersionsManagerOptions
             errors.Add($"{nameof(ManageStateInterval)} must be between 1 ms and 1 hour, or Timeout.InfiniteTimeSpan; it is {ManageStateInterval}.");
         }
 
+        ValidateLoadTimeout(nameof(LoadTimeout), LoadTimeout, errors);
+        foreach ((string name, TimeSpan timeout) in ServableLoadTimeouts)
+        {
+            ValidateLoadTimeout($"{nameof(ServableLoadTimeouts)}[\"{name}\"]", timeout, errors);
+        }
+
+        if (StopTimeout != Timeout.InfiniteTimeSpan && (StopTimeout < TimeSpan.Zero || StopTimeout > TimeSpan.FromHours(1)))
+        {
+            errors.Add($"{nameof(StopTimeout)} must be between zero and 1 hour, or Timeout.InfiniteTimeSpan; it is {StopTimeout}.");
+        }
+
         if (TimeProvider is null)
         {
             errors.Add($"{nameof(TimeProvider)} must be set.");
         }
 
         return errors;
+    }
+
+    private static void ValidateLoadTimeout(string name, TimeSpan timeout, List<string> errors)
+    {
+        if (timeout != Timeout.InfiniteTimeSpan && (timeout < TimeSpan.FromMilliseconds(1) || timeout > TimeSpan.FromDays(1)))
+        {
+            errors.Add($"{name} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {timeout}.");
+        }
     }
 }

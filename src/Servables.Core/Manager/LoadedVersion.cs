@@ -8,8 +8,11 @@ namespace Servables;
 /// Leases live in a fixed array of slots, each free (0) or holding the token of one lease. Taking a
 /// lease is one compare-and-swap of a free slot to a new token; ending it is one compare-and-swap of
 /// the token back to 0, which is what makes a handle's dispose idempotent across copies and threads:
-/// a stale copy's token no longer matches. Tokens are unique per thread without shared counters: the
-/// managed thread id in the high bits, a per-thread sequence below, the slot index in the low bits.
+/// a stale copy's token no longer matches. Tokens are never issued twice in a process, whatever the
+/// thread history (managed thread ids are reused, so they cannot be part of a token): each thread
+/// takes a block of 65,535 tokens from a shared counter (one interlocked add per block) and counts
+/// through it; the block number is in the high bits, the sequence within the block below, the slot
+/// index in the low bits. 2^40 blocks last a process 2^56 leases.
 /// When every slot is taken (more than <see cref="SlotCount"/> handles held at once on one version),
 /// a lease falls back to an <see cref="OverflowLease"/> object and a shared counter.
 /// </para>
@@ -28,8 +31,14 @@ internal sealed class LoadedVersion : UntypedServableHandle
     public const int SlotCount = 128;
     private const long SlotMask = SlotCount - 1;
 
+    private const int SequenceShift = 7; // log2(SlotCount)
+    private const int BlockShift = SequenceShift + 16;
+    private const long SequenceMask = ((1L << 16) - 1) << SequenceShift;
+
     [ThreadStatic]
     private static long t_nextToken;
+
+    private static long s_lastBlock;
 
     private readonly long[] _slots = new long[SlotCount];
     private int _overflow;
@@ -120,20 +129,24 @@ internal sealed class LoadedVersion : UntypedServableHandle
         return true;
     }
 
-    /// <summary>A token with free slot bits, unique among this process's live leases.</summary>
+    /// <summary>A token with free slot bits that no other lease in this process ever had.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long NextUnique()
+    internal static long NextUnique()
     {
         long next = t_nextToken;
-        if (next == 0)
+        if ((next & SequenceMask) == 0)
         {
-            // 2^36 leases per thread before the sequence reaches the next thread's range.
-            next = (long)Environment.CurrentManagedThreadId << 43;
+            // A new thread, or the thread's block is used up (the sequence wrapped into the block bits).
+            next = NextBlock();
         }
 
         t_nextToken = next + SlotCount;
         return next;
     }
+
+    /// <summary>The first token of a block no thread has had: sequence 1 (0 marks "take a new block"), block numbers from 1.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static long NextBlock() => (Interlocked.Increment(ref s_lastBlock) << BlockShift) | (1L << SequenceShift);
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool TryAcquireOverflow(out UntypedServableHandle lease, out long token)

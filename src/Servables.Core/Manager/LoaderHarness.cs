@@ -4,17 +4,18 @@ namespace Servables;
 /// <remarks>
 /// Lifecycle: New → Loading → Available → Quiescing → Unloading → Unloaded, or → Error from New or
 /// Loading. All fields but the lease count are read and written under the manager's state lock.
+/// A load attempt that timed out may still be running after the harness went to Error (or left the
+/// manager): <see cref="AbandonedLoad"/> is that attempt until it really returns.
 /// </remarks>
 internal sealed class LoaderHarness
 {
     private readonly Action<LoaderHarness> _onDrained;
 
-    public LoaderHarness(ServableId id, Loader? loader, Action<LoaderHarness> onDrained, CancellationToken managerStopping)
+    public LoaderHarness(ServableId id, Loader? loader, Action<LoaderHarness> onDrained)
     {
         Id = id;
         Loader = loader;
         _onDrained = onDrained;
-        Cancellation = CancellationTokenSource.CreateLinkedTokenSource(managerStopping);
     }
 
     public ServableId Id { get; }
@@ -26,8 +27,15 @@ internal sealed class LoaderHarness
 
     public bool IsAspired { get; set; } = true;
 
-    /// <summary>Cancelled when the version stops being aspired or the manager stops: ends pending retries.</summary>
-    public CancellationTokenSource Cancellation { get; }
+    /// <summary>
+    /// Cancelled when the version stops being aspired, its load times out or the manager stops: ends
+    /// the load and pending retries. Not linked to any longer-lived source, so nothing outlives the
+    /// harness through it (it has no timer and no wait handle, so it needs no disposal).
+    /// </summary>
+    public CancellationTokenSource Cancellation { get; } = new();
+
+    /// <summary>A load attempt that outlived its timeout and still runs; it holds <see cref="Reserved"/> until it returns.</summary>
+    public Task? AbandonedLoad { get; set; }
 
     public ResourceAllocation Reserved { get; set; } = ResourceAllocation.None;
 

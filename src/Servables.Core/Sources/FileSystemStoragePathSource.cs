@@ -173,6 +173,18 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
 
     private void PollServable(StoragePathServable servable, ServableWatch watch)
     {
+        try
+        {
+            PollServableCore(servable, watch);
+        }
+        finally
+        {
+            watch.EndPoll();
+        }
+    }
+
+    private void PollServableCore(StoragePathServable servable, ServableWatch watch)
+    {
         SortedDictionary<long, string>? found = ListVersions(servable, watch);
         IReadOnlyList<long> selected = found is null ? [] : servable.VersionPolicy.Select([.. found.Keys]);
         if (selected.Count == 0)
@@ -210,7 +222,7 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
         {
             foreach (long missing in servable.VersionPolicy.Versions.Where(v => !found.ContainsKey(v)))
             {
-                if (watch.Warned.Add($"missing:{missing}"))
+                if (watch.ShouldWarn($"missing:{missing}"))
                 {
                     Log.SpecificVersionMissing(_logger, servable.Name, missing, servable.BasePath);
                 }
@@ -286,7 +298,7 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
 
             if (problem is not null)
             {
-                if (watch.Warned.Add(name))
+                if (watch.ShouldWarn(name))
                 {
                     Log.EntryIgnored(_logger, servable.Name, name, problem);
                 }
@@ -298,7 +310,7 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
             {
                 string winner = PreferredName(version, other, name);
                 string loser = ReferenceEquals(winner, name) ? other : name;
-                if (watch.Warned.Add($"duplicate:{loser}"))
+                if (watch.ShouldWarn($"duplicate:{loser}"))
                 {
                     Log.DuplicateVersionFolder(_logger, servable.Name, version, winner, loser);
                 }
@@ -344,6 +356,24 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
 
         public bool EmptyWarned { get; set; }
 
-        public HashSet<string> Warned { get; } = new(StringComparer.Ordinal);
+        private HashSet<string> _warnedBefore = new(StringComparer.Ordinal);
+        private HashSet<string> _warnedNow = new(StringComparer.Ordinal);
+
+        /// <summary>
+        /// True the first time a problem is seen, false while it persists from poll to poll. Only the
+        /// problems of the last poll are remembered, so the memory is bounded by what the base path
+        /// holds now, however many staging folders come and go (one that comes back is warned about again).
+        /// </summary>
+        public bool ShouldWarn(string problem) => _warnedNow.Add(problem) && !_warnedBefore.Contains(problem);
+
+        /// <summary>Forgets the problems that the poll that just ended no longer saw.</summary>
+        public void EndPoll()
+        {
+            (_warnedBefore, _warnedNow) = (_warnedNow, _warnedBefore);
+            _warnedNow.Clear();
+        }
+
+        /// <summary>How many problems are remembered (for tests).</summary>
+        public int RememberedProblems => _warnedBefore.Count;
     }
 }

@@ -28,7 +28,7 @@ public abstract class SourceAdapter<TIn, TOut> : IAspiredVersionsTarget<TIn>, IA
         {
             if (_target is not null)
             {
-                throw new InvalidOperationException($"{GetType().Name} is already connected to a target; an adapter feeds one target.");
+                throw new InvalidOperationException($"{TypeNames.Readable(GetType())} is already connected to a target; an adapter feeds one target.");
             }
 
             _target = target;
@@ -76,7 +76,7 @@ public abstract class SourceAdapter<TIn, TOut> : IAspiredVersionsTarget<TIn>, IA
         {
             TOut converted = Convert(id, data);
             return converted is null
-                ? ServableData.FromError<TOut>(id, new InvalidOperationException($"{GetType().Name} converted {id} to null."))
+                ? ServableData.FromError<TOut>(id, new InvalidOperationException($"{TypeNames.Readable(GetType())} converted {id} to null."))
                 : ServableData.Create(id, converted);
         }
 #pragma warning disable CA1031 // A failed conversion becomes that version's error, reported by the manager.

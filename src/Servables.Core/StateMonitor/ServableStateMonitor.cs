@@ -5,8 +5,10 @@ namespace Servables;
 /// <para>
 /// Subscribe it to a manager (<see cref="AspiredVersionsManager"/> is an <see cref="IObservable{T}"/>
 /// of <see cref="ServableState"/>) right after creating the manager, so that it sees every change.
-/// It keeps the latest state of every version ever seen (a version that left the manager stays in
-/// <see cref="ServableManagerState.End"/>, with its error if it failed).
+/// It keeps the latest state of every version that has not ended, and of the last
+/// <see cref="ServableStateMonitorOptions.MaxEndedVersions"/> versions that ended (a version that
+/// left the manager stays in <see cref="ServableManagerState.End"/>, with its error if it failed,
+/// until that many more have ended after it).
 /// </para>
 /// <para>
 /// It re-publishes each change to its own subscribers and <see cref="StateChanged"/> handlers,
@@ -20,7 +22,11 @@ public sealed class ServableStateMonitor : IObservable<ServableState>, IDisposab
     private readonly Dictionary<string, SortedDictionary<long, ServableState>> _states = new(StringComparer.Ordinal);
     private readonly Queue<ServableState> _log = new();
     private readonly List<Waiter> _waiters = [];
+    private readonly Dictionary<ServableId, long> _endedAt = [];
+    private readonly Queue<(ServableId Id, long Sequence)> _endedOrder = new();
     private readonly int _maxLogEvents;
+    private readonly int _maxEndedVersions;
+    private long _endSequence;
     private readonly TimeProvider _time;
     private readonly IDisposable _subscription;
     private IObserver<ServableState>[] _observers = [];
@@ -40,6 +46,7 @@ public sealed class ServableStateMonitor : IObservable<ServableState>, IDisposab
         }
 
         _maxLogEvents = options.MaxLogEvents;
+        _maxEndedVersions = options.MaxEndedVersions;
         _time = options.TimeProvider;
         _subscription = source.Subscribe(new SourceObserver(this));
     }
@@ -56,7 +63,7 @@ public sealed class ServableStateMonitor : IObservable<ServableState>, IDisposab
         }
     }
 
-    /// <summary>The latest state of every version of <paramref name="servableName"/> ever seen, by version.</summary>
+    /// <summary>The latest state of every version of <paramref name="servableName"/> the monitor keeps (see <see cref="ServableStateMonitorOptions.MaxEndedVersions"/>), by version.</summary>
     public IReadOnlyDictionary<long, ServableState> GetVersionStates(string servableName)
     {
         ArgumentException.ThrowIfNullOrEmpty(servableName);
@@ -66,7 +73,7 @@ public sealed class ServableStateMonitor : IObservable<ServableState>, IDisposab
         }
     }
 
-    /// <summary>The latest state of every version of every servable ever seen, by name and version.</summary>
+    /// <summary>The latest state of every version of every servable the monitor keeps, by name and version.</summary>
     public IReadOnlyDictionary<string, IReadOnlyDictionary<long, ServableState>> GetAllStates()
     {
         lock (_gate)
@@ -180,6 +187,16 @@ public sealed class ServableStateMonitor : IObservable<ServableState>, IDisposab
             }
 
             versions[change.Id.Version] = change;
+            if (change.State == ServableManagerState.End)
+            {
+                _endedAt[change.Id] = ++_endSequence;
+                _endedOrder.Enqueue((change.Id, _endSequence));
+            }
+            else
+            {
+                _endedAt.Remove(change.Id);
+            }
+
             if (_maxLogEvents > 0)
             {
                 if (_log.Count == _maxLogEvents)
@@ -199,6 +216,7 @@ public sealed class ServableStateMonitor : IObservable<ServableState>, IDisposab
                 }
             }
 
+            ForgetEndedBeyondLimit();
             observers = _observers;
         }
 
@@ -214,6 +232,36 @@ public sealed class ServableStateMonitor : IObservable<ServableState>, IDisposab
         }
 
         StateChanged?.Invoke(this, change);
+    }
+
+    /// <summary>Forgets the versions that ended first while more than the limit have ended. Under the lock.</summary>
+    private void ForgetEndedBeyondLimit()
+    {
+        while (_endedAt.Count > _maxEndedVersions && _endedOrder.TryDequeue(out (ServableId Id, long Sequence) oldest))
+        {
+            // Entries of versions that ended again later, or came back, are stale: skip them.
+            if (_endedAt.TryGetValue(oldest.Id, out long sequence) && sequence == oldest.Sequence)
+            {
+                _endedAt.Remove(oldest.Id);
+                SortedDictionary<long, ServableState> versions = _states[oldest.Id.Name];
+                versions.Remove(oldest.Id.Version);
+                if (versions.Count == 0)
+                {
+                    _states.Remove(oldest.Id.Name);
+                }
+            }
+        }
+
+        // Stale entries pile up when versions end and come back again and again: drop them now and then.
+        if (_endedOrder.Count > (2 * _endedAt.Count) + 64)
+        {
+            var live = _endedOrder.Where(e => _endedAt.TryGetValue(e.Id, out long sequence) && sequence == e.Sequence).ToList();
+            _endedOrder.Clear();
+            foreach ((ServableId Id, long Sequence) entry in live)
+            {
+                _endedOrder.Enqueue(entry);
+            }
+        }
     }
 
     /// <summary>The result if the waiter is done (all available, or a specific version failed); else null. Under the lock.</summary>

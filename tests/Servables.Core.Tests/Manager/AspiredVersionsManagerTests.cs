@@ -188,7 +188,7 @@ public sealed class AspiredVersionsManagerTests
 
         for (int attempt = 1; attempt <= 2; attempt++)
         {
-            await driver.Time.WaitForTimersAsync(attempt);
+            await driver.Time.WaitForTimersAsync(2 * attempt); // each attempt's load timeout, then the retry wait
             Assert.Equal(attempt, loader.LoadCalls);
             Assert.False(turn.IsCompleted);
             driver.Time.Advance(TimeSpan.FromSeconds(30));
@@ -240,7 +240,7 @@ public sealed class AspiredVersionsManagerTests
         await using var driver = new ManagerDriver(o => (o.MaxLoadRetries, o.LoadRetryInterval) = (5, TimeSpan.FromHours(1)));
         FakeLoader loader = driver.Aspire("m", [1], l => l.FailLoads(100))[0];
         Task turn = driver.TurnAsync();
-        await driver.Time.WaitForTimersAsync(1);
+        await driver.Time.WaitForTimersAsync(2); // the attempt's load timeout, then the retry wait
 
         driver.Aspire("m", []);
         await driver.TurnAsync();

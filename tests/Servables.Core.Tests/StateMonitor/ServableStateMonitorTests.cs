@@ -73,7 +73,7 @@ public sealed class ServableStateMonitorTests
         FakeLoader blocked = driver.Aspire("m", [1], l => l.BlockLoads())[0];
         Task turn = driver.TurnAsync();
         Task<ServableAvailability> wait = driver.Monitor.WaitUntilAvailableAsync([ServableRequest.Specific("m", 1), ServableRequest.Latest("ghost")], TimeSpan.FromSeconds(5));
-        await driver.Time.WaitForTimersAsync(1);
+        await driver.Time.WaitForTimersAsync(2); // the load's timeout and the wait's
         driver.Time.Advance(TimeSpan.FromSeconds(5));
 
         ServableAvailability result = await wait.WaitAsync(TimeSpan.FromSeconds(10));

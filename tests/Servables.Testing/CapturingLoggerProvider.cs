@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace Servables.Onnx.Tests;
+namespace Servables.Testing;
 
 /// <summary>Keeps every log entry in memory, in order.</summary>
-internal sealed class CapturingLoggerProvider : ILoggerProvider, ILoggerFactory
+public sealed class CapturingLoggerProvider : ILoggerProvider, ILoggerFactory
 {
     private readonly ConcurrentQueue<LogEntry> _entries = new();
 
@@ -20,7 +20,7 @@ internal sealed class CapturingLoggerProvider : ILoggerProvider, ILoggerFactory
     {
     }
 
-    internal sealed record LogEntry(string Category, LogLevel Level, EventId EventId, string Message, Exception? Exception);
+    public sealed record LogEntry(string Category, LogLevel Level, EventId EventId, string Message, Exception? Exception);
 
     private sealed class Logger(CapturingLoggerProvider owner, string category) : ILogger
     {
