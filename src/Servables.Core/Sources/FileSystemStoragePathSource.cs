@@ -153,6 +153,9 @@ public sealed class FileSystemStoragePathSource : IAspiredVersionsSource<string>
         }
     }
 
+    /// <summary>How many problems (ignored entries, missing versions) the source remembers for a servable, so that it warns once per problem; for tests.</summary>
+    internal int RememberedProblems(string servableName) => _watches[servableName].RememberedProblems;
+
     /// <summary>One poll of every servable. Under the poll lock.</summary>
     private void PollAll()
     {

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Servables.Testing;
 
 namespace Servables.Core.Tests.Sources;
@@ -523,6 +524,44 @@ public sealed class FileSystemStoragePathSourceTests : IAsyncLifetime
         {
             Directory.CreateDirectory(Path.Combine(_base, v.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
+    }
+
+    [Fact]
+    public async Task PollAsync_ThousandsOfStagingFoldersComeAndGo_RemembersOnlyWhatIsThereNow_AndWarnsOncePerAppearance()
+    {
+        CreateVersions(1);
+        var logs = new CapturingLoggerProvider();
+        var options = new FileSystemStoragePathSourceOptions { PollPeriod = Timeout.InfiniteTimeSpan, Servables = { new StoragePathServable("m", _base) } };
+        await using var source = new FileSystemStoragePathSource(options, logs.CreateLogger<FileSystemStoragePathSource>());
+        AspiredVersions.ConnectSourceToTarget(source, new RecordingAspiredVersionsTarget<string>());
+        Directory.CreateDirectory(Path.Combine(_base, "tmp-keep"));
+
+        for (int round = 0; round < 3; round++)
+        {
+            string[] staging = [.. Enumerable.Range(0, 1000).Select(i => Path.Combine(_base, $"tmp-{round}-{i}"))];
+            foreach (string folder in staging)
+            {
+                Directory.CreateDirectory(folder);
+            }
+
+            await source.PollAsync();
+            await source.PollAsync(); // still there: no second warning
+            Assert.Equal(1001, source.RememberedProblems("m"));
+            foreach (string folder in staging)
+            {
+                Directory.Delete(folder);
+            }
+        }
+
+        await source.PollAsync();
+        Assert.Equal(1, source.RememberedProblems("m")); // only tmp-keep
+        int Warnings(string entry) => logs.Entries.Count(e => e.EventId.Id == 122 && e.Message.Contains($"Ignoring {entry} ", StringComparison.Ordinal));
+        Assert.Equal(1, Warnings("tmp-keep"));
+        Assert.Equal(1, Warnings("tmp-2-999"));
+
+        Directory.CreateDirectory(Path.Combine(_base, "tmp-2-999")); // comes back: warned again
+        await source.PollAsync();
+        Assert.Equal(2, Warnings("tmp-2-999"));
     }
 
     private static FileSystemStoragePathSource CreateSource(params StoragePathServable[] servables) => CreateSource(null, servables);

@@ -67,6 +67,63 @@ public sealed class ServableStateMonitorTests
     }
 
     [Fact]
+    public void ThousandsOfVersionsEnd_KeepsOnlyTheLatestEnded_AndEveryVersionThatHasNotEnded()
+    {
+        var source = new ManualStateSource();
+        using var monitor = new ServableStateMonitor(source, new ServableStateMonitorOptions { MaxEndedVersions = 100 });
+        var now = DateTimeOffset.UnixEpoch;
+        source.Publish(new ServableState(new ServableId("live", 1), ServableManagerState.Available, null, now));
+        for (int v = 1; v <= 5000; v++)
+        {
+            var id = new ServableId($"m{v % 7}", v);
+            source.Publish(new ServableState(id, ServableManagerState.Start, null, now));
+            source.Publish(new ServableState(id, ServableManagerState.End, v % 2 == 0 ? new IOException("failed") : null, now));
+        }
+
+        IReadOnlyDictionary<string, IReadOnlyDictionary<long, ServableState>> all = monitor.GetAllStates();
+        Assert.Equal(101, all.Values.Sum(v => v.Count));
+        Assert.Equal(ServableManagerState.Available, monitor.GetState(new ServableId("live", 1))!.State);
+        Assert.NotNull(monitor.GetState(new ServableId("m2", 5000)));
+        Assert.NotNull(monitor.GetState(new ServableId($"m{4901 % 7}", 4901)));
+        Assert.Null(monitor.GetState(new ServableId($"m{4900 % 7}", 4900)));
+    }
+
+    [Fact]
+    public void VersionThatEndsAndComesBackRepeatedly_StaysBounded_AndIsForgottenOnlyOnceEnded()
+    {
+        var source = new ManualStateSource();
+        using var monitor = new ServableStateMonitor(source, new ServableStateMonitorOptions { MaxEndedVersions = 0 });
+        var id = new ServableId("m", 1);
+        for (int i = 0; i < 10_000; i++)
+        {
+            source.Publish(new ServableState(id, ServableManagerState.Loading, null, DateTimeOffset.UnixEpoch));
+            Assert.NotNull(monitor.GetState(id));
+            source.Publish(new ServableState(id, ServableManagerState.End, null, DateTimeOffset.UnixEpoch));
+            Assert.Null(monitor.GetState(id));
+        }
+
+        Assert.Empty(monitor.GetAllStates());
+    }
+
+    private sealed class ManualStateSource : IObservable<ServableState>
+    {
+        private readonly List<IObserver<ServableState>> _observers = [];
+
+        public void Publish(ServableState state) => _observers.ForEach(o => o.OnNext(state));
+
+        public IDisposable Subscribe(IObserver<ServableState> observer)
+        {
+            _observers.Add(observer);
+            return new Unsubscriber(() => _observers.Remove(observer));
+        }
+
+        private sealed class Unsubscriber(Action dispose) : IDisposable
+        {
+            public void Dispose() => dispose();
+        }
+    }
+
+    [Fact]
     public async Task WaitUntilAvailableAsync_Timeout_ReturnsNotAvailableWithStates()
     {
         await using var driver = new ManagerDriver();
