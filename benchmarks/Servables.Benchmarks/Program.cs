@@ -4,7 +4,8 @@ namespace Servables.Benchmarks;
 
 /// <summary>
 /// Runs the benchmarks picked on the command line (for example <c>--filter '*ServableHandle*'</c>), or,
-/// with <c>--side-by-side</c>, a class's baseline and some of its benchmarks in turn in one process.
+/// with <c>--side-by-side</c>, a class's baseline and some of its benchmarks in turn in one process, or,
+/// with <c>--swap-memory</c>, the resident memory of a process that swaps ONNX model versions.
 /// </summary>
 public static class Program
 {
@@ -13,6 +14,11 @@ public static class Program
         if (args.Contains("--side-by-side"))
         {
             return await SideBySide.RunAsync(args);
+        }
+
+        if (args.Contains("--swap-memory"))
+        {
+            return await Onnx.SwapMemory.RunAsync(args);
         }
 
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
