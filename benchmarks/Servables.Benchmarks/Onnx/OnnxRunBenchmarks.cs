@@ -38,11 +38,11 @@ public class OnnxRunBenchmarks
         _folder = Path.Combine(Path.GetTempPath(), $"servables-bench-onnx-{Guid.NewGuid():N}");
         string modelPath = Path.Combine(_folder, "1", "model.onnx");
         var random = new Random(7);
-        float[,] w1 = Matrix(random, Inputs, Hidden), w2 = Matrix(random, Hidden, Outputs);
-        OnnxModelWriter.Mlp(w1, Vector(random, Hidden), w2, Vector(random, Outputs)).WriteTo(modelPath);
+        float[,] w1 = RandomWeights.Matrix(random, Inputs, Hidden), w2 = RandomWeights.Matrix(random, Hidden, Outputs);
+        OnnxModelWriter.Mlp(w1, RandomWeights.Vector(random, Hidden), w2, RandomWeights.Vector(random, Outputs)).WriteTo(modelPath);
 
         _runOptions = new RunOptions();
-        _inputs = [OrtValue.CreateTensorValueFromMemory(Vector(random, Batch * Inputs), [Batch, Inputs])];
+        _inputs = [OrtValue.CreateTensorValueFromMemory(RandomWeights.Vector(random, Batch * Inputs), [Batch, Inputs])];
         _outputs = [OrtValue.CreateTensorValueFromMemory(new float[Batch * Outputs], [Batch, Outputs])];
 
         _manager = new AspiredVersionsManager(new AspiredVersionsManagerOptions { ManageStateInterval = Timeout.InfiniteTimeSpan });
@@ -82,21 +82,4 @@ public class OnnxRunBenchmarks
         using ServableHandle<OnnxServable> handle = _manager.GetServableHandle<OnnxServable>(_latest);
         handle.Value.Run(_inputNames, _inputs, _outputNames, _outputs);
     }
-
-    private static float[,] Matrix(Random random, int rows, int columns)
-    {
-        var m = new float[rows, columns];
-        for (int r = 0; r < rows; r++)
-        {
-            for (int c = 0; c < columns; c++)
-            {
-                m[r, c] = (float)((random.NextDouble() * 2) - 1) / MathF.Sqrt(rows);
-            }
-        }
-
-        return m;
-    }
-
-    private static float[] Vector(Random random, int length) =>
-        [.. Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1))];
 }

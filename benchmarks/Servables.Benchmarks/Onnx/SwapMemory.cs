@@ -29,7 +29,7 @@ internal static class SwapMemory
         string folder = Path.Combine(Path.GetTempPath(), $"servables-swap-memory-{Guid.NewGuid():N}");
         string modelPath = Path.Combine(folder, "model.onnx");
         var random = new Random(7);
-        OnnxModelWriter.Mlp(Matrix(random, Inputs, Hidden), Vector(random, Hidden), Matrix(random, Hidden, Outputs), Vector(random, Outputs)).WriteTo(modelPath);
+        OnnxModelWriter.Mlp(RandomWeights.Matrix(random, Inputs, Hidden), RandomWeights.Vector(random, Hidden), RandomWeights.Matrix(random, Hidden, Outputs), RandomWeights.Vector(random, Outputs)).WriteTo(modelPath);
         try
         {
             await using var manager = new AspiredVersionsManager(new AspiredVersionsManagerOptions
@@ -38,7 +38,7 @@ internal static class SwapMemory
                 ReleaseNativeMemoryAfterUnload = release,
             });
             using var inference = new InferenceThread();
-            float[] input = Vector(random, Batch * Inputs);
+            float[] input = RandomWeights.Vector(random, Batch * Inputs);
             float[] output = new float[Batch * Outputs];
             long afterFirst = 0;
             for (int version = 1; version <= swaps + 1; version++)
@@ -92,23 +92,6 @@ internal static class SwapMemory
         string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
     }
-
-    private static float[,] Matrix(Random random, int rows, int columns)
-    {
-        var m = new float[rows, columns];
-        for (int r = 0; r < rows; r++)
-        {
-            for (int c = 0; c < columns; c++)
-            {
-                m[r, c] = (float)((random.NextDouble() * 2) - 1) / MathF.Sqrt(rows);
-            }
-        }
-
-        return m;
-    }
-
-    private static float[] Vector(Random random, int length) =>
-        [.. Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1))];
 
     /// <summary>
     /// One thread for every inference: ONNX Runtime keeps per-thread working buffers that live as long
