@@ -68,6 +68,23 @@ public class AsyncApiTests
         Assert.Equal(3, bytesResult.GetProperty("bytes").GetInt32());
     }
 
+    [Theory]
+    [InlineData("text/plain; charset=utf-16", new byte[] { 0xFE, 0xFF, 0x00, 0x68, 0x00, 0xE9, 0x65, 0xE5 })] // big-endian BOM: what Java's UTF-16 encoder writes
+    [InlineData("text/plain; charset=utf-16", new byte[] { 0xFF, 0xFE, 0x68, 0x00, 0xE9, 0x00, 0xE5, 0x65 })] // little-endian BOM
+    [InlineData("text/plain; charset=utf-16", new byte[] { 0x68, 0x00, 0xE9, 0x00, 0xE5, 0x65 })] // no BOM: little-endian, as before
+    [InlineData("text/plain; charset=UTF-16BE", new byte[] { 0x00, 0x68, 0x00, 0xE9, 0x65, 0xE5 })]
+    [InlineData("text/plain; charset=utf-16le", new byte[] { 0x68, 0x00, 0xE9, 0x00, 0xE5, 0x65 })]
+    public async Task Submit_Utf16Text_ByteOrderMarkDecidesTheOrder_MarkNotInText(string contentType, byte[] body)
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+
+        AsyncRequestStatus done = await client.WaitForCompletionAsync(await client.SubmitAsync(body, contentType), Wait);
+
+        Assert.Equal(AsyncRequestState.Completed, done.State);
+        Assert.Equal("h\u00e9\u65e5", done.Result!.Value.GetProperty("text").GetString());
+    }
+
     [Fact]
     public async Task RequestIds_AreRandomUrlSafe128Bit()
     {
