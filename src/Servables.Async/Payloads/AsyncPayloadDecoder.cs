@@ -35,7 +35,8 @@ internal static class AsyncPayloadDecoder
         ParsedContentType? found = s_lastFound;
         if (found is null || !ReferenceEquals(found.ContentType, contentType))
         {
-            if (contentType is null || !ParsedContentTypes.TryGetValue(contentType, out found))
+            // Too long never hashes: it is refused before the cache is looked at.
+            if (contentType is null || contentType.Length > AsyncApiOptions.MaxContentTypeLength || !ParsedContentTypes.TryGetValue(contentType, out found))
             {
                 return TryParseAndCache(contentType, out mediaType, out charset, out problem);
             }
@@ -72,9 +73,24 @@ internal static class AsyncPayloadDecoder
             return false;
         }
 
+        if (contentType.Length > AsyncApiOptions.MaxContentTypeLength)
+        {
+            problem = $"the Content-Type is longer than {AsyncApiOptions.MaxContentTypeLength} characters ({contentType.Length}); send a shorter one";
+            return false;
+        }
+
+        // A tab is whitespace in a header; any other control character (CR and LF above all) is refused,
+        // so that what is stored and logged never holds one.
+        int control = EchoedText.IndexOfControlButTab(contentType);
+        if (control >= 0)
+        {
+            problem = $"the Content-Type '{EchoedText.Quote(contentType)}' holds a control character (U+{(int)contentType[control]:X4} at index {control}); remove it";
+            return false;
+        }
+
         if (!MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? parsed) || parsed.MediaType is null || !parsed.MediaType.Contains('/', StringComparison.Ordinal))
         {
-            problem = $"the Content-Type '{contentType}' cannot be parsed; expected 'type/subtype' with optional parameters";
+            problem = $"the Content-Type '{EchoedText.Quote(contentType)}' cannot be parsed; expected 'type/subtype' with optional parameters";
             return false;
         }
 

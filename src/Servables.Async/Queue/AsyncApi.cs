@@ -303,7 +303,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         if (requestId is not null && !AsyncRequestIds.IsWellFormed(requestId))
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{Truncate(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{EchoedText.Quote(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
         }
 
         if (!_queued.TryTake())
@@ -682,5 +682,4 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
     }
 
-    private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";
 }

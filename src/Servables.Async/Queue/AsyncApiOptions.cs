@@ -9,6 +9,15 @@ public sealed class AsyncApiOptions
     /// <summary>The name of the API registered without a name.</summary>
     public const string DefaultName = "default";
 
+    /// <summary>The longest Content-Type a submit accepts, in characters; a longer one is refused with <see cref="AsyncRequestRejectedException"/>.</summary>
+    /// <remarks>
+    /// The Content-Type is stored with the request and written to logs, so it is bounded like the body.
+    /// A Content-Type with a control character (CR, LF, NUL, …; a tab is allowed) is refused too, and
+    /// what a rejection message or a log echoes of a refused value is cut short and has its control
+    /// characters escaped.
+    /// </remarks>
+    public const int MaxContentTypeLength = 256;
+
     /// <summary>How many requests may wait in the queue; a submit beyond it fails with <see cref="AsyncQueueFullException"/>.</summary>
     /// <value>1 to 10,000,000. Defaults to 1024.</value>
     public int QueueCapacity { get; set; } = 1024;

@@ -139,6 +139,46 @@ public class AsyncApiTests
     }
 
     [Fact]
+    public async Task Submit_ContentTypeOverMaxLength_RejectedWithoutEchoingIt()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+        string longest = "text/plain; charset=utf-8; p=" + new string('a', AsyncApiOptions.MaxContentTypeLength - 29);
+        string tooLong = longest + "a";
+
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitAsync("x"u8.ToArray(), tooLong, "too-long"));
+
+        Assert.Contains($"longer than {AsyncApiOptions.MaxContentTypeLength} characters", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(new string('a', 100), error.Message, StringComparison.Ordinal);
+        Assert.Equal(AsyncRequestState.NotFound, (await client.GetStatusAsync("too-long")).State);
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(await client.SubmitAsync("x"u8.ToArray(), longest), Wait)).State);
+    }
+
+    [Theory]
+    [InlineData("text/plain\r\nX-Injected: yes")]
+    [InlineData("text/plain; charset=utf-8\n")]
+    [InlineData("application/octet-stream; name=\"a\u0007b\"")]
+    [InlineData("application/octet-stream; name=\"a\u0085b\"")]
+    public async Task Submit_ContentTypeWithControlCharacters_RejectedAndNotEchoed(string contentType)
+    {
+        await using AsyncHost host = await StartEchoAsync();
+
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client().SubmitAsync("x"u8.ToArray(), contentType));
+
+        Assert.DoesNotContain(error.Message, char.IsControl);
+        Assert.Contains("control character", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Submit_MalformedRequestIdWithLineBreaks_MessageHasNoControlCharacters()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client().SubmitTextAsync("x", "id\r\nX-Injected: yes"));
+        Assert.Contains("malformed", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(error.Message, char.IsControl);
+    }
+
+    [Fact]
     public async Task Submit_OverSizeLimit_Rejected()
     {
         await using AsyncHost host = await StartEchoAsync(o => o.MaxPayloadBytes = 8);
