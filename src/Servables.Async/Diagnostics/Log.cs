@@ -40,4 +40,10 @@ internal static partial class Log
 
     [LoggerMessage(211, LogLevel.Debug, "Async API {ApiName} rejected a request: {Reason}")]
     public static partial void SubmitRejected(ILogger logger, string apiName, string reason);
+
+    [LoggerMessage(212, LogLevel.Warning, "Async API {ApiName} abandoned request {RequestId} at shutdown: {Outcome}")]
+    public static partial void RequestAbandonedAfterGrace(ILogger logger, string apiName, string requestId, string outcome);
+
+    [LoggerMessage(213, LogLevel.Warning, "Async API {ApiName} stopped with {Lanes} lane(s) still in a handler that ignored cancellation; its handler and result store are disposed when they return, not before")]
+    public static partial void DisposalDeferred(ILogger logger, string apiName, int lanes);
 }

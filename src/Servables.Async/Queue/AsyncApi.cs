@@ -38,8 +38,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private Task[] _lanes = [];
     private readonly QueueSlots _queued;
     private Task _expiryLoop = Task.CompletedTask;
+
+    // Stopping and disposing are each one sequence, begun once under _lifecycle; every caller awaits it.
+    private readonly Lock _lifecycle = new();
+    private readonly TaskCompletionSource _hurry = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task? _stop;
+    private Task? _dispose;
+    private Task _workers = Task.CompletedTask;
     private volatile bool _stopping;
-    private int _disposed;
 
     public AsyncApi(string apiName, AsyncApiOptions options, IServiceProvider services, Type handlerType, AsyncMetrics metrics, ILoggerFactory? loggerFactory, TimeProvider? timeProvider)
     {
@@ -99,35 +105,78 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
     }
 
-    /// <summary>Stops accepting, lets the workers drain the queue until <paramref name="cancellationToken"/> (the host's shutdown timeout) fires, then cancels what runs.</summary>
+    /// <summary>
+    /// Stops accepting, lets the workers drain the queue until <paramref name="cancellationToken"/> (the host's
+    /// shutdown timeout) fires, then cancels what runs and waits <see cref="AsyncApiOptions.AbandonTimeout"/> more.
+    /// </summary>
+    /// <remarks>
+    /// Bounded by the token plus the grace: what is still held then is abandoned and logged. Concurrent and
+    /// repeated calls (and <see cref="DisposeAsync"/>) share one stop; any caller's token cutting the drain short
+    /// cuts it short for all.
+    /// </remarks>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_stopping)
+        Task stop = BeginStop();
+        if (!stop.IsCompleted)
+        {
+            using (cancellationToken.UnsafeRegister(static state => ((AsyncApi)state!).Hurry(), this))
+            {
+                await stop.ConfigureAwait(false);
+            }
+        }
+
+        await stop.ConfigureAwait(false);
+    }
+
+    /// <summary>The stop sequence, begun by the first caller.</summary>
+    private Task BeginStop()
+    {
+        lock (_lifecycle)
+        {
+            if (_stop is null)
+            {
+                _stopping = true;
+                _stop = Task.Run(StopOnceAsync, CancellationToken.None);
+            }
+
+            return _stop;
+        }
+    }
+
+    /// <summary>Ends the drain: the running handlers are cancelled and the queue abandoned.</summary>
+    private void Hurry() => _hurry.TrySetResult();
+
+    private async Task StopOnceAsync()
+    {
+        Log.ApiStopping(_logger, ApiName, QueueDepth);
+        _queue.Writer.TryComplete();
+        await _expiryStop.CancelAsync().ConfigureAwait(false);
+        _workers = Task.WhenAll([.. _lanes, _expiryLoop]);
+        if (await Task.WhenAny(_workers, _hurry.Task).ConfigureAwait(false) == _workers)
         {
             return;
         }
 
-        _stopping = true;
-        Log.ApiStopping(_logger, ApiName, QueueDepth);
-        _queue.Writer.TryComplete();
-        await _expiryStop.CancelAsync().ConfigureAwait(false);
+        // Out of time: cancel the handlers; queued requests are abandoned (kept for recovery by a durable store).
+        await _hardStop.CancelAsync().ConfigureAwait(false);
+        foreach (LiveRequest request in _table.HeldRequests())
+        {
+            request.CancelRunning();
+        }
+
         try
         {
-            await Task.WhenAll(_lanes).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _workers.WaitAsync(_options.AbandonTimeout, _time).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException)
         {
-            // Out of time: cancel the handlers; queued requests are abandoned (kept for recovery by a durable store).
-            await _hardStop.CancelAsync().ConfigureAwait(false);
+            // A handler ignores its token: stop waiting for it. What the API still holds is abandoned now;
+            // the stuck lane finds its request abandoned if its handler ever returns.
             foreach (LiveRequest request in _table.HeldRequests())
             {
-                request.CancelRunning();
+                await AbandonAsync(request, request.HandlerStarted ? "it was running" : "it was queued", graceOver: true).ConfigureAwait(false);
             }
-
-            await Task.WhenAll(_lanes).ConfigureAwait(false);
         }
-
-        await _expiryLoop.ConfigureAwait(false);
     }
 
     public ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default)
@@ -254,14 +303,49 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         return false;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops at once (cancelling what runs, see <see cref="StopAsync"/>), then disposes the handler and the store once no lane runs.</summary>
+    /// <remarks>Idempotent; concurrent callers await the same disposal. A lane whose handler ignores cancellation delays the disposal until it returns (logged), never the caller.</remarks>
+    public ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        lock (_lifecycle)
         {
+            _dispose ??= DisposeOnceAsync();
+            return new ValueTask(_dispose);
+        }
+    }
+
+    private async Task DisposeOnceAsync()
+    {
+        Hurry();
+        await BeginStop().ConfigureAwait(false);
+        if (_workers.IsCompleted)
+        {
+            await DisposeOwnedAsync().ConfigureAwait(false);
             return;
         }
 
-        await StopAsync(new CancellationToken(canceled: true)).ConfigureAwait(false);
+        Log.DisposalDeferred(_logger, ApiName, _lanes.Count(lane => !lane.IsCompleted));
+        _ = DisposeWhenWorkersEndAsync();
+
+        async Task DisposeWhenWorkersEndAsync()
+        {
+            try
+            {
+                await _workers.ConfigureAwait(false);
+                await DisposeOwnedAsync().ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Nobody awaits this: the failure is logged.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.StoreFailed(_logger, ApiName, ex);
+            }
+        }
+    }
+
+    /// <summary>Disposes what the API owns; only when no lane runs.</summary>
+    private async Task DisposeOwnedAsync()
+    {
         switch (_handler)
         {
             case IAsyncDisposable asyncDisposable:
@@ -561,18 +645,41 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     }
 
     /// <summary>Shutdown ran out of time: a durable store keeps the request for recovery; otherwise it fails.</summary>
-    private async Task AbandonAsync(LiveRequest request, string what)
+    /// <param name="request">The request.</param>
+    /// <param name="what">Where it stood.</param>
+    /// <param name="graceOver">Whether <see cref="AsyncApiOptions.AbandonTimeout"/> ran out (the stop abandons it, not its lane).</param>
+    private async Task AbandonAsync(LiveRequest request, string what, bool graceOver = false)
     {
+        string why = graceOver ? $"{what}, and the API's lanes did not return within AbandonTimeout ({_options.AbandonTimeout}) after cancellation" : what;
+        string outcome;
         if (_store.IsDurable)
         {
+            if (request.IsDone)
+            {
+                return; // the stop abandoned it already
+            }
+
             _table.Release(request);
-            Log.RequestAbandoned(_logger, ApiName, request.Id, $"{what}; it stays in the store and runs again at the next start");
-            return;
+            outcome = $"{why}; it stays in the store and runs again at the next start";
+        }
+        else if (await _table.TryFinishAsync(request, null, $"The host shut down before the request finished ({why}).", _time.GetUtcNow()).ConfigureAwait(false))
+        {
+            _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
+            outcome = $"{why}; it failed";
+        }
+        else
+        {
+            return; // finished meanwhile, or abandoned already
         }
 
-        await _table.TryFinishAsync(request, null, $"The host shut down before the request finished ({what}).", _time.GetUtcNow()).ConfigureAwait(false);
-        _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
-        Log.RequestAbandoned(_logger, ApiName, request.Id, $"{what}; it failed");
+        if (graceOver)
+        {
+            Log.RequestAbandonedAfterGrace(_logger, ApiName, request.Id, outcome);
+        }
+        else
+        {
+            Log.RequestAbandoned(_logger, ApiName, request.Id, outcome);
+        }
     }
 
     private async Task<AsyncRequestStatus> WaitForLiveAsync(LiveRequest request, TimeSpan timeout, CancellationToken cancellationToken)

@@ -34,6 +34,17 @@ public sealed class AsyncApiOptions
     /// <value>1 millisecond to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to infinite.</value>
     public TimeSpan RequestTimeout { get; set; } = Timeout.InfiniteTimeSpan;
 
+    /// <summary>How long stopping waits, after the host's shutdown timeout has cancelled the running handlers, for them to return.</summary>
+    /// <remarks>
+    /// Stopping drains the queue until the host's shutdown timeout (the token of
+    /// <c>IHostedService.StopAsync</c>), then cancels the running handlers and waits this long more.
+    /// Requests still held after that are abandoned and logged by request id: the in-memory store fails
+    /// them, a durable store keeps them for the next start. A handler that ignores its token may still
+    /// run then; the handler and the store are disposed only after it returns.
+    /// </remarks>
+    /// <value><see cref="TimeSpan.Zero"/> to 10 minutes. Defaults to 5 seconds.</value>
+    public TimeSpan AbandonTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The largest body a submit accepts.</summary>
     /// <value>1 byte to 1 GiB. Defaults to 10 MiB.</value>
     public int MaxPayloadBytes { get; set; } = 10 * 1024 * 1024;
@@ -101,6 +112,7 @@ public sealed class AsyncApiOptions
         Check(
             RequestTimeout == Timeout.InfiniteTimeSpan || (RequestTimeout >= TimeSpan.FromMilliseconds(1) && RequestTimeout <= TimeSpan.FromDays(1)),
             $"{nameof(RequestTimeout)} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {RequestTimeout}.");
+        Check(AbandonTimeout >= TimeSpan.Zero && AbandonTimeout <= TimeSpan.FromMinutes(10), $"{nameof(AbandonTimeout)} must be between 0 and 10 minutes; it is {AbandonTimeout}.");
         Check(MaxPayloadBytes is >= 1 and <= 1 << 30, $"{nameof(MaxPayloadBytes)} must be between 1 and 1 GiB; it is {MaxPayloadBytes}.");
         Check(ResultRetention >= TimeSpan.FromSeconds(1) && ResultRetention <= TimeSpan.FromDays(365), $"{nameof(ResultRetention)} must be between 1 second and 365 days; it is {ResultRetention}.");
         Check(MaxStoredRequests is >= 1 and <= 100_000_000, $"{nameof(MaxStoredRequests)} must be between 1 and 100,000,000; it is {MaxStoredRequests}.");

@@ -29,6 +29,17 @@ public sealed class AddAsyncHandlerTests
         Assert.Throws<ArgumentException>(() => services.AddAsyncHandler<EchoHandler>("bad name"));
     }
 
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(601)]
+    public void Validate_AbandonTimeoutOutOfRange_NamesIt(int seconds)
+    {
+        IReadOnlyList<string> errors = new AsyncApiOptions { AbandonTimeout = TimeSpan.FromSeconds(seconds) }.Validate();
+        Assert.Contains(errors, e => e.StartsWith("AbandonTimeout must be between 0 and 10 minutes", StringComparison.Ordinal));
+        Assert.Equal(TimeSpan.FromSeconds(5), new AsyncApiOptions().AbandonTimeout);
+        Assert.Empty(new AsyncApiOptions { AbandonTimeout = TimeSpan.Zero }.Validate());
+    }
+
     [Fact]
     public async Task InvalidOptions_FailHostStartNamingTheProblem()
     {

@@ -45,7 +45,7 @@ public sealed class AsyncApiLoggingTests
 
     public sealed record LogLine(int EventId, string Message, Dictionary<string, object?> Scope);
 
-    private sealed class ScopeCapturingProvider : ILoggerProvider, ISupportExternalScope
+    internal sealed class ScopeCapturingProvider : ILoggerProvider, ISupportExternalScope
     {
         private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
 
