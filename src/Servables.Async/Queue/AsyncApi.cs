@@ -526,7 +526,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         DateTimeOffset stamp = _clock.GetUtcNow();
         DateTimeOffset started = stamp > request.SubmittedAt ? stamp : request.SubmittedAt;
         bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
-        if (!resumed && !await _table.TryStartAsync(request, started).ConfigureAwait(false))
+        if (resumed ? !request.TryStart(started.UtcTicks) : !await _table.TryStartAsync(request, started).ConfigureAwait(false))
         {
             return; // cancelled while queued
         }

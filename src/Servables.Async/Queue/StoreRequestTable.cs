@@ -41,7 +41,12 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
         }
     }
 
-    public ValueTask<bool> TryStartAsync(LiveRequest request, DateTimeOffset at) => Store.TryMarkInProgressAsync(request.Id, at);
+    /// <remarks>
+    /// The start is first taken on the live request, which a cancel withdraws first (<see cref="TryFailQueuedAsync"/>):
+    /// of a start and a cancel racing, exactly one wins, whatever the store does meanwhile.
+    /// </remarks>
+    public ValueTask<bool> TryStartAsync(LiveRequest request, DateTimeOffset at) =>
+        request.TryStart(at.UtcTicks) ? Store.TryMarkInProgressAsync(request.Id, at) : new ValueTask<bool>(false);
 
     public async ValueTask<bool> TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
     {
@@ -57,8 +62,30 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
         }
     }
 
+    /// <remarks>
+    /// A request this process holds is withdrawn from its lane first (false when the lane has started it),
+    /// so a started request is never failed as queued. One this process does not hold (another process
+    /// sharing the store runs it) is read, then failed: that process may start it in between.
+    /// </remarks>
     public async ValueTask<bool> TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
     {
+        if (_live.TryGetValue(requestId, out LiveRequest? held))
+        {
+            if (held.IsStarted || !held.TryWithdraw())
+            {
+                return false;
+            }
+
+            if (!await Store.TryFailAsync(requestId, error, at, cancellationToken).ConfigureAwait(false))
+            {
+                return false;
+            }
+
+            held.CancelByCaller();
+            Release(held);
+            return true;
+        }
+
         AsyncRequestRecord? record = await Store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
         if (record?.State != AsyncRequestState.InQueue || !await Store.TryFailAsync(requestId, error, at, cancellationToken).ConfigureAwait(false))
         {
@@ -80,7 +107,9 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
         AsyncRequestRecord? record = await Store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
         AsyncRequestStatus status = record is null
             ? AsyncRequestStatus.NotFound(requestId)
-            : new AsyncRequestStatus(record.Id, record.State, record.ResultJson, record.Error, record.UpdatedAt);
+            : record.State == AsyncRequestState.InQueue && live is { IsStarted: true }
+                ? new AsyncRequestStatus(record.Id, AsyncRequestState.InProgress, null, null, new DateTimeOffset(live.StartedTicks, TimeSpan.Zero)) // started, the store not told yet
+                : new AsyncRequestStatus(record.Id, record.State, record.ResultJson, record.Error, record.UpdatedAt);
         return (status, live);
     }
 
