@@ -43,8 +43,10 @@ public sealed class StoreRequestTableTests
 
         foreach ((string id, int i) in ids.Select((id, i) => (id, i)))
         {
+            // A cancel that lost finds nothing to cancel; one that won fails the request, unless it reached a
+            // running handler, which ignores its token here and completes.
             AsyncRequestStatus done = await client.WaitForCompletionAsync(id, Wait);
-            Assert.Equal(cancelled[i], done.State == AsyncRequestState.Failed);
+            Assert.True(cancelled[i] || done.State == AsyncRequestState.Completed, $"{id}: {done.Status} {done.Error}");
         }
 
         Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(await client.SubmitTextAsync("after"), Wait)).State);
