@@ -46,4 +46,10 @@ internal static partial class Log
 
     [LoggerMessage(213, LogLevel.Warning, "Async API {ApiName} stopped with {Lanes} lane(s) still in a handler that ignored cancellation; its handler and result store are disposed when they return, not before")]
     public static partial void DisposalDeferred(ILogger logger, string apiName, int lanes);
+
+    [LoggerMessage(214, LogLevel.Warning, "The result store of async API {ApiName} failed to {What} request {RequestId}; retry {Attempt} of {Retries} in {DelayMs} ms")]
+    public static partial void StoreRetrying(ILogger logger, string apiName, string requestId, string what, int attempt, int retries, double delayMs, Exception exception);
+
+    [LoggerMessage(215, LogLevel.Error, "Async API {ApiName} could not store the outcome of request {RequestId}; it is reported failed in this process: {Error}")]
+    public static partial void OutcomeNotStored(ILogger logger, string apiName, string requestId, string error, Exception? exception);
 }

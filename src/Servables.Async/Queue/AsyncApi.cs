@@ -191,9 +191,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             {
                 adding = _table.TryAddAsync(request, cancellationToken);
             }
-            catch
+            catch (Exception ex)
             {
                 _queued.Untake();
+                if (StoreUnavailable(request, ex) is { } unavailable)
+                {
+                    throw unavailable;
+                }
+
                 throw;
             }
 
@@ -215,9 +220,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             {
                 added = await adding.ConfigureAwait(false);
             }
-            catch
+            catch (Exception ex)
             {
                 _queued.Untake();
+                if (StoreUnavailable(request, ex) is { } unavailable)
+                {
+                    throw unavailable;
+                }
+
                 throw;
             }
 
@@ -243,9 +253,19 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
 
         ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read = _table.ReadAsync(requestId, cancellationToken);
-        return read.IsCompletedSuccessfully ? new ValueTask<AsyncRequestStatus>(read.Result.Status) : StatusOfAsync(read);
+        return read.IsCompletedSuccessfully ? new ValueTask<AsyncRequestStatus>(read.Result.Status) : StatusOfAsync(requestId, read);
 
-        static async ValueTask<AsyncRequestStatus> StatusOfAsync(ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read) => (await read.ConfigureAwait(false)).Status;
+        async ValueTask<AsyncRequestStatus> StatusOfAsync(string requestId, ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read)
+        {
+            try
+            {
+                return (await read.ConfigureAwait(false)).Status;
+            }
+            catch (Exception ex) when (IsStoreFailure(ex) && ex is not ObjectDisposedException)
+            {
+                throw AsyncStoreUnavailableException.Reading(ApiName, requestId, ex);
+            }
+        }
     }
 
     public ValueTask<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default)
@@ -433,7 +453,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         async ValueTask<string> FailUnqueuedAsync(LiveRequest request)
         {
-            await _table.TryFinishAsync(request, null, "The API stopped before the request could be queued.", request.SubmittedAt).ConfigureAwait(false);
+            await FailOrReportAsync(request, "The API stopped before the request could be queued.", request.SubmittedAt).ConfigureAwait(false);
             throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
         }
     }
@@ -526,9 +546,26 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         DateTimeOffset stamp = _clock.GetUtcNow();
         DateTimeOffset started = stamp > request.SubmittedAt ? stamp : request.SubmittedAt;
         bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
-        if (resumed ? !request.TryStart(started.UtcTicks) : !await _table.TryStartAsync(request, started).ConfigureAwait(false))
+        bool start;
+        if (resumed)
         {
-            return; // cancelled while queued
+            start = request.TryStart(started.UtcTicks);
+        }
+        else
+        {
+            try
+            {
+                start = await _table.TryStartAsync(request, started).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex))
+            {
+                start = await StartAfterStoreFailureAsync(request, started, ex).ConfigureAwait(false);
+            }
+        }
+
+        if (!start)
+        {
+            return; // cancelled while queued, or the store could not start it (then it failed)
         }
 
         bool debug = _logger.IsEnabled(LogLevel.Debug);
@@ -611,7 +648,15 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         DateTimeOffset finished = stamp > started ? stamp : started;
         double elapsed = timed && startedTimestamp != 0 ? _time.GetElapsedTime(startedTimestamp).TotalSeconds : (finished - started).TotalSeconds;
         _metrics.HandleDuration.Record(elapsed, _apiTag);
-        await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false);
+        try
+        {
+            await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            failure = await FinishAfterStoreFailureAsync(request, resultJson, failure, finished, ex).ConfigureAwait(false);
+        }
+
         if (failure is null)
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "completed"));
@@ -662,7 +707,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             _table.Release(request);
             outcome = $"{why}; it stays in the store and runs again at the next start";
         }
-        else if (await _table.TryFinishAsync(request, null, $"The host shut down before the request finished ({why}).", _time.GetUtcNow()).ConfigureAwait(false))
+        else if (await FailOrReportAsync(request, $"The host shut down before the request finished ({why}).", _time.GetUtcNow()).ConfigureAwait(false))
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
             outcome = $"{why}; it failed";
@@ -684,6 +729,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     private async Task<AsyncRequestStatus> WaitForLiveAsync(LiveRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        long startedTicks = _time.GetTimestamp();
         try
         {
             await request.WhenDone().WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
@@ -693,7 +739,16 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw await TimedOutAsync(request.Id, timeout, ex).ConfigureAwait(false);
         }
 
-        return await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
+        AsyncRequestStatus status = await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
+        if (status.IsFinished || status.State == AsyncRequestState.NotFound)
+        {
+            return status;
+        }
+
+        // Released unfinished (abandoned at shutdown, kept by a durable store for the next start): never
+        // hand that back as the end; wait on the store for the rest of the timeout.
+        TimeSpan left = timeout == Timeout.InfiniteTimeSpan ? timeout : timeout - _time.GetElapsedTime(startedTicks);
+        return await WaitForStoredAsync(request.Id, Task.FromResult<(AsyncRequestStatus, LiveRequest?)>((status, null)), left < TimeSpan.Zero && left != Timeout.InfiniteTimeSpan ? TimeSpan.Zero : left, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -754,6 +809,112 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
                 Log.StoreFailed(_logger, ApiName, ex);
             }
         }
+    }
+
+    /// <summary>Whether <paramref name="exception"/> from a store call is the store failing (not a cancel, not a full in-memory store, which says so itself).</summary>
+    private static bool IsStoreFailure(Exception exception) => exception is not (OperationCanceledException or AsyncStoreFullException);
+
+    /// <summary>What a submit throws when the store failed to add the request; null when <paramref name="exception"/> is not a store failure.</summary>
+    private AsyncStoreUnavailableException? StoreUnavailable(LiveRequest request, Exception exception)
+    {
+        if (!IsStoreFailure(exception) || exception is AsyncStoreUnavailableException)
+        {
+            return exception as AsyncStoreUnavailableException;
+        }
+
+        _metrics.Rejections.Add(1, _apiTag, new("reason", "store_unavailable"));
+        var unavailable = new AsyncStoreUnavailableException(ApiName, request.HasId ? request.Id : "(no id yet)", exception);
+        Log.SubmitRejected(_logger, ApiName, unavailable.Message);
+        return unavailable;
+    }
+
+    /// <summary>Retries a store call that failed with <paramref name="first"/>, <see cref="AsyncApiOptions.StoreRetries"/> times with a doubling delay; a hard stop ends the retries.</summary>
+    /// <returns>Whether a retry succeeded, its result, and the last failure when none did.</returns>
+    private async Task<(bool Stored, bool Result, Exception Last)> RetryStoreAsync<TState>(Func<TState, ValueTask<bool>> call, TState state, LiveRequest request, string what, Exception first)
+    {
+        Exception last = first;
+        TimeSpan delay = _options.StoreRetryDelay;
+        for (int attempt = 1; attempt <= _options.StoreRetries; attempt++)
+        {
+            Log.StoreRetrying(_logger, ApiName, request.Id, what, attempt, _options.StoreRetries, delay.TotalMilliseconds, last);
+            try
+            {
+                await Task.Delay(delay, _time, _hardStop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break; // shutting down: no time for more
+            }
+
+            try
+            {
+                return (true, await call(state).ConfigureAwait(false), last);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex))
+            {
+                last = ex;
+            }
+
+            delay *= 2;
+        }
+
+        return (false, false, last);
+    }
+
+    /// <summary>The store failed to mark the request in progress: retries, and when it cannot, fails the request (in the store if it can, else in process).</summary>
+    /// <returns>Whether to run the request.</returns>
+    private async Task<bool> StartAfterStoreFailureAsync(LiveRequest request, DateTimeOffset at, Exception first)
+    {
+        (bool stored, bool start, Exception last) = await RetryStoreAsync(static s => s.Api._table.TryStartAsync(s.Request, s.At), (Api: this, Request: request, At: at), request, "start", first).ConfigureAwait(false);
+        if (stored)
+        {
+            return start;
+        }
+
+        string error = $"The request could not be started: the result store failed ({last.GetType().Name}: {last.Message}), so its outcome could not be stored.";
+        await FailOrReportAsync(request, error, _time.GetUtcNow(), last).ConfigureAwait(false);
+        _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
+        return false;
+    }
+
+    /// <summary>The store failed to take the request's outcome: retries, then stores a failure that says so, else fails the request in process.</summary>
+    /// <returns>The request's failure as it now stands: <paramref name="failure"/> when a retry stored the outcome, else why it could not be stored.</returns>
+    private async Task<string?> FinishAfterStoreFailureAsync(LiveRequest request, string? resultJson, string? failure, DateTimeOffset at, Exception first)
+    {
+        (bool stored, _, Exception last) = await RetryStoreAsync(
+            static s => s.Api._table.TryFinishAsync(s.Request, s.ResultJson, s.Failure, s.At),
+            (Api: this, Request: request, ResultJson: resultJson, Failure: failure, At: at),
+            request,
+            failure is null ? "complete" : "fail",
+            first).ConfigureAwait(false);
+        if (stored)
+        {
+            return failure;
+        }
+
+        string what = failure is null ? "completed" : $"failed ({failure})";
+        string error = $"The request {what}, but its outcome could not be stored in the result store ({last.GetType().Name}: {last.Message}).";
+        await FailOrReportAsync(request, error, at, last).ConfigureAwait(false);
+        return error;
+    }
+
+    /// <summary>Fails the request in the store; when the store fails, fails it in this process (its status says so until the process ends).</summary>
+    /// <returns>False when the request had already finished.</returns>
+    private async Task<bool> FailOrReportAsync(LiveRequest request, string error, DateTimeOffset at, Exception? storeFailure = null)
+    {
+        try
+        {
+            return await _table.TryFinishAsync(request, null, error, at).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            storeFailure = ex;
+        }
+
+        string reported = _store.IsDurable ? error + " The store still holds the request unfinished, so it runs again at the next start." : error;
+        _table.FailInProcess(request, reported, at);
+        Log.OutcomeNotStored(_logger, ApiName, request.Id, reported, storeFailure);
+        return true;
     }
 
     private AsyncRequestRejectedException Reject(string reason, string message)

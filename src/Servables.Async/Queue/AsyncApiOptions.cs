@@ -45,6 +45,21 @@ public sealed class AsyncApiOptions
     /// <value><see cref="TimeSpan.Zero"/> to 10 minutes. Defaults to 5 seconds.</value>
     public TimeSpan AbandonTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How many times a worker lane retries a failing result store call (starting or finishing a request) before it gives up on storing.</summary>
+    /// <remarks>
+    /// Retries wait <see cref="StoreRetryDelay"/>, doubling each time. A lane that still cannot store a
+    /// request's outcome then tries to store a failure saying so, and if even that fails, fails the request
+    /// in this process: <see cref="IAsyncApiClient.GetStatusAsync"/> and <see cref="IAsyncApiClient.WaitForCompletionAsync"/>
+    /// report it failed with an error saying its outcome could not be stored (a durable store still holds
+    /// it unfinished, so it runs again at the next start).
+    /// </remarks>
+    /// <value>0 to 10. Defaults to 3.</value>
+    public int StoreRetries { get; set; } = 3;
+
+    /// <summary>How long a lane waits before its first retry of a failing store call; each further retry waits twice as long.</summary>
+    /// <value>1 millisecond to 1 minute. Defaults to 200 milliseconds (so 200, 400 and 800 ms with 3 retries).</value>
+    public TimeSpan StoreRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
     /// <summary>The largest body a submit accepts.</summary>
     /// <value>1 byte to 1 GiB. Defaults to 10 MiB.</value>
     public int MaxPayloadBytes { get; set; } = 10 * 1024 * 1024;
@@ -113,6 +128,8 @@ public sealed class AsyncApiOptions
             RequestTimeout == Timeout.InfiniteTimeSpan || (RequestTimeout >= TimeSpan.FromMilliseconds(1) && RequestTimeout <= TimeSpan.FromDays(1)),
             $"{nameof(RequestTimeout)} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {RequestTimeout}.");
         Check(AbandonTimeout >= TimeSpan.Zero && AbandonTimeout <= TimeSpan.FromMinutes(10), $"{nameof(AbandonTimeout)} must be between 0 and 10 minutes; it is {AbandonTimeout}.");
+        Check(StoreRetries is >= 0 and <= 10, $"{nameof(StoreRetries)} must be between 0 and 10; it is {StoreRetries}.");
+        Check(StoreRetryDelay >= TimeSpan.FromMilliseconds(1) && StoreRetryDelay <= TimeSpan.FromMinutes(1), $"{nameof(StoreRetryDelay)} must be between 1 ms and 1 minute; it is {StoreRetryDelay}.");
         Check(MaxPayloadBytes is >= 1 and <= 1 << 30, $"{nameof(MaxPayloadBytes)} must be between 1 and 1 GiB; it is {MaxPayloadBytes}.");
         Check(ResultRetention >= TimeSpan.FromSeconds(1) && ResultRetention <= TimeSpan.FromDays(365), $"{nameof(ResultRetention)} must be between 1 second and 365 days; it is {ResultRetention}.");
         Check(MaxStoredRequests is >= 1 and <= 100_000_000, $"{nameof(MaxStoredRequests)} must be between 1 and 100,000,000; it is {MaxStoredRequests}.");

@@ -6,7 +6,15 @@ namespace Servables.Async;
 /// <remarks>A live request is added before the store record and removed after the store's last change to it. Thread-safe.</remarks>
 internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequestTable
 {
+    // How many requests failed in process (their outcome could not be stored) are remembered, oldest forgotten first.
+    private const int MaxFailedInProcess = 10_000;
+
     private readonly ConcurrentDictionary<string, LiveRequest> _live = new(StringComparer.Ordinal);
+
+    // Requests whose outcome the store could not take: their status, read before the store's.
+    private readonly ConcurrentDictionary<string, AsyncRequestStatus> _failedInProcess = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<string> _failedInProcessOrder = new();
+    private volatile bool _anyFailedInProcess;
 
     public IAsyncResultStore Store { get; } = store;
 
@@ -42,24 +50,36 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
     }
 
     /// <remarks>
-    /// The start is first taken on the live request, which a cancel withdraws first (<see cref="TryFailQueuedAsync"/>):
-    /// of a start and a cancel racing, exactly one wins, whatever the store does meanwhile.
+    /// <para>The start is first taken on the live request, which a cancel withdraws first (<see cref="TryFailQueuedAsync"/>):
+    /// of a start and a cancel racing, exactly one wins, whatever the store does meanwhile.</para>
+    /// <para>A retry after the store failed finds the start already taken, and tells the store again.</para>
     /// </remarks>
     public ValueTask<bool> TryStartAsync(LiveRequest request, DateTimeOffset at) =>
-        request.TryStart(at.UtcTicks) ? Store.TryMarkInProgressAsync(request.Id, at) : new ValueTask<bool>(false);
+        request.TryStart(at.UtcTicks) || request.IsStarted ? Store.TryMarkInProgressAsync(request.Id, at) : new ValueTask<bool>(false);
 
+    /// <remarks>When the store throws, the request stays held, so that the lane can retry (or <see cref="FailInProcess"/> it).</remarks>
     public async ValueTask<bool> TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
     {
-        try
+        bool finished = error is null
+            ? await Store.TryCompleteAsync(request.Id, resultJson!, at).ConfigureAwait(false)
+            : await Store.TryFailAsync(request.Id, error, at).ConfigureAwait(false);
+        Release(request);
+        return finished;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The last <c>10,000</c> such requests are remembered; their statuses are read before the store's.</remarks>
+    public void FailInProcess(LiveRequest request, string error, DateTimeOffset at)
+    {
+        _failedInProcess[request.Id] = new AsyncRequestStatus(request.Id, AsyncRequestState.Failed, null, error, at);
+        _failedInProcessOrder.Enqueue(request.Id);
+        _anyFailedInProcess = true;
+        while (_failedInProcessOrder.Count > MaxFailedInProcess && _failedInProcessOrder.TryDequeue(out string? oldest))
         {
-            return error is null
-                ? await Store.TryCompleteAsync(request.Id, resultJson!, at).ConfigureAwait(false)
-                : await Store.TryFailAsync(request.Id, error, at).ConfigureAwait(false);
+            _failedInProcess.TryRemove(oldest, out _);
         }
-        finally
-        {
-            Release(request);
-        }
+
+        Release(request);
     }
 
     /// <remarks>
@@ -103,6 +123,11 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
 
     public async ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> ReadAsync(string requestId, CancellationToken cancellationToken)
     {
+        if (_anyFailedInProcess && _failedInProcess.TryGetValue(requestId, out AsyncRequestStatus? failed))
+        {
+            return (failed, null);
+        }
+
         _live.TryGetValue(requestId, out LiveRequest? live);
         AsyncRequestRecord? record = await Store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
         AsyncRequestStatus status = record is null

@@ -40,6 +40,8 @@ public sealed class EchoHandler(AsyncHandlerConfig config, IAsyncHandlerMetrics 
                 case "gate":
                     await probe.Gate.Task.WaitAsync(cancellationToken);
                     break;
+                case "big":
+                    return new string('r', 300_000);
             }
         }
 
