@@ -46,6 +46,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private Task? _dispose;
     private Task _workers = Task.CompletedTask;
     private volatile bool _stopping;
+    private volatile bool _started;
 
     public AsyncApi(string apiName, AsyncApiOptions options, IServiceProvider services, Type handlerType, AsyncMetrics metrics, ILoggerFactory? loggerFactory, TimeProvider? timeProvider)
     {
@@ -84,6 +85,21 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     public IAsyncResultStore Store => _store;
 
+    /// <summary>The queue's capacity (<see cref="AsyncApiOptions.QueueCapacity"/>).</summary>
+    public int QueueCapacity => _options.QueueCapacity;
+
+    /// <summary>How many lanes the API runs once started.</summary>
+    public int LaneCount => _options.WorkerCount * _options.MaxConcurrencyPerWorker;
+
+    /// <summary>How many lanes run now (a lane ends only when the API stops).</summary>
+    public int LanesAlive => _lanes.Count(lane => !lane.IsCompleted);
+
+    /// <summary>Started and not stopping: it accepts and runs requests.</summary>
+    public bool IsRunning => _started && !_stopping;
+
+    /// <summary>The API's clock.</summary>
+    public TimeProvider Time => _time;
+
     /// <summary>Recovers unfinished requests of a durable store, creates and initialises the handler, starts the workers.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -102,6 +118,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         await _handler.InitializeAsync(cancellationToken).ConfigureAwait(false);
         _lanes = [.. Enumerable.Range(0, _options.WorkerCount * _options.MaxConcurrencyPerWorker).Select(_ => Task.Run(RunLaneAsync, CancellationToken.None))];
         _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
+        _started = true;
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
     }
 
