@@ -191,7 +191,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             // the stuck lane finds its request abandoned if its handler ever returns.
             foreach (LiveRequest request in _table.HeldRequests())
             {
-                await AbandonAsync(request, request.HandlerStarted ? "it was running" : "it was queued", graceOver: true).ConfigureAwait(false);
+                await AbandonAsync(request, request.IsStarted ? "it was running" : "it was queued", graceOver: true).ConfigureAwait(false);
             }
         }
     }
@@ -667,7 +667,10 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _metrics.HandleDuration.Record(elapsed, _apiTag);
         try
         {
-            await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false);
+            if (!await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false))
+            {
+                return; // ended meanwhile (abandoned by a stop whose grace ran out): counted there
+            }
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
@@ -793,7 +796,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
             await Task.Delay(left == Timeout.InfiniteTimeSpan || pause < left ? pause : left, _time, cancellationToken).ConfigureAwait(false);
             pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.TicksPerSecond));
-            (status, live) = await _table.ReadAsync(requestId, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                (status, live) = await _table.ReadAsync(requestId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex) && ex is not ObjectDisposedException)
+            {
+                throw AsyncStoreUnavailableException.Reading(ApiName, requestId, ex);
+            }
         }
 
         return status;

@@ -18,7 +18,6 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     private object? _completion;
     private CancellationTokenSource? _cancellation;
     private int _cancelledByCaller;
-    private bool _handlerStarted;
 
     // Where an in-memory table keeps the start: 0 queued, 1 started, 2 withdrawn (finished or cancelled before it started).
     private int _start;
@@ -74,9 +73,6 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     public long StartedTicks => _startedTicks;
 
     public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);
-
-    /// <summary>Whether a lane has handed the request to the handler (<see cref="Started"/>).</summary>
-    public bool HandlerStarted => Volatile.Read(ref _handlerStarted);
 
     public bool CancelledByCaller => Volatile.Read(ref _cancelledByCaller) != 0;
 
@@ -154,7 +150,6 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <summary>Hands the running request its cancellation source; cancels it at once if the caller or a hard stop came first.</summary>
     public void Started(CancellationTokenSource cancellation, CancellationToken hardStop)
     {
-        _handlerStarted = true; // published by the exchange below
         // Each side writes its half with a full fence, then reads the other's: one of them sees both.
         Interlocked.Exchange(ref _cancellation, cancellation);
         if (CancelledByCaller || hardStop.IsCancellationRequested)

@@ -143,6 +143,13 @@ public sealed class AsyncPayloadDecoderTests
         Assert.Throws<InvalidOperationException>(() => payload.Json);
     }
 
+    [Fact]
+    public void TryParseContentType_TabBetweenParameters_Accepted()
+    {
+        Assert.True(AsyncPayloadDecoder.TryParseContentType("text/plain;\tcharset=utf-8", out string mediaType, out string? charset, out _));
+        Assert.Equal(("text/plain", "utf-8"), (mediaType, charset));
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("")]
