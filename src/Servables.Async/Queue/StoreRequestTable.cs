@@ -96,7 +96,20 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
                 return false;
             }
 
-            if (!await Store.TryFailAsync(requestId, error, at, cancellationToken).ConfigureAwait(false))
+            bool failed;
+            try
+            {
+                failed = await Store.TryFailAsync(requestId, error, at, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Withdrawn, so no lane runs it: it must not read as queued in this process.
+                held.CancelByCaller();
+                FailInProcess(held, $"{error} The result store could not record the cancel ({ex.GetType().Name}: {ex.Message}).", at);
+                return true;
+            }
+
+            if (!failed)
             {
                 return false;
             }

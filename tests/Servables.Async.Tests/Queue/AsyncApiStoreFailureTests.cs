@@ -103,6 +103,29 @@ public sealed class AsyncApiStoreFailureTests : IDisposable
     }
 
     [Fact]
+    public async Task CancelAsync_QueuedRequestStoreRefusesTheFailure_ReportedFailedInProcess_NeverRuns()
+    {
+        var store = new BreakableStore();
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o => o.StoreFactory = (_, so) => store.Open(so)));
+        IAsyncApiClient client = host.Client();
+        string running = await client.SubmitTextAsync("gate");
+        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        string queued = await client.SubmitTextAsync("x");
+
+        store.Broken = true;
+        Assert.True(await client.CancelAsync(queued));
+        store.Broken = false;
+        host.Probe.Gate.SetResult();
+
+        AsyncRequestStatus cancelled = await client.WaitForCompletionAsync(queued, Wait);
+        Assert.Equal(AsyncRequestState.Failed, cancelled.State);
+        Assert.StartsWith("Cancelled by the caller before it ran. The result store could not record the cancel", cancelled.Error, StringComparison.Ordinal);
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(running, Wait)).State);
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(await client.SubmitTextAsync("after"), Wait)).State);
+        Assert.DoesNotContain(queued, host.Probe.StartedIds);
+    }
+
+    [Fact]
     public async Task WaitForCompletionAsync_DurableRequestAbandonedAtShutdown_TimesOutInsteadOfReturningItUnfinished()
     {
         AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o => o.UseSqliteStore(Path.Combine(_folder, "abandon.db"))));
