@@ -52,4 +52,7 @@ internal static partial class Log
 
     [LoggerMessage(215, LogLevel.Error, "Async API {ApiName} could not store the outcome of request {RequestId}; it is reported failed in this process: {Error}")]
     public static partial void OutcomeNotStored(ILogger logger, string apiName, string requestId, string error, Exception? exception);
+
+    [LoggerMessage(216, LogLevel.Warning, "The result store of async API {ApiName} could not mark request {RequestId} in progress; it runs anyway, and the store reads it queued until its outcome is stored")]
+    public static partial void StartNotStored(ILogger logger, string apiName, string requestId, Exception exception);
 }

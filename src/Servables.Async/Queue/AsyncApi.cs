@@ -576,13 +576,18 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             }
             catch (Exception ex) when (IsStoreFailure(ex))
             {
-                start = await StartAfterStoreFailureAsync(request, started, ex).ConfigureAwait(false);
+                // The in-progress mark is advisory (a request read queued after a crash runs again just as one
+                // read in progress), and a full store may refuse it yet take the outcome, which drops the payload
+                // and so makes room: run the request. The table took the start on the live request first, so a
+                // cancel meanwhile is not lost, and this process reads it in progress.
+                Log.StartNotStored(_logger, ApiName, request.Id, ex);
+                start = request.IsStarted || request.TryStart(started.UtcTicks);
             }
         }
 
         if (!start)
         {
-            return; // cancelled while queued, or the store could not start it (then it failed)
+            return; // cancelled while queued
         }
 
         bool debug = _logger.IsEnabled(LogLevel.Debug);
@@ -886,22 +891,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
 
         return (false, false, last);
-    }
-
-    /// <summary>The store failed to mark the request in progress: retries, and when it cannot, fails the request (in the store if it can, else in process).</summary>
-    /// <returns>Whether to run the request.</returns>
-    private async Task<bool> StartAfterStoreFailureAsync(LiveRequest request, DateTimeOffset at, Exception first)
-    {
-        (bool stored, bool start, Exception last) = await RetryStoreAsync(static s => s.Api._table.TryStartAsync(s.Request, s.At), (Api: this, Request: request, At: at), request, "start", first).ConfigureAwait(false);
-        if (stored)
-        {
-            return start;
-        }
-
-        string error = $"The request could not be started: the result store failed ({last.GetType().Name}: {last.Message}), so its outcome could not be stored.";
-        await FailOrReportAsync(request, error, _time.GetUtcNow(), last).ConfigureAwait(false);
-        _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
-        return false;
     }
 
     /// <summary>The store failed to take the request's outcome: retries, then stores a failure that says so, else fails the request in process.</summary>

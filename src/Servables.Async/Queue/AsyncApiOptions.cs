@@ -45,7 +45,7 @@ public sealed class AsyncApiOptions
     /// <value><see cref="TimeSpan.Zero"/> to 10 minutes. Defaults to 5 seconds.</value>
     public TimeSpan AbandonTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How many times a worker lane retries a failing result store call (starting or finishing a request) before it gives up on storing.</summary>
+    /// <summary>How many times a worker lane retries storing a request's outcome (its result or error) when the result store fails, before it gives up on storing it.</summary>
     /// <remarks>
     /// Retries wait <see cref="StoreRetryDelay"/>, doubling each time. A lane that still cannot store a
     /// request's outcome then tries to store a failure saying so, and if even that fails, fails the request
