@@ -765,15 +765,20 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
 
         AsyncRequestStatus status = await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
-        if (status.IsFinished || status.State == AsyncRequestState.NotFound)
-        {
-            return status;
-        }
+        return status.IsFinished || status.State == AsyncRequestState.NotFound
+            ? status
+            : await WaitAfterReleaseAsync(status, timeout, startedTicks, cancellationToken).ConfigureAwait(false); // the same awaiter type as above: no bigger frame
+    }
 
-        // Released unfinished (abandoned at shutdown, kept by a durable store for the next start): never
-        // hand that back as the end; wait on the store for the rest of the timeout.
+    /// <summary>
+    /// The request was released unfinished (abandoned at shutdown, kept by a durable store for the next start):
+    /// never hand that back as the end; wait on the store for the rest of the timeout.
+    /// </summary>
+    private ValueTask<AsyncRequestStatus> WaitAfterReleaseAsync(AsyncRequestStatus status, TimeSpan timeout, long startedTicks, CancellationToken cancellationToken)
+    {
         TimeSpan left = timeout == Timeout.InfiniteTimeSpan ? timeout : timeout - _time.GetElapsedTime(startedTicks);
-        return await WaitForStoredAsync(request.Id, Task.FromResult<(AsyncRequestStatus, LiveRequest?)>((status, null)), left < TimeSpan.Zero && left != Timeout.InfiniteTimeSpan ? TimeSpan.Zero : left, cancellationToken).ConfigureAwait(false);
+        left = left < TimeSpan.Zero && left != Timeout.InfiniteTimeSpan ? TimeSpan.Zero : left;
+        return new ValueTask<AsyncRequestStatus>(WaitForStoredAsync(status.Id, Task.FromResult<(AsyncRequestStatus, LiveRequest?)>((status, null)), left, cancellationToken));
     }
 
     /// <summary>
