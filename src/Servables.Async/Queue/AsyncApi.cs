@@ -188,11 +188,19 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         catch (TimeoutException)
         {
             // A handler ignores its token: stop waiting for it. What the API still holds is abandoned now;
-            // the stuck lane finds its request abandoned if its handler ever returns.
-            foreach (LiveRequest request in _table.HeldRequests())
-            {
-                await AbandonAsync(request, request.IsStarted ? "it was running" : "it was queued", graceOver: true).ConfigureAwait(false);
-            }
+            // the stuck lane finds its request abandoned if its handler ever returns. The grace is spent, so
+            // a store slow to take the abandonments does not hold the stop either: they go on without it,
+            // and count as work still running for the disposal.
+            _workers = Task.WhenAll(_workers, AbandonHeldAsync());
+        }
+    }
+
+    /// <summary>Abandons every request the API still holds once the grace after cancellation is spent.</summary>
+    private async Task AbandonHeldAsync()
+    {
+        foreach (LiveRequest request in _table.HeldRequests())
+        {
+            await AbandonAsync(request, request.IsStarted ? "it was running" : "it was queued", graceOver: true).ConfigureAwait(false);
         }
     }
 

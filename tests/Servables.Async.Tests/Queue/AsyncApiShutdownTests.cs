@@ -53,6 +53,37 @@ public sealed class AsyncApiShutdownTests
     }
 
     [Fact]
+    public async Task StopAsync_HandlerIgnoresCancellation_StoreHangsOnTheAbandonment_StillReturnsAfterGrace()
+    {
+        var probe = new LifetimeProbe();
+        var storeAnswers = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        AsyncHost host = await AsyncHost.StartAsync(s => s.AddSingleton(probe).AddAsyncHandler<LifetimeHandler>(o => (o.AbandonTimeout, o.StoreFactory) =
+            (TimeSpan.FromMilliseconds(100), (_, so) => new FailHangsStore(new InMemoryAsyncResultStore(so), storeAnswers.Task))));
+        IAsyncApiClient client = host.Client();
+        try
+        {
+            string stuck = await client.SubmitTextAsync("stubborn");
+            await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(stuck)).State == AsyncRequestState.InProgress);
+
+            using (var shutdownTimeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
+            {
+                await host.Host.StopAsync(shutdownTimeout.Token).WaitAsync(Bound);
+            }
+
+            await ((IAsyncDisposable)host.Host).DisposeAsync().AsTask().WaitAsync(Bound);
+            Assert.False(probe.Disposed); // the abandonment still waits on the store, and the handler still runs
+        }
+        finally
+        {
+            storeAnswers.TrySetResult();
+            probe.Gate.TrySetResult();
+        }
+
+        await probe.DisposedOnce.Task.WaitAsync(Bound);
+        Assert.False(probe.DisposedUnderARunningRequest);
+    }
+
+    [Fact]
     public async Task DisposeAsync_WhileStopAsyncDrains_WaitsForTheSameStop_DisposesAfterTheLanes()
     {
         var probe = new LifetimeProbe();
@@ -112,5 +143,31 @@ public sealed class AsyncApiShutdownTests
             probe.Gate.TrySetResult();
             await ((IAsyncDisposable)host.Host).DisposeAsync();
         }
+    }
+
+    /// <summary>A plain store whose failing of a request answers only when <c>answers</c> completes: a store slow or gone at shutdown.</summary>
+    private sealed class FailHangsStore(IAsyncResultStore inner, Task answers) : IAsyncResultStore
+    {
+        public bool IsDurable => false;
+
+        public async ValueTask<bool> TryFailAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken = default)
+        {
+            await answers;
+            return await inner.TryFailAsync(requestId, errorText, at, cancellationToken);
+        }
+
+        public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default) => inner.TryAddAsync(request, cancellationToken);
+
+        public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default) => inner.GetAsync(requestId, includePayload, cancellationToken);
+
+        public ValueTask<bool> TryMarkInProgressAsync(string requestId, DateTimeOffset at, CancellationToken cancellationToken = default) => inner.TryMarkInProgressAsync(requestId, at, cancellationToken);
+
+        public ValueTask<bool> TryCompleteAsync(string requestId, string resultJson, DateTimeOffset at, CancellationToken cancellationToken = default) => inner.TryCompleteAsync(requestId, resultJson, at, cancellationToken);
+
+        public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default) => inner.GetUnfinishedAsync(cancellationToken);
+
+        public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default) => inner.RemoveExpiredAsync(cancellationToken);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }
