@@ -79,6 +79,11 @@ public sealed class AsyncApiOptions
     /// <summary>The SQLite file, for <see cref="AsyncStoreKind.Sqlite"/>; several APIs may share one file.</summary>
     public string? SqlitePath { get; set; }
 
+    /// <summary>The most the SQLite file may grow to, in bytes, for <see cref="AsyncStoreKind.Sqlite"/>; null for no limit but the disk's.</summary>
+    /// <remarks>See <see cref="SqliteAsyncResultStoreOptions.MaxDatabaseBytes"/>: when the file is full, submits fail with <see cref="AsyncStoreUnavailableException"/>.</remarks>
+    /// <value>64 KiB or more, or null. Defaults to null.</value>
+    public long? SqliteMaxDatabaseBytes { get; set; }
+
     /// <summary>Creates a custom result store instead of <see cref="Store"/>; null for the built-in ones.</summary>
     public Func<IServiceProvider, AsyncResultStoreOptions, IAsyncResultStore>? StoreFactory { get; set; }
 
@@ -134,6 +139,7 @@ public sealed class AsyncApiOptions
         Check(ResultRetention >= TimeSpan.FromSeconds(1) && ResultRetention <= TimeSpan.FromDays(365), $"{nameof(ResultRetention)} must be between 1 second and 365 days; it is {ResultRetention}.");
         Check(MaxStoredRequests is >= 1 and <= 100_000_000, $"{nameof(MaxStoredRequests)} must be between 1 and 100,000,000; it is {MaxStoredRequests}.");
         Check(ExpiryScanInterval >= TimeSpan.FromSeconds(1) && ExpiryScanInterval <= TimeSpan.FromDays(1), $"{nameof(ExpiryScanInterval)} must be between 1 second and 1 day; it is {ExpiryScanInterval}.");
+        Check(SqliteMaxDatabaseBytes is null or >= 64 * 1024, $"{nameof(SqliteMaxDatabaseBytes)} must be at least 64 KiB (65536), or null for no limit; it is {SqliteMaxDatabaseBytes}.");
         Check(Store != AsyncStoreKind.Sqlite || StoreFactory is not null || !string.IsNullOrWhiteSpace(SqlitePath), $"{nameof(SqlitePath)} must be set when {nameof(Store)} is Sqlite (see UseSqliteStore).");
         return errors;
 

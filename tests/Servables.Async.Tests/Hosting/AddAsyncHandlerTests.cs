@@ -55,6 +55,7 @@ public sealed class AddAsyncHandlerTests
         Assert.Contains(new SqliteAsyncResultStoreOptions { DatabasePath = "x.db", MaxDatabaseBytes = 65_535 }.Validate(), e => e.StartsWith("MaxDatabaseBytes must be at least 64 KiB", StringComparison.Ordinal));
         Assert.Empty(new SqliteAsyncResultStoreOptions { DatabasePath = "x.db", MaxDatabaseBytes = 65_536 }.Validate());
         Assert.Null(new SqliteAsyncResultStoreOptions().MaxDatabaseBytes);
+        Assert.Contains(new AsyncApiOptions { SqliteMaxDatabaseBytes = 1024 }.Validate(), e => e.StartsWith("SqliteMaxDatabaseBytes must be at least 64 KiB", StringComparison.Ordinal));
     }
 
     [Fact]

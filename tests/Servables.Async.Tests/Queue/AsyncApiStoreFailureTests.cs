@@ -148,9 +148,8 @@ public sealed class AsyncApiStoreFailureTests : IDisposable
 
     private void UseLimitedSqlite(AsyncApiOptions options, string apiName, long maxBytes)
     {
-        string path = Path.Combine(_folder, apiName + ".db");
         (options.MaxPayloadBytes, options.StoreRetries, options.StoreRetryDelay) = (1 << 20, 2, TimeSpan.FromMilliseconds(1));
-        options.StoreFactory = (_, storeOptions) => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = path, ApiName = apiName, MaxDatabaseBytes = maxBytes }, storeOptions);
+        options.UseSqliteStore(Path.Combine(_folder, apiName + ".db")).SqliteMaxDatabaseBytes = maxBytes;
     }
 
     /// <summary>An in-memory store behind the plain store interface whose state changes throw once broken, as a store on a vanished disk would.</summary>
