@@ -40,4 +40,19 @@ internal static partial class Log
 
     [LoggerMessage(211, LogLevel.Debug, "Async API {ApiName} rejected a request: {Reason}")]
     public static partial void SubmitRejected(ILogger logger, string apiName, string reason);
+
+    [LoggerMessage(212, LogLevel.Warning, "Async API {ApiName} abandoned request {RequestId} at shutdown: {Outcome}")]
+    public static partial void RequestAbandonedAfterGrace(ILogger logger, string apiName, string requestId, string outcome);
+
+    [LoggerMessage(213, LogLevel.Warning, "Async API {ApiName} stopped with {Lanes} lane(s) still in a handler that ignored cancellation; its handler and result store are disposed when they return, not before")]
+    public static partial void DisposalDeferred(ILogger logger, string apiName, int lanes);
+
+    [LoggerMessage(214, LogLevel.Warning, "The result store of async API {ApiName} failed to {What} request {RequestId}; retry {Attempt} of {Retries} in {DelayMs} ms")]
+    public static partial void StoreRetrying(ILogger logger, string apiName, string requestId, string what, int attempt, int retries, double delayMs, Exception exception);
+
+    [LoggerMessage(215, LogLevel.Error, "Async API {ApiName} could not store the outcome of request {RequestId}; it is reported failed in this process: {Error}")]
+    public static partial void OutcomeNotStored(ILogger logger, string apiName, string requestId, string error, Exception? exception);
+
+    [LoggerMessage(216, LogLevel.Warning, "The result store of async API {ApiName} could not mark request {RequestId} in progress; it runs anyway, and the store reads it queued until its outcome is stored")]
+    public static partial void StartNotStored(ILogger logger, string apiName, string requestId, Exception exception);
 }

@@ -16,6 +16,11 @@ internal static class AsyncPayloadDecoder
 
     public static readonly JsonDocumentOptions JsonDocumentOptions = new() { MaxDepth = MaxJsonDepth };
 
+    // What a body in "utf-16" or "utf-32" that starts with a big-endian byte-order mark decodes with.
+    private static readonly Encoding Utf16BigEndian = new UnicodeEncoding(bigEndian: true, byteOrderMark: true, throwOnInvalidBytes: true);
+
+    private static readonly Encoding Utf32BigEndian = new UTF32Encoding(bigEndian: true, byteOrderMark: true, throwOnInvalidCharacters: true);
+
     // Parsing a Content-Type is costly next to the rest of a request, and an API sees few distinct ones.
     private const int MaxCachedContentTypes = 64;
     private static readonly ConcurrentDictionary<string, ParsedContentType> ParsedContentTypes = new(StringComparer.Ordinal);
@@ -30,7 +35,8 @@ internal static class AsyncPayloadDecoder
         ParsedContentType? found = s_lastFound;
         if (found is null || !ReferenceEquals(found.ContentType, contentType))
         {
-            if (contentType is null || !ParsedContentTypes.TryGetValue(contentType, out found))
+            // Too long never hashes: it is refused before the cache is looked at.
+            if (contentType is null || contentType.Length > AsyncApiOptions.MaxContentTypeLength || !ParsedContentTypes.TryGetValue(contentType, out found))
             {
                 return TryParseAndCache(contentType, out mediaType, out charset, out problem);
             }
@@ -67,9 +73,24 @@ internal static class AsyncPayloadDecoder
             return false;
         }
 
+        if (contentType.Length > AsyncApiOptions.MaxContentTypeLength)
+        {
+            problem = $"the Content-Type is longer than {AsyncApiOptions.MaxContentTypeLength} characters ({contentType.Length}); send a shorter one";
+            return false;
+        }
+
+        // A tab is whitespace in a header; any other control character (CR and LF above all) is refused,
+        // so that what is stored and logged never holds one.
+        int control = EchoedText.IndexOfControlButTab(contentType);
+        if (control >= 0)
+        {
+            problem = $"the Content-Type '{EchoedText.Quote(contentType)}' holds a control character (U+{(int)contentType[control]:X4} at index {control}); remove it";
+            return false;
+        }
+
         if (!MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? parsed) || parsed.MediaType is null || !parsed.MediaType.Contains('/', StringComparison.Ordinal))
         {
-            problem = $"the Content-Type '{contentType}' cannot be parsed; expected 'type/subtype' with optional parameters";
+            problem = $"the Content-Type '{EchoedText.Quote(contentType)}' cannot be parsed; expected 'type/subtype' with optional parameters";
             return false;
         }
 
@@ -136,6 +157,7 @@ internal static class AsyncPayloadDecoder
         try
         {
             ReadOnlySpan<byte> bytes = body.Span;
+            encoding = ByByteOrderMark(encoding, charset, bytes);
             ReadOnlySpan<byte> preamble = encoding.Preamble;
             if (!preamble.IsEmpty && bytes.StartsWith(preamble))
             {
@@ -148,6 +170,22 @@ internal static class AsyncPayloadDecoder
         {
             throw new AsyncPayloadException($"The body holds bytes that are not valid {encoding.WebName} (at byte {ex.Index}); fix the charset parameter or the body.", ex);
         }
+    }
+
+    /// <summary>
+    /// For a charset that names no byte order (<c>utf-16</c>, <c>utf-32</c>), the encoding whose order
+    /// the body's byte-order mark gives (RFC 2781 §4.3); without a mark, little-endian as before.
+    /// A charset that names its order (<c>utf-16be</c>, <c>utf-16le</c>, …) keeps it.
+    /// </summary>
+    private static Encoding ByByteOrderMark(Encoding encoding, string charset, ReadOnlySpan<byte> bytes)
+    {
+        bool namesOrder = charset.EndsWith("be", StringComparison.OrdinalIgnoreCase) || charset.EndsWith("le", StringComparison.OrdinalIgnoreCase);
+        return encoding.CodePage switch
+        {
+            1200 when !namesOrder && bytes is [0xFE, 0xFF, ..] => Utf16BigEndian,
+            12000 when !namesOrder && bytes is [0x00, 0x00, 0xFE, 0xFF, ..] => Utf32BigEndian,
+            _ => encoding,
+        };
     }
 
     /// <summary>A Content-Type and what it parsed to.</summary>

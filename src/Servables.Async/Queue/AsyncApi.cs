@@ -38,8 +38,15 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private Task[] _lanes = [];
     private readonly QueueSlots _queued;
     private Task _expiryLoop = Task.CompletedTask;
+
+    // Stopping and disposing are each one sequence, begun once under _lifecycle; every caller awaits it.
+    private readonly Lock _lifecycle = new();
+    private readonly TaskCompletionSource _hurry = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task? _stop;
+    private Task? _dispose;
+    private Task _workers = Task.CompletedTask;
     private volatile bool _stopping;
-    private int _disposed;
+    private volatile bool _started;
 
     public AsyncApi(string apiName, AsyncApiOptions options, IServiceProvider services, Type handlerType, AsyncMetrics metrics, ILoggerFactory? loggerFactory, TimeProvider? timeProvider)
     {
@@ -78,6 +85,21 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     public IAsyncResultStore Store => _store;
 
+    /// <summary>The queue's capacity (<see cref="AsyncApiOptions.QueueCapacity"/>).</summary>
+    public int QueueCapacity => _options.QueueCapacity;
+
+    /// <summary>How many lanes the API runs once started.</summary>
+    public int LaneCount => _options.WorkerCount * _options.MaxConcurrencyPerWorker;
+
+    /// <summary>How many lanes run now (a lane ends only when the API stops).</summary>
+    public int LanesAlive => _lanes.Count(lane => !lane.IsCompleted);
+
+    /// <summary>Started and not stopping: it accepts and runs requests.</summary>
+    public bool IsRunning => _started && !_stopping;
+
+    /// <summary>The API's clock.</summary>
+    public TimeProvider Time => _time;
+
     /// <summary>Recovers unfinished requests of a durable store, creates and initialises the handler, starts the workers.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -96,38 +118,90 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         await _handler.InitializeAsync(cancellationToken).ConfigureAwait(false);
         _lanes = [.. Enumerable.Range(0, _options.WorkerCount * _options.MaxConcurrencyPerWorker).Select(_ => Task.Run(RunLaneAsync, CancellationToken.None))];
         _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
+        _started = true;
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
     }
 
-    /// <summary>Stops accepting, lets the workers drain the queue until <paramref name="cancellationToken"/> (the host's shutdown timeout) fires, then cancels what runs.</summary>
+    /// <summary>
+    /// Stops accepting, lets the workers drain the queue until <paramref name="cancellationToken"/> (the host's
+    /// shutdown timeout) fires, then cancels what runs and waits <see cref="AsyncApiOptions.AbandonTimeout"/> more.
+    /// </summary>
+    /// <remarks>
+    /// Bounded by the token plus the grace: what is still held then is abandoned and logged. Concurrent and
+    /// repeated calls (and <see cref="DisposeAsync"/>) share one stop; any caller's token cutting the drain short
+    /// cuts it short for all.
+    /// </remarks>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_stopping)
+        Task stop = BeginStop();
+        if (!stop.IsCompleted)
+        {
+            using (cancellationToken.UnsafeRegister(static state => ((AsyncApi)state!).Hurry(), this))
+            {
+                await stop.ConfigureAwait(false);
+            }
+        }
+
+        await stop.ConfigureAwait(false);
+    }
+
+    /// <summary>The stop sequence, begun by the first caller.</summary>
+    private Task BeginStop()
+    {
+        lock (_lifecycle)
+        {
+            if (_stop is null)
+            {
+                _stopping = true;
+                _stop = Task.Run(StopOnceAsync, CancellationToken.None);
+            }
+
+            return _stop;
+        }
+    }
+
+    /// <summary>Ends the drain: the running handlers are cancelled and the queue abandoned.</summary>
+    private void Hurry() => _hurry.TrySetResult();
+
+    private async Task StopOnceAsync()
+    {
+        Log.ApiStopping(_logger, ApiName, QueueDepth);
+        _queue.Writer.TryComplete();
+        await _expiryStop.CancelAsync().ConfigureAwait(false);
+        _workers = Task.WhenAll([.. _lanes, _expiryLoop]);
+        if (await Task.WhenAny(_workers, _hurry.Task).ConfigureAwait(false) == _workers)
         {
             return;
         }
 
-        _stopping = true;
-        Log.ApiStopping(_logger, ApiName, QueueDepth);
-        _queue.Writer.TryComplete();
-        await _expiryStop.CancelAsync().ConfigureAwait(false);
+        // Out of time: cancel the handlers; queued requests are abandoned (kept for recovery by a durable store).
+        await _hardStop.CancelAsync().ConfigureAwait(false);
+        foreach (LiveRequest request in _table.HeldRequests())
+        {
+            request.CancelRunning();
+        }
+
         try
         {
-            await Task.WhenAll(_lanes).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _workers.WaitAsync(_options.AbandonTimeout, _time).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException)
         {
-            // Out of time: cancel the handlers; queued requests are abandoned (kept for recovery by a durable store).
-            await _hardStop.CancelAsync().ConfigureAwait(false);
-            foreach (LiveRequest request in _table.HeldRequests())
-            {
-                request.CancelRunning();
-            }
-
-            await Task.WhenAll(_lanes).ConfigureAwait(false);
+            // A handler ignores its token: stop waiting for it. What the API still holds is abandoned now;
+            // the stuck lane finds its request abandoned if its handler ever returns. The grace is spent, so
+            // a store slow to take the abandonments does not hold the stop either: they go on without it,
+            // and count as work still running for the disposal.
+            _workers = Task.WhenAll(_workers, AbandonHeldAsync());
         }
+    }
 
-        await _expiryLoop.ConfigureAwait(false);
+    /// <summary>Abandons every request the API still holds once the grace after cancellation is spent.</summary>
+    private async Task AbandonHeldAsync()
+    {
+        foreach (LiveRequest request in _table.HeldRequests())
+        {
+            await AbandonAsync(request, request.IsStarted ? "it was running" : "it was queued", graceOver: true).ConfigureAwait(false);
+        }
     }
 
     public ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default)
@@ -142,9 +216,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             {
                 adding = _table.TryAddAsync(request, cancellationToken);
             }
-            catch
+            catch (Exception ex)
             {
                 _queued.Untake();
+                if (StoreUnavailable(request, ex) is { } unavailable)
+                {
+                    throw unavailable;
+                }
+
                 throw;
             }
 
@@ -166,9 +245,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             {
                 added = await adding.ConfigureAwait(false);
             }
-            catch
+            catch (Exception ex)
             {
                 _queued.Untake();
+                if (StoreUnavailable(request, ex) is { } unavailable)
+                {
+                    throw unavailable;
+                }
+
                 throw;
             }
 
@@ -194,9 +278,19 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
 
         ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read = _table.ReadAsync(requestId, cancellationToken);
-        return read.IsCompletedSuccessfully ? new ValueTask<AsyncRequestStatus>(read.Result.Status) : StatusOfAsync(read);
+        return read.IsCompletedSuccessfully ? new ValueTask<AsyncRequestStatus>(read.Result.Status) : StatusOfAsync(requestId, read);
 
-        static async ValueTask<AsyncRequestStatus> StatusOfAsync(ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read) => (await read.ConfigureAwait(false)).Status;
+        async ValueTask<AsyncRequestStatus> StatusOfAsync(string requestId, ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read)
+        {
+            try
+            {
+                return (await read.ConfigureAwait(false)).Status;
+            }
+            catch (Exception ex) when (IsStoreFailure(ex) && ex is not ObjectDisposedException)
+            {
+                throw AsyncStoreUnavailableException.Reading(ApiName, requestId, ex);
+            }
+        }
     }
 
     public ValueTask<AsyncRequestStatus> WaitForCompletionAsync(string requestId, TimeSpan timeout, CancellationToken cancellationToken = default)
@@ -254,14 +348,49 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         return false;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops at once (cancelling what runs, see <see cref="StopAsync"/>), then disposes the handler and the store once no lane runs.</summary>
+    /// <remarks>Idempotent; concurrent callers await the same disposal. A lane whose handler ignores cancellation delays the disposal until it returns (logged), never the caller.</remarks>
+    public ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        lock (_lifecycle)
         {
+            _dispose ??= DisposeOnceAsync();
+            return new ValueTask(_dispose);
+        }
+    }
+
+    private async Task DisposeOnceAsync()
+    {
+        Hurry();
+        await BeginStop().ConfigureAwait(false);
+        if (_workers.IsCompleted)
+        {
+            await DisposeOwnedAsync().ConfigureAwait(false);
             return;
         }
 
-        await StopAsync(new CancellationToken(canceled: true)).ConfigureAwait(false);
+        Log.DisposalDeferred(_logger, ApiName, _lanes.Count(lane => !lane.IsCompleted));
+        _ = DisposeWhenWorkersEndAsync();
+
+        async Task DisposeWhenWorkersEndAsync()
+        {
+            try
+            {
+                await _workers.ConfigureAwait(false);
+                await DisposeOwnedAsync().ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Nobody awaits this: the failure is logged.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.StoreFailed(_logger, ApiName, ex);
+            }
+        }
+    }
+
+    /// <summary>Disposes what the API owns; only when no lane runs.</summary>
+    private async Task DisposeOwnedAsync()
+    {
         switch (_handler)
         {
             case IAsyncDisposable asyncDisposable:
@@ -303,7 +432,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         if (requestId is not null && !AsyncRequestIds.IsWellFormed(requestId))
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{Truncate(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{EchoedText.Quote(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
         }
 
         if (!_queued.TryTake())
@@ -349,7 +478,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         async ValueTask<string> FailUnqueuedAsync(LiveRequest request)
         {
-            await _table.TryFinishAsync(request, null, "The API stopped before the request could be queued.", request.SubmittedAt).ConfigureAwait(false);
+            await FailOrReportAsync(request, "The API stopped before the request could be queued.", request.SubmittedAt).ConfigureAwait(false);
             throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
         }
     }
@@ -442,7 +571,29 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         DateTimeOffset stamp = _clock.GetUtcNow();
         DateTimeOffset started = stamp > request.SubmittedAt ? stamp : request.SubmittedAt;
         bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
-        if (!resumed && !await _table.TryStartAsync(request, started).ConfigureAwait(false))
+        bool start;
+        if (resumed)
+        {
+            start = request.TryStart(started.UtcTicks);
+        }
+        else
+        {
+            try
+            {
+                start = await _table.TryStartAsync(request, started).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex))
+            {
+                // The in-progress mark is advisory (a request read queued after a crash runs again just as one
+                // read in progress), and a full store may refuse it yet take the outcome, which drops the payload
+                // and so makes room: run the request. The table took the start on the live request first, so a
+                // cancel meanwhile is not lost, and this process reads it in progress.
+                Log.StartNotStored(_logger, ApiName, request.Id, ex);
+                start = request.IsStarted || request.TryStart(started.UtcTicks);
+            }
+        }
+
+        if (!start)
         {
             return; // cancelled while queued
         }
@@ -527,7 +678,18 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         DateTimeOffset finished = stamp > started ? stamp : started;
         double elapsed = timed && startedTimestamp != 0 ? _time.GetElapsedTime(startedTimestamp).TotalSeconds : (finished - started).TotalSeconds;
         _metrics.HandleDuration.Record(elapsed, _apiTag);
-        await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false);
+        try
+        {
+            if (!await _table.TryFinishAsync(request, resultJson, failure, finished).ConfigureAwait(false))
+            {
+                return; // ended meanwhile (abandoned by a stop whose grace ran out): counted there
+            }
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            failure = await FinishAfterStoreFailureAsync(request, resultJson, failure, finished, ex).ConfigureAwait(false);
+        }
+
         if (failure is null)
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "completed"));
@@ -561,22 +723,46 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     }
 
     /// <summary>Shutdown ran out of time: a durable store keeps the request for recovery; otherwise it fails.</summary>
-    private async Task AbandonAsync(LiveRequest request, string what)
+    /// <param name="request">The request.</param>
+    /// <param name="what">Where it stood.</param>
+    /// <param name="graceOver">Whether <see cref="AsyncApiOptions.AbandonTimeout"/> ran out (the stop abandons it, not its lane).</param>
+    private async Task AbandonAsync(LiveRequest request, string what, bool graceOver = false)
     {
+        string why = graceOver ? $"{what}, and the API's lanes did not return within AbandonTimeout ({_options.AbandonTimeout}) after cancellation" : what;
+        string outcome;
         if (_store.IsDurable)
         {
+            if (request.IsDone)
+            {
+                return; // the stop abandoned it already
+            }
+
             _table.Release(request);
-            Log.RequestAbandoned(_logger, ApiName, request.Id, $"{what}; it stays in the store and runs again at the next start");
-            return;
+            outcome = $"{why}; it stays in the store and runs again at the next start";
+        }
+        else if (await FailOrReportAsync(request, $"The host shut down before the request finished ({why}).", _time.GetUtcNow()).ConfigureAwait(false))
+        {
+            _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
+            outcome = $"{why}; it failed";
+        }
+        else
+        {
+            return; // finished meanwhile, or abandoned already
         }
 
-        await _table.TryFinishAsync(request, null, $"The host shut down before the request finished ({what}).", _time.GetUtcNow()).ConfigureAwait(false);
-        _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
-        Log.RequestAbandoned(_logger, ApiName, request.Id, $"{what}; it failed");
+        if (graceOver)
+        {
+            Log.RequestAbandonedAfterGrace(_logger, ApiName, request.Id, outcome);
+        }
+        else
+        {
+            Log.RequestAbandoned(_logger, ApiName, request.Id, outcome);
+        }
     }
 
     private async Task<AsyncRequestStatus> WaitForLiveAsync(LiveRequest request, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        long startedTicks = _time.GetTimestamp();
         try
         {
             await request.WhenDone().WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
@@ -586,7 +772,21 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw await TimedOutAsync(request.Id, timeout, ex).ConfigureAwait(false);
         }
 
-        return await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
+        AsyncRequestStatus status = await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
+        return status.IsFinished || status.State == AsyncRequestState.NotFound
+            ? status
+            : await WaitAfterReleaseAsync(status, timeout, startedTicks, cancellationToken).ConfigureAwait(false); // the same awaiter type as above: no bigger frame
+    }
+
+    /// <summary>
+    /// The request was released unfinished (abandoned at shutdown, kept by a durable store for the next start):
+    /// never hand that back as the end; wait on the store for the rest of the timeout.
+    /// </summary>
+    private ValueTask<AsyncRequestStatus> WaitAfterReleaseAsync(AsyncRequestStatus status, TimeSpan timeout, long startedTicks, CancellationToken cancellationToken)
+    {
+        TimeSpan left = timeout == Timeout.InfiniteTimeSpan ? timeout : timeout - _time.GetElapsedTime(startedTicks);
+        left = left < TimeSpan.Zero && left != Timeout.InfiniteTimeSpan ? TimeSpan.Zero : left;
+        return new ValueTask<AsyncRequestStatus>(WaitForStoredAsync(status.Id, Task.FromResult<(AsyncRequestStatus, LiveRequest?)>((status, null)), left, cancellationToken));
     }
 
     /// <summary>
@@ -614,7 +814,14 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
             await Task.Delay(left == Timeout.InfiniteTimeSpan || pause < left ? pause : left, _time, cancellationToken).ConfigureAwait(false);
             pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.TicksPerSecond));
-            (status, live) = await _table.ReadAsync(requestId, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                (status, live) = await _table.ReadAsync(requestId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex) && ex is not ObjectDisposedException)
+            {
+                throw AsyncStoreUnavailableException.Reading(ApiName, requestId, ex);
+            }
         }
 
         return status;
@@ -647,6 +854,96 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
                 Log.StoreFailed(_logger, ApiName, ex);
             }
         }
+    }
+
+    /// <summary>Whether <paramref name="exception"/> from a store call is the store failing (not a cancel, not a full in-memory store, which says so itself).</summary>
+    private static bool IsStoreFailure(Exception exception) => exception is not (OperationCanceledException or AsyncStoreFullException);
+
+    /// <summary>What a submit throws when the store failed to add the request; null when <paramref name="exception"/> is not a store failure.</summary>
+    private AsyncStoreUnavailableException? StoreUnavailable(LiveRequest request, Exception exception)
+    {
+        if (!IsStoreFailure(exception) || exception is AsyncStoreUnavailableException)
+        {
+            return exception as AsyncStoreUnavailableException;
+        }
+
+        _metrics.Rejections.Add(1, _apiTag, new("reason", "store_unavailable"));
+        var unavailable = new AsyncStoreUnavailableException(ApiName, request.HasId ? request.Id : "(no id yet)", exception);
+        Log.SubmitRejected(_logger, ApiName, unavailable.Message);
+        return unavailable;
+    }
+
+    /// <summary>Retries a store call that failed with <paramref name="first"/>, <see cref="AsyncApiOptions.StoreRetries"/> times with a doubling delay; a hard stop ends the retries.</summary>
+    /// <returns>Whether a retry succeeded, its result, and the last failure when none did.</returns>
+    private async Task<(bool Stored, bool Result, Exception Last)> RetryStoreAsync<TState>(Func<TState, ValueTask<bool>> call, TState state, LiveRequest request, string what, Exception first)
+    {
+        Exception last = first;
+        TimeSpan delay = _options.StoreRetryDelay;
+        for (int attempt = 1; attempt <= _options.StoreRetries; attempt++)
+        {
+            Log.StoreRetrying(_logger, ApiName, request.Id, what, attempt, _options.StoreRetries, delay.TotalMilliseconds, last);
+            try
+            {
+                await Task.Delay(delay, _time, _hardStop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break; // shutting down: no time for more
+            }
+
+            try
+            {
+                return (true, await call(state).ConfigureAwait(false), last);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex))
+            {
+                last = ex;
+            }
+
+            delay *= 2;
+        }
+
+        return (false, false, last);
+    }
+
+    /// <summary>The store failed to take the request's outcome: retries, then stores a failure that says so, else fails the request in process.</summary>
+    /// <returns>The request's failure as it now stands: <paramref name="failure"/> when a retry stored the outcome, else why it could not be stored.</returns>
+    private async Task<string?> FinishAfterStoreFailureAsync(LiveRequest request, string? resultJson, string? failure, DateTimeOffset at, Exception first)
+    {
+        (bool stored, _, Exception last) = await RetryStoreAsync(
+            static s => s.Api._table.TryFinishAsync(s.Request, s.ResultJson, s.Failure, s.At),
+            (Api: this, Request: request, ResultJson: resultJson, Failure: failure, At: at),
+            request,
+            failure is null ? "complete" : "fail",
+            first).ConfigureAwait(false);
+        if (stored)
+        {
+            return failure;
+        }
+
+        string what = failure is null ? "completed" : $"failed ({failure})";
+        string error = $"The request {what}, but its outcome could not be stored in the result store ({last.GetType().Name}: {last.Message}).";
+        await FailOrReportAsync(request, error, at, last).ConfigureAwait(false);
+        return error;
+    }
+
+    /// <summary>Fails the request in the store; when the store fails, fails it in this process (its status says so until the process ends).</summary>
+    /// <returns>False when the request had already finished.</returns>
+    private async Task<bool> FailOrReportAsync(LiveRequest request, string error, DateTimeOffset at, Exception? storeFailure = null)
+    {
+        try
+        {
+            return await _table.TryFinishAsync(request, null, error, at).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            storeFailure = ex;
+        }
+
+        string reported = _store.IsDurable ? error + " The store still holds the request unfinished, so it runs again at the next start." : error;
+        _table.FailInProcess(request, reported, at);
+        Log.OutcomeNotStored(_logger, ApiName, request.Id, reported, storeFailure);
+        return true;
     }
 
     private AsyncRequestRejectedException Reject(string reason, string message)
@@ -682,5 +979,4 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
     }
 
-    private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";
 }

@@ -9,6 +9,15 @@ public sealed class AsyncApiOptions
     /// <summary>The name of the API registered without a name.</summary>
     public const string DefaultName = "default";
 
+    /// <summary>The longest Content-Type a submit accepts, in characters; a longer one is refused with <see cref="AsyncRequestRejectedException"/>.</summary>
+    /// <remarks>
+    /// The Content-Type is stored with the request and written to logs, so it is bounded like the body.
+    /// A Content-Type with a control character (CR, LF, NUL, …; a tab is allowed) is refused too, and
+    /// what a rejection message or a log echoes of a refused value is cut short and has its control
+    /// characters escaped.
+    /// </remarks>
+    public const int MaxContentTypeLength = 256;
+
     /// <summary>How many requests may wait in the queue; a submit beyond it fails with <see cref="AsyncQueueFullException"/>.</summary>
     /// <value>1 to 10,000,000. Defaults to 1024.</value>
     public int QueueCapacity { get; set; } = 1024;
@@ -24,6 +33,32 @@ public sealed class AsyncApiOptions
     /// <summary>How long a request may run in the handler before it is cancelled and fails.</summary>
     /// <value>1 millisecond to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to infinite.</value>
     public TimeSpan RequestTimeout { get; set; } = Timeout.InfiniteTimeSpan;
+
+    /// <summary>How long stopping waits, after the host's shutdown timeout has cancelled the running handlers, for them to return.</summary>
+    /// <remarks>
+    /// Stopping drains the queue until the host's shutdown timeout (the token of
+    /// <c>IHostedService.StopAsync</c>), then cancels the running handlers and waits this long more.
+    /// Requests still held after that are abandoned and logged by request id: the in-memory store fails
+    /// them, a durable store keeps them for the next start. A handler that ignores its token may still
+    /// run then; the handler and the store are disposed only after it returns.
+    /// </remarks>
+    /// <value><see cref="TimeSpan.Zero"/> to 10 minutes. Defaults to 5 seconds.</value>
+    public TimeSpan AbandonTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How many times a worker lane retries storing a request's outcome (its result or error) when the result store fails, before it gives up on storing it.</summary>
+    /// <remarks>
+    /// Retries wait <see cref="StoreRetryDelay"/>, doubling each time. A lane that still cannot store a
+    /// request's outcome then tries to store a failure saying so, and if even that fails, fails the request
+    /// in this process: <see cref="IAsyncApiClient.GetStatusAsync"/> and <see cref="IAsyncApiClient.WaitForCompletionAsync"/>
+    /// report it failed with an error saying its outcome could not be stored (a durable store still holds
+    /// it unfinished, so it runs again at the next start).
+    /// </remarks>
+    /// <value>0 to 10. Defaults to 3.</value>
+    public int StoreRetries { get; set; } = 3;
+
+    /// <summary>How long a lane waits before its first retry of a failing store call; each further retry waits twice as long.</summary>
+    /// <value>1 millisecond to 1 minute. Defaults to 200 milliseconds (so 200, 400 and 800 ms with 3 retries).</value>
+    public TimeSpan StoreRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>The largest body a submit accepts.</summary>
     /// <value>1 byte to 1 GiB. Defaults to 10 MiB.</value>
@@ -43,6 +78,11 @@ public sealed class AsyncApiOptions
 
     /// <summary>The SQLite file, for <see cref="AsyncStoreKind.Sqlite"/>; several APIs may share one file.</summary>
     public string? SqlitePath { get; set; }
+
+    /// <summary>The most the SQLite file may grow to, in bytes, for <see cref="AsyncStoreKind.Sqlite"/>; null for no limit but the disk's.</summary>
+    /// <remarks>See <see cref="SqliteAsyncResultStoreOptions.MaxDatabaseBytes"/>: when the file is full, submits fail with <see cref="AsyncStoreUnavailableException"/>.</remarks>
+    /// <value>64 KiB or more, or null. Defaults to null.</value>
+    public long? SqliteMaxDatabaseBytes { get; set; }
 
     /// <summary>Creates a custom result store instead of <see cref="Store"/>; null for the built-in ones.</summary>
     public Func<IServiceProvider, AsyncResultStoreOptions, IAsyncResultStore>? StoreFactory { get; set; }
@@ -92,10 +132,14 @@ public sealed class AsyncApiOptions
         Check(
             RequestTimeout == Timeout.InfiniteTimeSpan || (RequestTimeout >= TimeSpan.FromMilliseconds(1) && RequestTimeout <= TimeSpan.FromDays(1)),
             $"{nameof(RequestTimeout)} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {RequestTimeout}.");
+        Check(AbandonTimeout >= TimeSpan.Zero && AbandonTimeout <= TimeSpan.FromMinutes(10), $"{nameof(AbandonTimeout)} must be between 0 and 10 minutes; it is {AbandonTimeout}.");
+        Check(StoreRetries is >= 0 and <= 10, $"{nameof(StoreRetries)} must be between 0 and 10; it is {StoreRetries}.");
+        Check(StoreRetryDelay >= TimeSpan.FromMilliseconds(1) && StoreRetryDelay <= TimeSpan.FromMinutes(1), $"{nameof(StoreRetryDelay)} must be between 1 ms and 1 minute; it is {StoreRetryDelay}.");
         Check(MaxPayloadBytes is >= 1 and <= 1 << 30, $"{nameof(MaxPayloadBytes)} must be between 1 and 1 GiB; it is {MaxPayloadBytes}.");
         Check(ResultRetention >= TimeSpan.FromSeconds(1) && ResultRetention <= TimeSpan.FromDays(365), $"{nameof(ResultRetention)} must be between 1 second and 365 days; it is {ResultRetention}.");
         Check(MaxStoredRequests is >= 1 and <= 100_000_000, $"{nameof(MaxStoredRequests)} must be between 1 and 100,000,000; it is {MaxStoredRequests}.");
         Check(ExpiryScanInterval >= TimeSpan.FromSeconds(1) && ExpiryScanInterval <= TimeSpan.FromDays(1), $"{nameof(ExpiryScanInterval)} must be between 1 second and 1 day; it is {ExpiryScanInterval}.");
+        Check(SqliteMaxDatabaseBytes is null or >= 64 * 1024, $"{nameof(SqliteMaxDatabaseBytes)} must be at least 64 KiB (65536), or null for no limit; it is {SqliteMaxDatabaseBytes}.");
         Check(Store != AsyncStoreKind.Sqlite || StoreFactory is not null || !string.IsNullOrWhiteSpace(SqlitePath), $"{nameof(SqlitePath)} must be set when {nameof(Store)} is Sqlite (see UseSqliteStore).");
         return errors;
 

@@ -19,6 +19,7 @@ public interface IAsyncApiClient
     /// <returns>The request id, unless the caller gave one: 128 cryptographically random bits in base64url (22 characters), which the in-memory store follows with the slot that holds the request (5 more).</returns>
     /// <exception cref="AsyncQueueFullException">The queue is full (retryable).</exception>
     /// <exception cref="AsyncRequestRejectedException">The request is known bad now, or the id is malformed or in use.</exception>
+    /// <exception cref="AsyncStoreUnavailableException">The result store failed to store the request (a full disk, a read-only file); it was not accepted (retryable once the store works).</exception>
     ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default);
 
     /// <summary>Submits <paramref name="value"/> serialised as <c>application/json</c>.</summary>
@@ -28,14 +29,24 @@ public interface IAsyncApiClient
     ValueTask<string> SubmitTextAsync(string text, string? requestId = null, CancellationToken cancellationToken = default);
 
     /// <summary>Reads a request's status; <see cref="AsyncRequestState.NotFound"/> for an unknown or expired id.</summary>
+    /// <remarks>
+    /// A request of this process whose outcome the store could not take (after the lane's retries, see
+    /// <see cref="AsyncApiOptions.StoreRetries"/>) reads <see cref="AsyncRequestState.Failed"/> with an error saying so,
+    /// whatever the store holds.
+    /// </remarks>
+    /// <exception cref="AsyncStoreUnavailableException">The result store failed to read the request.</exception>
     ValueTask<AsyncRequestStatus> GetStatusAsync(string requestId, CancellationToken cancellationToken = default);
 
     /// <summary>Waits until the request completes or fails.</summary>
     /// <param name="requestId">The request.</param>
     /// <param name="timeout">How long to wait; <see cref="Timeout.InfiniteTimeSpan"/> for no limit.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
-    /// <returns>The final status (completed or failed), or not_found for an unknown id.</returns>
-    /// <exception cref="TimeoutException">The request did not finish in time; it goes on.</exception>
+    /// <returns>The final status (completed or failed), or not_found for an unknown id; never an unfinished one.</returns>
+    /// <exception cref="TimeoutException">
+    /// The request did not finish in time; it goes on. This is also how a wait ends for a request this process
+    /// let go of unfinished (abandoned at shutdown, kept by a durable store for the next start): the wait goes
+    /// on polling the store, and the message says the status it last read.
+    /// </exception>
     /// <remarks>
     /// Completes synchronously, allocating nothing but the status, when the request has finished;
     /// call <see cref="ValueTask{TResult}.AsTask"/> to combine waits (<see cref="Task.WhenAll(Task[])"/>).

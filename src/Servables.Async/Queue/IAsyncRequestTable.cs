@@ -30,6 +30,12 @@ internal interface IAsyncRequestTable
     /// <summary>Reads a request's status, and its live request when it is unfinished and held by this process.</summary>
     ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> ReadAsync(string requestId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The store cannot take the request's outcome: the request ends failed with <paramref name="error"/> in this
+    /// process (its status reads so from here on, whatever the store holds), and its waiters are released.
+    /// </summary>
+    void FailInProcess(LiveRequest request, string error, DateTimeOffset at);
+
     /// <summary>This process no longer holds the request (abandoned at shutdown, kept by a durable store): its waiters read the store.</summary>
     void Release(LiveRequest request);
 

@@ -6,7 +6,15 @@ namespace Servables.Async;
 /// <remarks>A live request is added before the store record and removed after the store's last change to it. Thread-safe.</remarks>
 internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequestTable
 {
+    // How many requests failed in process (their outcome could not be stored) are remembered, oldest forgotten first.
+    private const int MaxFailedInProcess = 10_000;
+
     private readonly ConcurrentDictionary<string, LiveRequest> _live = new(StringComparer.Ordinal);
+
+    // Requests whose outcome the store could not take: their status, read before the store's.
+    private readonly ConcurrentDictionary<string, AsyncRequestStatus> _failedInProcess = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<string> _failedInProcessOrder = new();
+    private volatile bool _anyFailedInProcess;
 
     public IAsyncResultStore Store { get; } = store;
 
@@ -41,24 +49,76 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
         }
     }
 
-    public ValueTask<bool> TryStartAsync(LiveRequest request, DateTimeOffset at) => Store.TryMarkInProgressAsync(request.Id, at);
+    /// <remarks>
+    /// <para>The start is first taken on the live request, which a cancel withdraws first (<see cref="TryFailQueuedAsync"/>):
+    /// of a start and a cancel racing, exactly one wins, whatever the store does meanwhile.</para>
+    /// <para>A retry after the store failed finds the start already taken, and tells the store again.</para>
+    /// </remarks>
+    public ValueTask<bool> TryStartAsync(LiveRequest request, DateTimeOffset at) =>
+        request.TryStart(at.UtcTicks) || request.IsStarted ? Store.TryMarkInProgressAsync(request.Id, at) : new ValueTask<bool>(false);
 
+    /// <remarks>When the store throws, the request stays held, so that the lane can retry (or <see cref="FailInProcess"/> it).</remarks>
     public async ValueTask<bool> TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at)
     {
-        try
-        {
-            return error is null
-                ? await Store.TryCompleteAsync(request.Id, resultJson!, at).ConfigureAwait(false)
-                : await Store.TryFailAsync(request.Id, error, at).ConfigureAwait(false);
-        }
-        finally
-        {
-            Release(request);
-        }
+        bool finished = error is null
+            ? await Store.TryCompleteAsync(request.Id, resultJson!, at).ConfigureAwait(false)
+            : await Store.TryFailAsync(request.Id, error, at).ConfigureAwait(false);
+        Release(request);
+        return finished;
     }
 
+    /// <inheritdoc />
+    /// <remarks>The last <c>10,000</c> such requests are remembered; their statuses are read before the store's.</remarks>
+    public void FailInProcess(LiveRequest request, string error, DateTimeOffset at)
+    {
+        _failedInProcess[request.Id] = new AsyncRequestStatus(request.Id, AsyncRequestState.Failed, null, error, at);
+        _failedInProcessOrder.Enqueue(request.Id);
+        _anyFailedInProcess = true;
+        while (_failedInProcessOrder.Count > MaxFailedInProcess && _failedInProcessOrder.TryDequeue(out string? oldest))
+        {
+            _failedInProcess.TryRemove(oldest, out _);
+        }
+
+        Release(request);
+    }
+
+    /// <remarks>
+    /// A request this process holds is withdrawn from its lane first (false when the lane has started it),
+    /// so a started request is never failed as queued. One this process does not hold (another process
+    /// sharing the store runs it) is read, then failed: that process may start it in between.
+    /// </remarks>
     public async ValueTask<bool> TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
     {
+        if (_live.TryGetValue(requestId, out LiveRequest? held))
+        {
+            if (held.IsStarted || !held.TryWithdraw())
+            {
+                return false;
+            }
+
+            bool failed;
+            try
+            {
+                failed = await Store.TryFailAsync(requestId, error, at, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Withdrawn, so no lane runs it: it must not read as queued in this process.
+                held.CancelByCaller();
+                FailInProcess(held, $"{error} The result store could not record the cancel ({ex.GetType().Name}: {ex.Message}).", at);
+                return true;
+            }
+
+            if (!failed)
+            {
+                return false;
+            }
+
+            held.CancelByCaller();
+            Release(held);
+            return true;
+        }
+
         AsyncRequestRecord? record = await Store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
         if (record?.State != AsyncRequestState.InQueue || !await Store.TryFailAsync(requestId, error, at, cancellationToken).ConfigureAwait(false))
         {
@@ -76,11 +136,18 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
 
     public async ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> ReadAsync(string requestId, CancellationToken cancellationToken)
     {
+        if (_anyFailedInProcess && _failedInProcess.TryGetValue(requestId, out AsyncRequestStatus? failed))
+        {
+            return (failed, null);
+        }
+
         _live.TryGetValue(requestId, out LiveRequest? live);
         AsyncRequestRecord? record = await Store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
         AsyncRequestStatus status = record is null
             ? AsyncRequestStatus.NotFound(requestId)
-            : new AsyncRequestStatus(record.Id, record.State, record.ResultJson, record.Error, record.UpdatedAt);
+            : record.State == AsyncRequestState.InQueue && live is { IsStarted: true }
+                ? new AsyncRequestStatus(record.Id, AsyncRequestState.InProgress, null, null, new DateTimeOffset(live.StartedTicks, TimeSpan.Zero)) // started, the store not told yet
+                : new AsyncRequestStatus(record.Id, record.State, record.ResultJson, record.Error, record.UpdatedAt);
         return (status, live);
     }
 

@@ -5,7 +5,7 @@ internal static class AsyncResultStores
 {
     public static IAsyncResultStore Create(AsyncApiOptions options, AsyncResultStoreOptions storeOptions, string apiName) => options.Store switch
     {
-        AsyncStoreKind.Sqlite => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = options.SqlitePath!, ApiName = apiName }, storeOptions),
+        AsyncStoreKind.Sqlite => new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = options.SqlitePath!, ApiName = apiName, MaxDatabaseBytes = options.SqliteMaxDatabaseBytes }, storeOptions),
         _ => new InMemoryAsyncResultStore(storeOptions),
     };
 }

@@ -307,6 +307,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <inheritdoc />
+    /// <remarks>Never needed here (this table's finishes do not fail); kept for the contract.</remarks>
+    void IAsyncRequestTable.FailInProcess(LiveRequest request, string error, DateTimeOffset at) => request.TrySetOutcome(null, error, at.UtcTicks);
+
+    /// <inheritdoc />
     void IAsyncRequestTable.Release(LiveRequest request)
     {
         using (EnterGate())

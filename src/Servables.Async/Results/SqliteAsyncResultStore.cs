@@ -96,7 +96,7 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         _apiName = sqliteOptions.ApiName;
         _retention = options.Retention;
         _time = options.TimeProvider;
-        _connection = Open(Path.GetFullPath(sqliteOptions.DatabasePath));
+        _connection = Open(Path.GetFullPath(sqliteOptions.DatabasePath), sqliteOptions.MaxDatabaseBytes);
     }
 
     /// <summary>True: an accepted request is committed to the file before <see cref="TryAddAsync"/> returns.</summary>
@@ -194,7 +194,7 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         }
     }
 
-    private static SqliteConnection Open(string path)
+    private static SqliteConnection Open(string path, long? maxBytes)
     {
         string? folder = Path.GetDirectoryName(path);
         if (folder is null || !Directory.Exists(folder))
@@ -257,6 +257,16 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
             }
 
             transaction.Commit();
+            if (maxBytes is { } limit)
+            {
+                // Per connection, and this store's connection is its only one.
+                using SqliteCommand command = connection.CreateCommand();
+                command.CommandText = "PRAGMA page_size";
+                long pageSize = (long)command.ExecuteScalar()!;
+                command.CommandText = $"PRAGMA max_page_count = {Math.Max(1, limit / pageSize)}";
+                command.ExecuteNonQuery();
+            }
+
             return connection;
         }
         catch (SqliteException ex)

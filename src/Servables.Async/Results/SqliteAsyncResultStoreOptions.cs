@@ -11,6 +11,17 @@ public sealed class SqliteAsyncResultStoreOptions
     /// <value>1 to 200 characters. Defaults to <c>default</c>.</value>
     public string ApiName { get; set; } = "default";
 
+    /// <summary>The most the database file may grow to, in bytes; null for no limit but the disk's.</summary>
+    /// <remarks>
+    /// Set as SQLite's <c>max_page_count</c> on the store's connection. When the file is full, a submit
+    /// fails with <see cref="AsyncStoreUnavailableException"/> (nothing is accepted that is not stored) and
+    /// a result too large to store fails its request with an error saying so; results deleted after
+    /// their retention make room again. Several stores sharing one file each apply their own limit.
+    /// A file already larger than the limit is not shrunk: it just cannot grow.
+    /// </remarks>
+    /// <value>64 KiB or more, or null. Defaults to null.</value>
+    public long? MaxDatabaseBytes { get; set; }
+
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -23,6 +34,11 @@ public sealed class SqliteAsyncResultStoreOptions
         if (string.IsNullOrEmpty(ApiName) || ApiName.Length > 200)
         {
             errors.Add($"{nameof(ApiName)} must be 1 to 200 characters; it is '{ApiName}'.");
+        }
+
+        if (MaxDatabaseBytes is < 64 * 1024)
+        {
+            errors.Add($"{nameof(MaxDatabaseBytes)} must be at least 64 KiB (65536), or null for no limit; it is {MaxDatabaseBytes}.");
         }
 
         return errors;

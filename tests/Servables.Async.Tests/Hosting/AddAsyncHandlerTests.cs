@@ -29,6 +29,35 @@ public sealed class AddAsyncHandlerTests
         Assert.Throws<ArgumentException>(() => services.AddAsyncHandler<EchoHandler>("bad name"));
     }
 
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(601)]
+    public void Validate_AbandonTimeoutOutOfRange_NamesIt(int seconds)
+    {
+        IReadOnlyList<string> errors = new AsyncApiOptions { AbandonTimeout = TimeSpan.FromSeconds(seconds) }.Validate();
+        Assert.Contains(errors, e => e.StartsWith("AbandonTimeout must be between 0 and 10 minutes", StringComparison.Ordinal));
+        Assert.Equal(TimeSpan.FromSeconds(5), new AsyncApiOptions().AbandonTimeout);
+        Assert.Empty(new AsyncApiOptions { AbandonTimeout = TimeSpan.Zero }.Validate());
+    }
+
+    [Fact]
+    public void Validate_StoreRetriesOutOfRange_NamesThem()
+    {
+        IReadOnlyList<string> errors = new AsyncApiOptions { StoreRetries = 11, StoreRetryDelay = TimeSpan.Zero }.Validate();
+        Assert.Contains(errors, e => e.StartsWith("StoreRetries must be between 0 and 10", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("StoreRetryDelay must be between 1 ms and 1 minute", StringComparison.Ordinal));
+        Assert.Equal((3, TimeSpan.FromMilliseconds(200)), (new AsyncApiOptions().StoreRetries, new AsyncApiOptions().StoreRetryDelay));
+    }
+
+    [Fact]
+    public void SqliteOptions_MaxDatabaseBytesBelow64KiB_Invalid()
+    {
+        Assert.Contains(new SqliteAsyncResultStoreOptions { DatabasePath = "x.db", MaxDatabaseBytes = 65_535 }.Validate(), e => e.StartsWith("MaxDatabaseBytes must be at least 64 KiB", StringComparison.Ordinal));
+        Assert.Empty(new SqliteAsyncResultStoreOptions { DatabasePath = "x.db", MaxDatabaseBytes = 65_536 }.Validate());
+        Assert.Null(new SqliteAsyncResultStoreOptions().MaxDatabaseBytes);
+        Assert.Contains(new AsyncApiOptions { SqliteMaxDatabaseBytes = 1024 }.Validate(), e => e.StartsWith("SqliteMaxDatabaseBytes must be at least 64 KiB", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task InvalidOptions_FailHostStartNamingTheProblem()
     {

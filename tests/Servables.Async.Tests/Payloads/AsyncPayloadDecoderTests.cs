@@ -95,6 +95,26 @@ public sealed class AsyncPayloadDecoderTests
     }
 
     [Fact]
+    public void Decode_JsonInUtf16WithBigEndianMark_DecodesBigEndian()
+    {
+        byte[] body = [.. Encoding.BigEndianUnicode.Preamble, .. Encoding.BigEndianUnicode.GetBytes("{\"\u00e9\":1}")];
+        AsyncPayload payload = AsyncPayloadDecoder.Decode("application/json; charset=utf-16", body);
+        Assert.Equal(1, payload.Json.GetProperty("\u00e9").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("utf-16", true)]
+    [InlineData("utf-16", false)]
+    [InlineData("utf-16be", true)]
+    [InlineData("utf-16le", false)]
+    public void Decode_Utf16WithMark_MarkDecidesOrderAndIsDropped(string charset, bool bigEndian)
+    {
+        Encoding encoding = new UnicodeEncoding(bigEndian, byteOrderMark: true);
+        byte[] body = [.. encoding.Preamble, .. encoding.GetBytes("日本語")];
+        Assert.Equal("日本語", AsyncPayloadDecoder.Decode($"text/plain; charset={charset}", body).Text);
+    }
+
+    [Fact]
     public void Decode_UnknownCharset_ThrowsNamingIt()
     {
         AsyncPayloadException error = Assert.Throws<AsyncPayloadException>(() => AsyncPayloadDecoder.Decode("text/plain; charset=klingon", "x"u8.ToArray()));
@@ -121,6 +141,13 @@ public sealed class AsyncPayloadDecoderTests
         Assert.Equal(AsyncPayloadKind.Bytes, payload.Kind);
         Assert.Equal(body, payload.Bytes.ToArray());
         Assert.Throws<InvalidOperationException>(() => payload.Json);
+    }
+
+    [Fact]
+    public void TryParseContentType_TabBetweenParameters_Accepted()
+    {
+        Assert.True(AsyncPayloadDecoder.TryParseContentType("text/plain;\tcharset=utf-8", out string mediaType, out string? charset, out _));
+        Assert.Equal(("text/plain", "utf-8"), (mediaType, charset));
     }
 
     [Theory]

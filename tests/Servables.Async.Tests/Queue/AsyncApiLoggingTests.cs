@@ -26,9 +26,26 @@ public sealed class AsyncApiLoggingTests
         Assert.Contains(provider.Lines, l => l.EventId == 200);
     }
 
+    [Fact]
+    public async Task RejectedSubmits_WithControlCharactersOrHugeContentType_LogNoControlCharactersAndStayShort()
+    {
+        var provider = new ScopeCapturingProvider();
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>("echo"), logs: provider);
+        IAsyncApiClient client = host.Client("echo");
+
+        await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitAsync("x"u8.ToArray(), "text/plain\r\n2026-12-01 ERROR forged line"));
+        await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitAsync("x"u8.ToArray(), "not a type " + new string('z', 100_000)));
+        await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitTextAsync("x", "id\nforged"));
+
+        LogLine[] rejected = [.. provider.Lines.Where(l => l.EventId == 211)];
+        Assert.Equal(3, rejected.Length);
+        Assert.All(rejected, l => Assert.DoesNotContain(l.Message, char.IsControl));
+        Assert.All(rejected, l => Assert.InRange(l.Message.Length, 1, 1_000));
+    }
+
     public sealed record LogLine(int EventId, string Message, Dictionary<string, object?> Scope);
 
-    private sealed class ScopeCapturingProvider : ILoggerProvider, ISupportExternalScope
+    internal sealed class ScopeCapturingProvider : ILoggerProvider, ISupportExternalScope
     {
         private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
 

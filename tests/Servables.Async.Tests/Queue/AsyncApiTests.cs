@@ -68,6 +68,23 @@ public class AsyncApiTests
         Assert.Equal(3, bytesResult.GetProperty("bytes").GetInt32());
     }
 
+    [Theory]
+    [InlineData("text/plain; charset=utf-16", new byte[] { 0xFE, 0xFF, 0x00, 0x68, 0x00, 0xE9, 0x65, 0xE5 })] // big-endian BOM: what Java's UTF-16 encoder writes
+    [InlineData("text/plain; charset=utf-16", new byte[] { 0xFF, 0xFE, 0x68, 0x00, 0xE9, 0x00, 0xE5, 0x65 })] // little-endian BOM
+    [InlineData("text/plain; charset=utf-16", new byte[] { 0x68, 0x00, 0xE9, 0x00, 0xE5, 0x65 })] // no BOM: little-endian, as before
+    [InlineData("text/plain; charset=UTF-16BE", new byte[] { 0x00, 0x68, 0x00, 0xE9, 0x65, 0xE5 })]
+    [InlineData("text/plain; charset=utf-16le", new byte[] { 0x68, 0x00, 0xE9, 0x00, 0xE5, 0x65 })]
+    public async Task Submit_Utf16Text_ByteOrderMarkDecidesTheOrder_MarkNotInText(string contentType, byte[] body)
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+
+        AsyncRequestStatus done = await client.WaitForCompletionAsync(await client.SubmitAsync(body, contentType), Wait);
+
+        Assert.Equal(AsyncRequestState.Completed, done.State);
+        Assert.Equal("h\u00e9\u65e5", done.Result!.Value.GetProperty("text").GetString());
+    }
+
     [Fact]
     public async Task RequestIds_AreRandomUrlSafe128Bit()
     {
@@ -119,6 +136,46 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync();
         AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client().SubmitAsync(Encoding.UTF8.GetBytes(body), contentType));
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Submit_ContentTypeOverMaxLength_RejectedWithoutEchoingIt()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        IAsyncApiClient client = host.Client();
+        string longest = "text/plain; charset=utf-8; p=" + new string('a', AsyncApiOptions.MaxContentTypeLength - 29);
+        string tooLong = longest + "a";
+
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitAsync("x"u8.ToArray(), tooLong, "too-long"));
+
+        Assert.Contains($"longer than {AsyncApiOptions.MaxContentTypeLength} characters", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(new string('a', 100), error.Message, StringComparison.Ordinal);
+        Assert.Equal(AsyncRequestState.NotFound, (await client.GetStatusAsync("too-long")).State);
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(await client.SubmitAsync("x"u8.ToArray(), longest), Wait)).State);
+    }
+
+    [Theory]
+    [InlineData("text/plain\r\nX-Injected: yes")]
+    [InlineData("text/plain; charset=utf-8\n")]
+    [InlineData("application/octet-stream; name=\"a\u0007b\"")]
+    [InlineData("application/octet-stream; name=\"a\u0085b\"")]
+    public async Task Submit_ContentTypeWithControlCharacters_RejectedAndNotEchoed(string contentType)
+    {
+        await using AsyncHost host = await StartEchoAsync();
+
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client().SubmitAsync("x"u8.ToArray(), contentType));
+
+        Assert.DoesNotContain(error.Message, char.IsControl);
+        Assert.Contains("control character", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Submit_MalformedRequestIdWithLineBreaks_MessageHasNoControlCharacters()
+    {
+        await using AsyncHost host = await StartEchoAsync();
+        AsyncRequestRejectedException error = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client().SubmitTextAsync("x", "id\r\nX-Injected: yes"));
+        Assert.Contains("malformed", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(error.Message, char.IsControl);
     }
 
     [Fact]

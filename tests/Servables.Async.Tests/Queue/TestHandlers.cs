@@ -40,6 +40,8 @@ public sealed class EchoHandler(AsyncHandlerConfig config, IAsyncHandlerMetrics 
                 case "gate":
                     await probe.Gate.Task.WaitAsync(cancellationToken);
                     break;
+                case "big":
+                    return new string('r', 300_000);
             }
         }
 
@@ -100,4 +102,80 @@ public sealed class ChainHandler(IAsyncApiClientFactory apis) : IAsyncHandler
         AsyncRequestStatus done = await echo.WaitForCompletionAsync(inner, TimeSpan.FromSeconds(10), cancellationToken);
         return new { upper = payload.Text.ToUpperInvariant(), inner = done.Result!.Value.GetProperty("greeting").GetString() };
     }
+}
+
+/// <summary>
+/// Records whether it, or the API's store, was disposed while a request ran in it. "gate" waits for
+/// <see cref="LifetimeProbe.Gate"/> and honours cancellation; "stubborn" waits for it and ignores cancellation.
+/// </summary>
+public sealed class LifetimeHandler(LifetimeProbe probe) : IAsyncHandler, IAsyncDisposable
+{
+    public async ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref probe.Running);
+        try
+        {
+            switch (payload.Text)
+            {
+                case "gate":
+                    await probe.Gate.Task.WaitAsync(cancellationToken);
+                    break;
+                case "stubborn":
+                    await probe.Gate.Task; // ignores its token
+                    break;
+            }
+
+            return payload.Text;
+        }
+        finally
+        {
+            if (probe.Disposed || probe.StoreDisposed)
+            {
+                probe.DisposedUnderARunningRequest = true;
+            }
+
+            Interlocked.Decrement(ref probe.Running);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (Volatile.Read(ref probe.Running) > 0)
+        {
+            probe.DisposedUnderARunningRequest = true;
+        }
+
+        probe.Disposed = true;
+        probe.DisposedOnce.TrySetResult();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>What <see cref="LifetimeHandler"/> saw.</summary>
+public sealed class LifetimeProbe
+{
+    public int Running;
+
+    public volatile bool Disposed;
+
+    public volatile bool StoreDisposed;
+
+    public volatile bool DisposedUnderARunningRequest;
+
+    public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public TaskCompletionSource DisposedOnce { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>A store that tells this probe when it is disposed, and that counts as disposed if a request runs when it is.</summary>
+    public IAsyncResultStore Store(AsyncResultStoreOptions options) => new Results.ForwardingResultStore(
+        new InMemoryAsyncResultStore(options),
+        () =>
+        {
+            if (Volatile.Read(ref Running) > 0)
+            {
+                DisposedUnderARunningRequest = true;
+            }
+
+            StoreDisposed = true;
+        });
 }

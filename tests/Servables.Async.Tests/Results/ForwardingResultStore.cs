@@ -1,7 +1,9 @@
 namespace Servables.Async.Tests.Results;
 
 /// <summary>A store that hands every call to another one: an <see cref="IAsyncResultStore"/> and nothing more, as a custom store would be.</summary>
-public sealed class ForwardingResultStore(IAsyncResultStore inner) : IAsyncResultStore
+/// <param name="inner">The store that does the work.</param>
+/// <param name="onDispose">Told when the store is disposed, before the inner one is.</param>
+public sealed class ForwardingResultStore(IAsyncResultStore inner, Action? onDispose = null) : IAsyncResultStore
 {
     public bool IsDurable => inner.IsDurable;
 
@@ -19,5 +21,9 @@ public sealed class ForwardingResultStore(IAsyncResultStore inner) : IAsyncResul
 
     public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default) => inner.RemoveExpiredAsync(cancellationToken);
 
-    public ValueTask DisposeAsync() => inner.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        onDispose?.Invoke();
+        return inner.DisposeAsync();
+    }
 }
