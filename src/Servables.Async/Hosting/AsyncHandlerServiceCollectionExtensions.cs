@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Servables;
 using Servables.Async;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -47,7 +48,7 @@ public static class AsyncHandlerServiceCollectionExtensions
         {
             return existing == typeof(THandler)
                 ? services
-                : throw new InvalidOperationException($"Async API '{apiName}' is already registered with handler {existing.FullName}; it cannot also use {typeof(THandler).FullName}. Give the second API another name.");
+                : throw new InvalidOperationException($"Async API '{apiName}' is already registered with handler {TypeNames.Qualified(existing)}; it cannot also use {TypeNames.Qualified(typeof(THandler))}. Give the second API another name.");
         }
 
         registry.Handlers.Add(apiName, typeof(THandler));

@@ -652,7 +652,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 #pragma warning restore CA1031
         {
             Log.HandlerThrew(_logger, ApiName, ex);
-            failure = $"The handler threw {ex.GetType().Name}: {ex.Message}";
+            failure = $"The handler threw {TypeNames.Readable(ex.GetType())}: {ex.Message}";
         }
         finally
         {
@@ -717,7 +717,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
         catch (Exception ex) when (ex is NotSupportedException or JsonException or InvalidOperationException or ArgumentException)
         {
-            failure = $"The handler's result ({result!.GetType().Name}) cannot be serialised to JSON: {ex.Message}";
+            failure = $"The handler's result ({TypeNames.Readable(result!.GetType())}) cannot be serialised to JSON: {ex.Message}";
             return null;
         }
     }

@@ -215,6 +215,7 @@ public class AsyncApiTests
     [InlineData("text/plain", "throw", "The handler threw InvalidOperationException: handler bug")]
     [InlineData("text/plain", "cycle", "cannot be serialised to JSON")]
     [InlineData("text/plain", "func", "cannot be serialised to JSON")]
+    [InlineData("text/plain", "generic", "The handler's result (List<Func<Int32>>) cannot be serialised to JSON")]
     [InlineData("application/json", "{not json", "The body is not valid JSON")]
     [InlineData("text/plain; charset=klingon", "x", "'klingon' is not supported")]
     [InlineData("text/plain; charset=us-ascii", "caf\u00e9", "not valid us-ascii")]

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Servables.Async.Tests.Queue;
 
-/// <summary>Echoes what it received; "throw", "cycle", "func" and "slow" texts trigger faults.</summary>
+/// <summary>Echoes what it received; "throw", "cycle", "func", "generic" and "slow" texts trigger faults.</summary>
 public sealed class EchoHandler(AsyncHandlerConfig config, IAsyncHandlerMetrics metrics, ILogger<EchoHandler> logger, HandlerProbe probe) : IAsyncHandler
 {
     public async ValueTask InitializeAsync(CancellationToken cancellationToken)
@@ -34,6 +34,8 @@ public sealed class EchoHandler(AsyncHandlerConfig config, IAsyncHandlerMetrics 
                     return node;
                 case "func":
                     return new { F = (Func<int>)(() => 1) };
+                case "generic":
+                    return new List<Func<int>> { () => 1 };
                 case "slow":
                     await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
                     break;
