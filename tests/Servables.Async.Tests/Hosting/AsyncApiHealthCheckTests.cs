@@ -1,3 +1,4 @@
+using Servables.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Servables.Async.Tests.Queue;
@@ -38,7 +39,7 @@ public sealed class AsyncApiHealthCheckTests
         IAsyncApiClient client = host.Client();
         HealthCheckService health = host.Host.Services.GetRequiredService<HealthCheckService>();
         string blocker = await client.SubmitTextAsync("gate");
-        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(blocker)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(blocker)).State == AsyncRequestState.InProgress);
         for (int i = 0; i < 8; i++)
         {
             await client.SubmitTextAsync("queued");

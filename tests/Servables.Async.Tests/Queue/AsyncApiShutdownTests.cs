@@ -1,3 +1,4 @@
+using Servables.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -20,7 +21,7 @@ public sealed class AsyncApiShutdownTests
         try
         {
             string stuck = await client.SubmitTextAsync("stubborn");
-            await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(stuck)).State == AsyncRequestState.InProgress);
+            await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(stuck)).State == AsyncRequestState.InProgress);
             string queued = await client.SubmitTextAsync("never runs");
 
             using (var shutdownTimeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
@@ -48,7 +49,7 @@ public sealed class AsyncApiShutdownTests
 
         // The handler returns at last: now, and only now, the handler and store are disposed.
         await probe.DisposedOnce.Task.WaitAsync(Bound);
-        await AsyncApiTests.WaitUntilAsync(() => Task.FromResult(probe.StoreDisposed));
+        await Eventually.WaitUntilAsync(() => Task.FromResult(probe.StoreDisposed));
         Assert.False(probe.DisposedUnderARunningRequest);
     }
 
@@ -63,7 +64,7 @@ public sealed class AsyncApiShutdownTests
         try
         {
             string stuck = await client.SubmitTextAsync("stubborn");
-            await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(stuck)).State == AsyncRequestState.InProgress);
+            await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(stuck)).State == AsyncRequestState.InProgress);
 
             using (var shutdownTimeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
             {
@@ -90,7 +91,7 @@ public sealed class AsyncApiShutdownTests
         AsyncHost host = await AsyncHost.StartAsync(s => s.AddSingleton(probe).AddAsyncHandler<LifetimeHandler>(o => o.StoreFactory = (_, so) => probe.Store(so)));
         IAsyncApiClient client = host.Client();
         string running = await client.SubmitTextAsync("gate");
-        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         IHostedService service = Assert.Single(host.Host.Services.GetServices<IHostedService>(), h => h.GetType().Name == "AsyncApiHostedService");
 
         // The host drains with a long shutdown timeout while, say, a second Ctrl+C disposes the container.

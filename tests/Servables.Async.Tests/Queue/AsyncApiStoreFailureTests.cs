@@ -1,3 +1,4 @@
+using Servables.Testing;
 using System.Security.Cryptography;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
@@ -19,7 +20,7 @@ public sealed class AsyncApiStoreFailureTests : IDisposable
         await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>("full", o => UseLimitedSqlite(o, "full", 128 * 1024)));
         IAsyncApiClient client = host.Client("full");
         string blocker = await client.SubmitTextAsync("gate");
-        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(blocker)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(blocker)).State == AsyncRequestState.InProgress);
 
         // Queued payloads fill the file (the lane is held, so none is dropped by a completion).
         byte[] chunk = RandomNumberGenerator.GetBytes(16 * 1024);
@@ -83,7 +84,7 @@ public sealed class AsyncApiStoreFailureTests : IDisposable
             (2, TimeSpan.FromMilliseconds(1), (_, so) => store.Open(so))));
         IAsyncApiClient client = host.Client();
         string running = await client.SubmitTextAsync("gate");
-        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         string queued = await client.SubmitTextAsync("x");
 
         store.Broken = true; // every state change throws from now on; reads still work
@@ -110,7 +111,7 @@ public sealed class AsyncApiStoreFailureTests : IDisposable
         await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o => o.StoreFactory = (_, so) => store.Open(so)));
         IAsyncApiClient client = host.Client();
         string running = await client.SubmitTextAsync("gate");
-        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         string queued = await client.SubmitTextAsync("x");
 
         store.Broken = true;
@@ -132,7 +133,7 @@ public sealed class AsyncApiStoreFailureTests : IDisposable
         AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o => o.UseSqliteStore(Path.Combine(_folder, "abandon.db"))));
         IAsyncApiClient client = host.Client();
         string running = await client.SubmitTextAsync("slow");
-        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         Task<AsyncRequestStatus> waiting = client.WaitForCompletionAsync(running, TimeSpan.FromMilliseconds(500)).AsTask();
 
         using (var shutdownTimeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(50)))

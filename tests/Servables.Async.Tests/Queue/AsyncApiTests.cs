@@ -1,3 +1,4 @@
+using Servables.Testing;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
@@ -193,7 +194,7 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync(o => o.QueueCapacity = 2);
         IAsyncApiClient client = host.Client();
         string running = await client.SubmitTextAsync("gate");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         string q1 = await client.SubmitTextAsync("a");
         string q2 = await client.SubmitTextAsync("b");
 
@@ -243,7 +244,7 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync(o => o.RequestTimeout = TimeSpan.FromSeconds(30), time);
         IAsyncApiClient client = host.Client();
         string slow = await client.SubmitTextAsync("slow");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(slow)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(slow)).State == AsyncRequestState.InProgress);
 
         time.Advance(TimeSpan.FromSeconds(30));
 
@@ -261,7 +262,7 @@ public class AsyncApiTests
         IAsyncApiClient client = host.Client();
 
         string first = await client.SubmitTextAsync("gate");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(first)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(first)).State == AsyncRequestState.InProgress);
         time.Advance(TimeSpan.FromMinutes(1));
         string second = await client.SubmitTextAsync("gate"); // queued behind the first
         time.Advance(TimeSpan.FromMinutes(1));
@@ -284,7 +285,7 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync();
         IAsyncApiClient client = host.Client();
         string running = await client.SubmitTextAsync("slow");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         string queued = await client.SubmitTextAsync("never runs");
 
         Assert.True(await client.CancelAsync(queued));
@@ -309,7 +310,7 @@ public class AsyncApiTests
         string done = await client.SubmitTextAsync("first");
         Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(done, Wait)).State);
         string running = await client.SubmitTextAsync("gate");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
 
         Assert.False(await client.CancelAsync(done));
         host.Probe.Gate.SetResult();
@@ -327,7 +328,7 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync(o => (o.WorkerCount, o.QueueCapacity) = (2, 1_000));
         IAsyncApiClient client = host.Client();
         string[] blockers = [await client.SubmitTextAsync("gate"), await client.SubmitTextAsync("gate")];
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(blockers[1])).State == AsyncRequestState.InProgress
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(blockers[1])).State == AsyncRequestState.InProgress
             && (await client.GetStatusAsync(blockers[0])).State == AsyncRequestState.InProgress);
         var ids = new string[300];
         for (int i = 0; i < ids.Length; i++)
@@ -381,7 +382,7 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync(time: time);
         IAsyncApiClient client = host.Client();
         string id = await client.SubmitTextAsync("gate");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
 
         Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(1)).AsTask();
         await Task.Delay(50);
@@ -421,7 +422,7 @@ public class AsyncApiTests
         await using AsyncHost host = await StartEchoAsync();
         IAsyncApiClient client = host.Client();
         string id = await client.SubmitTextAsync("gate");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
 
         Task<AsyncRequestStatus>[] waits = [.. Enumerable.Range(0, 8).Select(_ => client.WaitForCompletionAsync(id, Wait).AsTask())];
         await Task.Delay(20);
@@ -548,7 +549,7 @@ public class AsyncApiTests
         AsyncHost host = await StartEchoAsync();
         IAsyncApiClient client = host.Client();
         string running = await client.SubmitTextAsync("slow");
-        await WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(running)).State == AsyncRequestState.InProgress);
         string queued = await client.SubmitTextAsync("queued");
         IAsyncResultStore store = host.Host.Services.GetRequiredKeyedService<AsyncApi>(AsyncApiOptions.DefaultName).Store;
 
@@ -562,13 +563,4 @@ public class AsyncApiTests
         await host.DisposeAsync();
     }
 
-    internal static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "Condition not met within 10 s.");
-            await Task.Delay(5);
-        }
-    }
 }

@@ -1,3 +1,4 @@
+using Servables.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Servables.Async.Tests.Queue;
@@ -14,7 +15,7 @@ public sealed class StoreRequestTableTests
         await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o => o.StoreFactory = (_, so) => store = new CancelRaceStore(new InMemoryAsyncResultStore(so))));
         IAsyncApiClient client = host.Client();
         string blocker = await client.SubmitTextAsync("gate");
-        await AsyncApiTests.WaitUntilAsync(async () => (await client.GetStatusAsync(blocker)).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(blocker)).State == AsyncRequestState.InProgress);
         string raced = await client.SubmitTextAsync("slow"); // runs until cancelled, if it runs
 
         // A read of the request by the cancel returns only once the lane has marked it in progress:

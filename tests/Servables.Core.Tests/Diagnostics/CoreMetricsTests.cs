@@ -51,7 +51,7 @@ public sealed class CoreMetricsTests
         await driver.SettleAsync();
         driver.Aspire(name, []);
         await driver.SettleAsync();
-        await Handles.ServableHandleTests.WaitForAsync(() => driver.StateOf(name, 1) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => driver.StateOf(name, 1) == ServableManagerState.End);
 
         lock (measurements)
         {

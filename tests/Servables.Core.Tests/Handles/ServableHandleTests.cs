@@ -51,7 +51,7 @@ public sealed class ServableHandleTests : IAsyncLifetime
         Assert.False(other.Value.IsDisposed);
 
         other.Dispose();
-        await WaitForAsync(() => _driver.StateOf("m", 1) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => _driver.StateOf("m", 1) == ServableManagerState.End);
         Assert.True(_driver.Loaders[new ServableId("m", 1)].Created!.IsDisposed);
     }
 
@@ -90,7 +90,7 @@ public sealed class ServableHandleTests : IAsyncLifetime
         Assert.Throws<InvalidCastException>(() => _driver.Manager.GetServableHandle<string>(ServableRequest.Latest("m")));
         _driver.Aspire("m", []);
         await _driver.SettleAsync();
-        await WaitForAsync(() => _driver.StateOf("m", 1) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => _driver.StateOf("m", 1) == ServableManagerState.End);
     }
 
     [Fact]
@@ -111,16 +111,6 @@ public sealed class ServableHandleTests : IAsyncLifetime
         copy.Dispose();
         Assert.Equal(1, lease.Ended);
         Assert.Throws<InvalidCastException>(() => new ServableHandle<Uri>(new CountingLease(new ServableId("x", 1), "not a uri"), 1));
-    }
-
-    internal static async Task WaitForAsync(Func<bool> condition)
-    {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "Condition not met within 10 s.");
-            await Task.Delay(2);
-        }
     }
 
     private sealed class CountingLease(ServableId id, object servable) : UntypedServableHandle

@@ -82,7 +82,7 @@ public sealed class ServablesServiceCollectionExtensionsTests : IDisposable
             Directory.CreateDirectory(Path.Combine(_base, "2"));
             ServableAvailability availability = await monitor.WaitUntilAvailableAsync([ServableRequest.Specific("m", 2)], WaitLimit);
             Assert.True(availability.IsAvailable, availability.DescribeUnavailable());
-            await WaitUntilAsync(() => _loaders[new ServableId("m", 1)].Created!.IsDisposed);
+            await Eventually.WaitUntilAsync(() => _loaders[new ServableId("m", 1)].Created!.IsDisposed);
 
             using ServableHandle<FakeServable> handle = host.Services.GetRequiredService<IServableManager>().GetServableHandle<FakeServable>(ServableRequest.Latest("m"));
             Assert.Equal(2, handle.Id.Version);
@@ -210,20 +210,6 @@ public sealed class ServablesServiceCollectionExtensionsTests : IDisposable
         else
         {
             host.Dispose();
-        }
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        DateTime deadline = DateTime.UtcNow + WaitLimit;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("The condition did not become true in time.");
-            }
-
-            await Task.Delay(10);
         }
     }
 

@@ -90,7 +90,7 @@ public sealed class AspiredVersionsManagerTests
         Assert.False(driver.Manager.TryGetServableHandle<FakeServable>(ServableRequest.Specific("m", 1), out _));
 
         held.Dispose();
-        await WaitForAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
         Assert.True(driver.Loaders[new ServableId("m", 1)].Created!.IsDisposed);
         Assert.Empty(driver.Violations);
     }
@@ -176,7 +176,7 @@ public sealed class AspiredVersionsManagerTests
             h.Dispose();
         }
 
-        await WaitForAsync(() => driver.StateOf("a", 1) == ServableManagerState.End && driver.StateOf("a", 2) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => driver.StateOf("a", 1) == ServableManagerState.End && driver.StateOf("a", 2) == ServableManagerState.End);
     }
 
     [Fact]
@@ -365,7 +365,7 @@ public sealed class AspiredVersionsManagerTests
         Assert.Equal(0, driver.Loaders[new ServableId("m", 2)].LoadCalls);
 
         held.Dispose();
-        await WaitForAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
         await driver.SettleAsync();
         Assert.Equal(ServableManagerState.Available, driver.StateOf("m", 2));
         Assert.Equal(ResourceAllocation.GpuMemory(80), driver.Manager.ReservedResources);
@@ -379,7 +379,7 @@ public sealed class AspiredVersionsManagerTests
         await driver.SettleAsync();
         FakeLoader v2 = driver.Aspire("m", [2], l => l.BlockLoads())[0];
         Task turn = driver.TurnAsync(); // v2 starts loading and blocks
-        await WaitForAsync(() => v2.LoadCalls == 1);
+        await Eventually.WaitUntilAsync(() => v2.LoadCalls == 1);
 
         driver.Manager.SetAspiredVersions("m", [ServableData.Create<Loader>(new ServableId("m", 1), new FakeLoader("m", 1))]);
         await driver.TurnAsync(); // un-aspiring v2 cancels its load
@@ -422,7 +422,7 @@ public sealed class AspiredVersionsManagerTests
         await Assert.ThrowsAsync<ObjectDisposedException>(() => driver.Manager.ManageStateAsync());
 
         held.Dispose();
-        await WaitForAsync(() => driver.Loaders[new ServableId("m", 2)].Created!.IsDisposed);
+        await Eventually.WaitUntilAsync(() => driver.Loaders[new ServableId("m", 2)].Created!.IsDisposed);
     }
 
     [Fact]
@@ -448,8 +448,6 @@ public sealed class AspiredVersionsManagerTests
         await driver.SettleAsync();
         Assert.Equal(ServableManagerState.Available, driver.StateOf("m", 1));
     }
-
-    private static Task WaitForAsync(Func<bool> condition) => Handles.ServableHandleTests.WaitForAsync(condition);
 
     private sealed class ThrowingObserver : IObserver<ServableState>
     {

@@ -34,7 +34,7 @@ public sealed class LoadTimeoutTests
         // The abandoned attempt returns at last: what it made is destroyed, and nothing is loaded twice.
         var late = new FakeServable(new ServableId("hung", 1));
         hang.SetResult(late);
-        await Handles.ServableHandleTests.WaitForAsync(() => late.IsDisposed);
+        await Eventually.WaitUntilAsync(() => late.IsDisposed);
         await driver.SettleAsync();
         Assert.True(driver.State("hung", 1)!.IsError);
         Assert.False(driver.Manager.TryGetServableHandle(ServableRequest.Latest("hung"), out ServableHandle<FakeServable> _));
@@ -64,7 +64,7 @@ public sealed class LoadTimeoutTests
         Assert.False(driver.State("other", 1)!.IsError);
 
         hang.SetException(new IOException("gave up at last"));
-        await Handles.ServableHandleTests.WaitForAsync(() => driver.Manager.ReservedResources.Equals(ResourceAllocation.None) || other.LoadCalls > 0);
+        await Eventually.WaitUntilAsync(() => driver.Manager.ReservedResources.Equals(ResourceAllocation.None) || other.LoadCalls > 0);
         await driver.SettleAsync();
         Assert.Equal(ServableManagerState.Available, driver.StateOf("other", 1));
         Assert.Equal(ResourceAllocation.Ram(100), driver.Manager.ReservedResources);

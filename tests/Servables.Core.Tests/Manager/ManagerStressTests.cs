@@ -96,7 +96,7 @@ public sealed class ManagerStressTests
         Assert.Empty(all.SelectMany(l => l.Violations));
 
         // Every version but the last was retired; each unloads once its last reader let go.
-        await Handles.ServableHandleTests.WaitForAsync(() => all.Take(all.Count - 1).All(l => l.Created!.IsDisposed));
+        await Eventually.WaitUntilAsync(() => all.Take(all.Count - 1).All(l => l.Created!.IsDisposed));
         Assert.All(all.Take(all.Count - 1), l => Assert.Equal(1, l.UnloadCalls));
     }
 }

@@ -39,7 +39,7 @@ public sealed class ResourcePreservingPolicyTests
         Assert.False(driver.Manager.TryGetServableHandle<FakeServable>(ServableRequest.Latest("m"), out _));
 
         held.Dispose();
-        await Handles.ServableHandleTests.WaitForAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
         await driver.SettleAsync();
 
         Assert.Equal(ServableManagerState.Available, driver.StateOf("m", 2));

@@ -14,7 +14,7 @@ public sealed class ServableStateMonitorTests
         await driver.SettleAsync();
         driver.Aspire("m", []);
         await driver.SettleAsync();
-        await Handles.ServableHandleTests.WaitForAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
 
         Assert.Equal(
             [ServableManagerState.Start, ServableManagerState.Loading, ServableManagerState.Available, ServableManagerState.Unloading, ServableManagerState.End],
@@ -40,7 +40,7 @@ public sealed class ServableStateMonitorTests
             await manager.ManageStateAsync();
         }
 
-        await Handles.ServableHandleTests.WaitForAsync(() => monitor.GetState(new ServableId("m", 2))?.State == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => monitor.GetState(new ServableId("m", 2))?.State == ServableManagerState.End);
 
         IReadOnlyList<ServableState> log = monitor.GetEventLog();
         Assert.True(changes.Count > 4);

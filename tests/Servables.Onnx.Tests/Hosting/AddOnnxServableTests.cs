@@ -69,11 +69,11 @@ public sealed class AddOnnxServableTests : IDisposable
             }
         }))];
 
-        await WaitUntilAsync(() => Interlocked.Read(ref runsPerVersion[1]) > 50);
+        await Eventually.WaitUntilAsync(() => Interlocked.Read(ref runsPerVersion[1]) > 50);
         TestModels.MoveVersionIn(basePath, 2, TestModels.Linear(2));
         Assert.True((await monitor.WaitUntilAvailableAsync([ServableRequest.Specific("linear", 2)], Patience)).IsAvailable);
-        await WaitUntilAsync(() => Interlocked.Read(ref runsPerVersion[2]) > 50);
-        await WaitUntilAsync(() => manager.TryGetServableHandle(ServableRequest.Latest("linear"), out ServableHandle<OnnxServable> h) && DisposeAndGetVersion(h) == 2);
+        await Eventually.WaitUntilAsync(() => Interlocked.Read(ref runsPerVersion[2]) > 50);
+        await Eventually.WaitUntilAsync(() => manager.TryGetServableHandle(ServableRequest.Latest("linear"), out ServableHandle<OnnxServable> h) && DisposeAndGetVersion(h) == 2);
 
         // v1 has left the serving set but its session lives while the handle is held, and still runs.
         Assert.DoesNotContain(new ServableId("linear", 1), manager.ListAvailableServableIds());
@@ -82,7 +82,7 @@ public sealed class AddOnnxServableTests : IDisposable
         TestModels.AssertClose(TestModels.ExpectedLinear(1, probe), TestModels.RunFloat(v1, probe, 4));
 
         held.Dispose();
-        await WaitUntilAsync(() => monitor.GetState(new ServableId("linear", 1))?.State == ServableManagerState.End);
+        await Eventually.WaitUntilAsync(() => monitor.GetState(new ServableId("linear", 1))?.State == ServableManagerState.End);
         Assert.True(v1.IsSessionReleased);
         Assert.Throws<ObjectDisposedException>(() => TestModels.RunFloat(v1, probe, 4));
 
@@ -152,16 +152,6 @@ public sealed class AddOnnxServableTests : IDisposable
         using (handle)
         {
             return (int)handle.Id.Version;
-        }
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        DateTime deadline = DateTime.UtcNow + Patience;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "Timed out waiting for a condition.");
-            await Task.Delay(10);
         }
     }
 
