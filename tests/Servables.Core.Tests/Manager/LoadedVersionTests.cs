@@ -54,51 +54,6 @@ public sealed class LoadedVersionTests
     }
 
     [Fact]
-    public void StaleToken_FromADeadThreadWhoseIdWasReused_NeverEndsTheNewThreadsLease()
-    {
-        // .NET reuses managed thread ids: a token derived from the thread id would repeat on the
-        // thread that inherits the id, and a stale copy of a handle would end that thread's lease.
-        // Other tests create threads too, so the id may go elsewhere: try a bounded number of rounds.
-        LoadedVersion version = NewVersion();
-        bool reused = false;
-        for (int round = 0; round < 50 && !reused; round++)
-        {
-            int deadId = 0;
-            long staleToken = 0;
-            RunOnNewThread(() =>
-            {
-                deadId = Environment.CurrentManagedThreadId;
-                Assert.True(version.TryAcquire(out _, out staleToken));
-                Assert.True(version.TryEndLease(staleToken)); // the first dispose
-            });
-
-            for (int attempt = 0; attempt < 5 && !reused; attempt++)
-            {
-                // A dead thread's id is given out again once its Thread object has been collected.
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                GC.Collect();
-                RunOnNewThread(() =>
-                {
-                    if (Environment.CurrentManagedThreadId != deadId)
-                    {
-                        return;
-                    }
-
-                    reused = true;
-                    Assert.True(version.TryAcquire(out _, out long fresh));
-                    Assert.NotEqual(staleToken, fresh);
-                    Assert.False(version.TryEndLease(staleToken)); // the stale copy's second dispose
-                    Assert.True(version.IsLeaseHeld(fresh));
-                    Assert.True(version.TryEndLease(fresh));
-                });
-            }
-        }
-
-        Assert.True(reused, "No new thread got a dead thread's managed id in 50 rounds; the runtime no longer reuses ids this way.");
-    }
-
-    [Fact]
     public void NextUnique_AcrossThreadsAndBlocks_NeverRepeats()
     {
         var seen = new System.Collections.Concurrent.ConcurrentDictionary<long, bool>();
@@ -116,29 +71,6 @@ public sealed class LoadedVersionTests
         threads.ForEach(t => Assert.True(t.Join(TimeSpan.FromSeconds(30))));
 
         Assert.Equal(280_000, seen.Count);
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static void RunOnNewThread(Action action)
-    {
-        Exception? failure = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                action();
-            }
-            catch (Exception ex)
-            {
-                failure = ex;
-            }
-        });
-        thread.Start();
-        Assert.True(thread.Join(TimeSpan.FromSeconds(10)));
-        if (failure is not null)
-        {
-            throw new Xunit.Sdk.XunitException("The thread failed: " + failure);
-        }
     }
 
     [Fact]
