@@ -294,21 +294,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     {
         try
         {
-            await _stopping.CancelAsync().ConfigureAwait(false);
-            if (_loop is not null)
-            {
-                await _loop.ConfigureAwait(false);
-            }
-
-            lock (_gate)
-            {
-                foreach (ServableRecord record in _basic.Records.Values)
-                {
-                    record.Pending = null;
-                }
-            }
-
-            await _basic.StopAsync(cancellationToken).ConfigureAwait(false);
+            await _basic.StopAsync(StopStateLoopAsync, cancellationToken).ConfigureAwait(false);
             _metrics.Dispose();
             stopped.TrySetResult();
         }
@@ -317,6 +303,26 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 #pragma warning restore CA1031
         {
             stopped.TrySetException(ex);
+        }
+    }
+
+    /// <summary>Ends the state loop and drops the aspired sets not yet applied; the first step of the bounded stop.</summary>
+    private async Task StopStateLoopAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(false);
+        }
+
+        lock (_gate)
+        {
+            foreach (ServableRecord record in _basic.Records.Values)
+            {
+                record.Pending = null;
+            }
+
+            AssertInvariants();
         }
     }
 

@@ -250,18 +250,21 @@ internal sealed class BasicManager
     public void BeginStop() => Volatile.Write(ref _stopping, true);
 
     /// <summary>
-    /// The bounded stop, after <see cref="BeginStop"/> and once the state loop has ended: ends versions
-    /// that never loaded, cancels loads, retires what serves, and waits for loads, unloads and the
-    /// workers for at most the stop timeout or until <paramref name="cancellationToken"/> is cancelled;
-    /// then cancels the unloads' token and logs by name what it abandoned.
+    /// The bounded stop, after <see cref="BeginStop"/>: starts the stop timeout, runs
+    /// <paramref name="stopStateLoop"/> (the caller's state loop must end before the harnesses are
+    /// touched), ends versions that never loaded, cancels loads, retires what serves, and waits for
+    /// loads, unloads and the workers until the timeout elapses or <paramref name="cancellationToken"/>
+    /// is cancelled; then cancels the unloads' token and logs by name what it abandoned.
     /// </summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public async Task StopAsync(Func<Task> stopStateLoop, CancellationToken cancellationToken)
     {
         using var deadline = _stopTimeout == Timeout.InfiniteTimeSpan
             ? new CancellationTokenSource()
             : new CancellationTokenSource(_stopTimeout, _time);
         using CancellationTokenRegistration linked = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), deadline);
         CancellationToken limit = deadline.Token;
+
+        await stopStateLoop().ConfigureAwait(false);
 
         var retire = new List<LoaderHarness>();
         var loads = new List<Task>();
