@@ -26,7 +26,7 @@ internal sealed class CoreMetrics : IDisposable
             _meter = meterFactory.Create(MeterName);
         }
 
-        Loads = _meter.CreateCounter<long>("servables.loads", "{load}", "Completed loads, by servable and outcome (success, error, cancelled).");
+        Loads = _meter.CreateCounter<long>("servables.loads", "{load}", "Completed loads, by servable and outcome (success, error, timeout, cancelled).");
         LoadDuration = _meter.CreateHistogram<double>("servables.load.duration", "s", "Time from a load's start to Available or error, retries included.");
         Unloads = _meter.CreateCounter<long>("servables.unloads", "{unload}", "Completed unloads, by servable and outcome.");
         UnloadDuration = _meter.CreateHistogram<double>("servables.unload.duration", "s", "Time a loader's unload took.");

@@ -4,7 +4,8 @@ namespace Servables;
 public sealed class ServableStorageOptions
 {
     /// <summary>How often to look for new version folders.</summary>
-    /// <value>10 milliseconds to 1 day. Defaults to 1 second.</value>
+    /// <value>10 milliseconds to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/> (no polling after the first). Defaults to 1 second.</value>
+    [TimeSpanRange("00:00:00.010", "1.00:00:00", AllowInfinite = true)]
     public TimeSpan PollPeriod { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>True to unload every version of a servable whose base path goes missing or empty; false (the default) keeps them serving.</summary>
@@ -21,6 +22,7 @@ public sealed class ServableStorageOptions
 
     /// <summary>How long the start waits for the initial loads (<see cref="WaitForInitialLoad"/>) before it fails, naming what is not available yet.</summary>
     /// <value>1 millisecond to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to 5 minutes.</value>
+    [TimeSpanRange("00:00:00.001", "1.00:00:00", AllowInfinite = true)]
     public TimeSpan InitialLoadTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The registered servables and their loader factories.</summary>

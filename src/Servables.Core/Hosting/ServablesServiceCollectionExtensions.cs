@@ -78,21 +78,17 @@ public static class ServablesServiceCollectionExtensions
         return builder;
     }
 
+    /// <summary>The attributes on <see cref="ServableStorageOptions"/>, then the registered servables' rules (those of <see cref="FileSystemStoragePathSourceOptions.Validate"/>).</summary>
     private static List<string> ValidateStorage(ServableStorageOptions o)
     {
-        var source = new FileSystemStoragePathSourceOptions { PollPeriod = o.PollPeriod };
+        List<string> errors = ServableStorageOptionsValidator.Instance.Validate(null, o).Problems();
+        var source = new FileSystemStoragePathSourceOptions();
         foreach (StoragePathRegistration r in o.Registrations)
         {
             source.Servables.Add(r.Servable);
         }
 
-        var errors = new List<string>(source.Validate());
-        if (o.InitialLoadTimeout != Timeout.InfiniteTimeSpan
-            && (o.InitialLoadTimeout < TimeSpan.FromMilliseconds(1) || o.InitialLoadTimeout > TimeSpan.FromDays(1)))
-        {
-            errors.Add($"{nameof(ServableStorageOptions.InitialLoadTimeout)} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {o.InitialLoadTimeout}.");
-        }
-
+        errors.AddRange(source.Validate());
         return errors;
     }
 }

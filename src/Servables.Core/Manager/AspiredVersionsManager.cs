@@ -1,4 +1,4 @@
-using System.Collections.Frozen;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using System.Globalization;
@@ -34,38 +34,28 @@ namespace Servables;
 /// <see cref="ServableStateMonitor"/>. Observers are called synchronously under the manager's state
 /// lock: keep them short and never wait on the manager from inside one.
 /// </para>
+/// <para>
+/// Inside, as in TensorFlow Serving, this class keeps the aspired sets and the policy step; a
+/// <c>BasicManager</c> runs the loads and unloads, admits resources and builds the serving map; a
+/// <c>LoaderHarness</c> carries each version through its states and retries its load.
+/// </para>
 /// <para>All public members are thread-safe.</para>
 /// </remarks>
 public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsTarget<Loader>, IObservable<ServableState>, IAsyncDisposable
 {
-    private readonly Lock _gate = new();
-    private readonly Dictionary<string, ServableRecord> _servables = new(StringComparer.Ordinal);
-    private readonly ResourceTracker _resources;
-    private readonly WorkerPool _loadWorkers;
-    private readonly WorkerPool _unloadWorkers;
+    private readonly BasicManager _basic;
+    private readonly Lock _gate; // _basic.Gate: one state lock for the aspired sets and the harnesses.
     private readonly CancellationTokenSource _stopping = new();
-    private readonly CancellationTokenSource _unloadsAbandoned = new();
     private readonly AspiredVersionPolicy _policy;
-    private readonly int _maxLoadRetries;
-    private readonly TimeSpan _loadRetryInterval;
-    private readonly Func<ServableId, Exception, bool>? _shouldRetryLoad;
     private readonly TimeSpan _manageStateInterval;
-    private readonly TimeSpan _loadTimeout;
-    private readonly FrozenDictionary<string, TimeSpan> _servableLoadTimeouts;
-    private readonly TimeSpan _stopTimeout;
-    private readonly bool _releaseNativeMemory;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CoreMetrics _metrics;
     private readonly Counter<long> _handleAcquisitions; // _metrics.HandleAcquisitions, one load closer to the hot path.
-    private readonly Action<LoaderHarness> _onDrained;
     private readonly Task? _loop;
-    private ServingMap _servingMap = ServingMap.Empty;
-    private IObserver<ServableState>[] _observers = [];
+    private ServingMap _servingMap = ServingMap.Empty; // Written by _basic under the lock; read by the hot path without it.
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly HashSet<LoaderHarness> _abandonedLoads = [];
     private TaskCompletionSource? _stopped;
-    private bool _disposed;
 
     /// <summary>Creates a manager and, unless <see cref="AspiredVersionsManagerOptions.ManageStateInterval"/> is infinite, starts its state loop.</summary>
     /// <param name="options">The options; null for the defaults. Copied: later changes have no effect.</param>
@@ -82,22 +72,13 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         }
 
         _policy = options.Policy;
-        _maxLoadRetries = options.MaxLoadRetries;
-        _loadRetryInterval = options.LoadRetryInterval;
-        _shouldRetryLoad = options.ShouldRetryLoad;
         _manageStateInterval = options.ManageStateInterval;
-        _loadTimeout = options.LoadTimeout;
-        _servableLoadTimeouts = options.ServableLoadTimeouts.ToFrozenDictionary(StringComparer.Ordinal);
-        _stopTimeout = options.StopTimeout;
-        _releaseNativeMemory = options.ReleaseNativeMemoryAfterUnload;
         _time = options.TimeProvider;
-        _resources = new ResourceTracker(options.ResourceBudget);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _metrics = new CoreMetrics(meterFactory, () => Volatile.Read(ref _servingMap).Count);
         _handleAcquisitions = _metrics.HandleAcquisitions;
-        _onDrained = OnDrained;
-        _loadWorkers = new WorkerPool(options.LoadWorkerCount);
-        _unloadWorkers = new WorkerPool(options.UnloadWorkerCount);
+        _basic = new BasicManager(options, _logger, _metrics, map => Volatile.Write(ref _servingMap, map), Wake);
+        _gate = _basic.Gate;
         if (_manageStateInterval != Timeout.InfiniteTimeSpan)
         {
             _loop = Task.Run(RunLoopAsync);
@@ -105,16 +86,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     }
 
     /// <summary>The resources reserved now by versions that are loading, loaded or not yet unloaded.</summary>
-    public ResourceAllocation ReservedResources
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _resources.Used;
-            }
-        }
-    }
+    public ResourceAllocation ReservedResources => _basic.ReservedResources;
 
     /// <inheritdoc />
     public ServableHandle<T> GetServableHandle<T>(ServableRequest request)
@@ -206,8 +178,9 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 
         lock (_gate)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            GetOrAddRecord(servableName).Pending = copy;
+            ObjectDisposedException.ThrowIf(_basic.IsStopping, this);
+            _basic.GetOrAddRecord(servableName).Pending = copy;
+            AssertInvariants();
         }
 
         Wake();
@@ -222,8 +195,8 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         ArgumentException.ThrowIfNullOrEmpty(label);
         lock (_gate)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_servables.TryGetValue(servableName, out ServableRecord? record)
+            ObjectDisposedException.ThrowIf(_basic.IsStopping, this);
+            if (!_basic.Records.TryGetValue(servableName, out ServableRecord? record)
                 || !record.Harnesses.Any(h => h.Id.Version == version && h.State == HarnessState.Available))
             {
                 throw new InvalidOperationException(
@@ -231,7 +204,8 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             }
 
             record.Labels[label] = version;
-            PublishServingMap();
+            _basic.PublishServingMap();
+            AssertInvariants();
         }
     }
 
@@ -243,9 +217,10 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         ArgumentException.ThrowIfNullOrEmpty(label);
         lock (_gate)
         {
-            if (_servables.TryGetValue(servableName, out ServableRecord? record) && record.Labels.Remove(label))
+            if (_basic.Records.TryGetValue(servableName, out ServableRecord? record) && record.Labels.Remove(label))
             {
-                PublishServingMap();
+                _basic.PublishServingMap();
+                AssertInvariants();
                 return true;
             }
 
@@ -263,7 +238,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     /// <exception cref="ObjectDisposedException">The manager was disposed.</exception>
     public Task ManageStateAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+        ObjectDisposedException.ThrowIf(_basic.IsStopping, this);
         return RunIteration().WaitAsync(cancellationToken);
     }
 
@@ -272,12 +247,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     public IDisposable Subscribe(IObserver<ServableState> observer)
     {
         ArgumentNullException.ThrowIfNull(observer);
-        lock (_gate)
-        {
-            _observers = [.. _observers, observer];
-        }
-
-        return new Unsubscriber(this, observer);
+        return _basic.Subscribe(observer);
     }
 
     /// <summary>
@@ -301,7 +271,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             if (running is null)
             {
                 _stopped = mine;
-                _disposed = true;
+                _basic.BeginStop();
             }
         }
 
@@ -317,11 +287,15 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     /// <summary>Stops the manager as <see cref="StopAsync"/> does, bounded by <see cref="AspiredVersionsManagerOptions.StopTimeout"/>.</summary>
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None).ConfigureAwait(false);
 
+    /// <summary>Every version the manager tracks now, by servable name, ascending (for health checks).</summary>
+    internal Dictionary<string, VersionReport[]> DescribeVersions() => _basic.DescribeVersions();
+
     private async Task RunStopAsync(TaskCompletionSource stopped, CancellationToken cancellationToken)
     {
         try
         {
-            await StopCoreAsync(cancellationToken).ConfigureAwait(false);
+            await _basic.StopAsync(StopStateLoopAsync, cancellationToken).ConfigureAwait(false);
+            _metrics.Dispose();
             stopped.TrySetResult();
         }
 #pragma warning disable CA1031 // Reported to every caller of StopAsync and DisposeAsync.
@@ -332,139 +306,23 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         }
     }
 
-    private async Task StopCoreAsync(CancellationToken cancellationToken)
+    /// <summary>Ends the state loop and drops the aspired sets not yet applied; the first step of the bounded stop.</summary>
+    private async Task StopStateLoopAsync()
     {
-        using var deadline = _stopTimeout == Timeout.InfiniteTimeSpan
-            ? new CancellationTokenSource()
-            : new CancellationTokenSource(_stopTimeout, _time);
-        using CancellationTokenRegistration linked = cancellationToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), deadline);
-        CancellationToken limit = deadline.Token;
-
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_loop is not null)
         {
             await _loop.ConfigureAwait(false);
         }
 
-        var retire = new List<LoaderHarness>();
-        var loads = new List<Task>();
-        var cancels = new List<CancellationTokenSource>();
         lock (_gate)
         {
-            foreach (ServableRecord record in _servables.Values)
+            foreach (ServableRecord record in _basic.Records.Values)
             {
                 record.Pending = null;
-                foreach (LoaderHarness h in record.Harnesses.ToArray())
-                {
-                    switch (h.State)
-                    {
-                        case HarnessState.New:
-                            record.Harnesses.Remove(h);
-                            Publish(h.Id, ServableManagerState.End, null);
-                            break;
-                        case HarnessState.Error:
-                            record.Harnesses.Remove(h);
-                            break;
-                        case HarnessState.Available:
-                            BeginRetire(h);
-                            retire.Add(h);
-                            break;
-                        case HarnessState.Loading when h.LoadTask is not null:
-                            loads.Add(h.LoadTask);
-                            cancels.Add(h.Cancellation);
-                            break;
-                    }
-                }
             }
 
-            foreach (LoaderHarness h in _abandonedLoads)
-            {
-                loads.Add(h.AbandonedLoad!);
-            }
-
-            PublishServingMap();
-        }
-
-        foreach (CancellationTokenSource cts in cancels)
-        {
-            await CancelQuietlyAsync(cts).ConfigureAwait(false);
-        }
-
-        ReleaseRetired(retire, null);
-        bool finished = await WaitBoundedAsync(Task.WhenAll(loads), limit).ConfigureAwait(false);
-
-        var unloads = new List<Task>();
-        var stillLeased = new List<ServableId>();
-        lock (_gate)
-        {
-            foreach (LoaderHarness h in _servables.Values.SelectMany(r => r.Harnesses))
-            {
-                if (h.UnloadTask is not null)
-                {
-                    unloads.Add(h.UnloadTask);
-                }
-                else if (h.State == HarnessState.Quiescing)
-                {
-                    stillLeased.Add(h.Id);
-                }
-            }
-        }
-
-        if (stillLeased.Count > 0)
-        {
-            Log.VersionsStillLeased(_logger, string.Join(", ", stillLeased));
-        }
-
-        // Queued work still runs; work queued from now on (a handle released later) runs on the thread pool.
-        Task workers = Task.WhenAll(_loadWorkers.StopAsync(), _unloadWorkers.StopAsync());
-        finished = finished
-            && await WaitBoundedAsync(Task.WhenAll(unloads), limit).ConfigureAwait(false)
-            && await WaitBoundedAsync(workers, limit).ConfigureAwait(false);
-        if (!finished)
-        {
-            await _unloadsAbandoned.CancelAsync().ConfigureAwait(false);
-            string running;
-            lock (_gate)
-            {
-                running = string.Join(", ", _servables.Values.SelectMany(r => r.Harnesses)
-                    .Where(h => h.State is HarnessState.Loading or HarnessState.Unloading)
-                    .Concat(_abandonedLoads)
-                    .Select(h => $"{h.Id} ({(h.State == HarnessState.Unloading ? "unloading" : "loading")})")
-                    .Distinct());
-            }
-
-            Log.StopAbandoned(_logger, _stopTimeout, running.Length == 0 ? "(lifecycle workers only)" : running);
-        }
-
-        _metrics.Dispose();
-    }
-
-    /// <summary>True when <paramref name="work"/> finished before <paramref name="limit"/> was cancelled.</summary>
-    private static async Task<bool> WaitBoundedAsync(Task work, CancellationToken limit)
-    {
-        try
-        {
-            await work.WaitAsync(limit).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException) when (limit.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>Cancels a harness's source; a callback a loader registered on it must not fail the manager.</summary>
-    private async Task CancelQuietlyAsync(CancellationTokenSource cts)
-    {
-        try
-        {
-            await cts.CancelAsync().ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // A loader's cancellation callback failed; the load reports its own outcome.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Log.ManageStateFailed(_logger, ex);
+            AssertInvariants();
         }
     }
 
@@ -507,6 +365,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 
     private void Wake() => Volatile.Read(ref _wake).TrySetResult();
 
+    /// <summary>One turn: per servable, apply its pending aspired set, then start the policy's next action.</summary>
     private Task RunIteration()
     {
         List<LoaderHarness>? retire = null;
@@ -514,14 +373,14 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         var started = new List<Task>();
         lock (_gate)
         {
-            if (_disposed)
+            if (_basic.IsStopping)
             {
                 return Task.CompletedTask;
             }
 
             bool servingChanged = false;
             List<string>? emptyRecords = null;
-            foreach ((string name, ServableRecord record) in _servables)
+            foreach ((string name, ServableRecord record) in _basic.Records)
             {
                 if (record.Pending is not null)
                 {
@@ -563,10 +422,9 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
                     {
                         Log.PolicyActionIgnored(_logger, TypeNames.Readable(_policy.GetType()), next.Kind, next.Id, h is null ? "unknown" : h.State.ToString());
                     }
-                    else if (TryStartLoad(h))
+                    else if (_basic.TryStartLoad(h) is { } load)
                     {
-                        h.LoadTask = _loadWorkers.Enqueue(() => LoadAsync(h));
-                        started.Add(h.LoadTask);
+                        started.Add(load);
                     }
                 }
                 else if (h is null || h.State != HarnessState.Available || h.IsAspired)
@@ -575,7 +433,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
                 }
                 else
                 {
-                    BeginRetire(h);
+                    _basic.BeginRetire(h, HarnessState.Available);
                     (retire ??= []).Add(h);
                     servingChanged = true;
                 }
@@ -583,13 +441,15 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 
             foreach (string name in emptyRecords ?? [])
             {
-                _servables.Remove(name);
+                _basic.Records.Remove(name);
             }
 
             if (servingChanged)
             {
-                PublishServingMap();
+                _basic.PublishServingMap();
             }
+
+            AssertInvariants();
         }
 
         foreach (CancellationTokenSource cts in cancels ?? [])
@@ -606,7 +466,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             }
         }
 
-        ReleaseRetired(retire, started);
+        _basic.ReleaseRetired(retire, started);
         return started.Count == 0 ? Task.CompletedTask : Task.WhenAll(started);
     }
 
@@ -653,462 +513,33 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             h.IsAspired = false;
             switch (h.State)
             {
-                case HarnessState.New:
-                    record.Harnesses.Remove(h);
-                    Publish(h.Id, ServableManagerState.End, null);
+                case HarnessState.New or HarnessState.Error:
+                    _basic.StopManaging(record, h);
                     break;
                 case HarnessState.Loading:
                     (cancels ??= []).Add(h.Cancellation);
-                    break;
-                case HarnessState.Error:
-                    record.Harnesses.Remove(h);
                     break;
             }
         }
 
         foreach (ServableData<Loader> item in requested.Values)
         {
-            var h = new LoaderHarness(item.Id, item.HasValue ? item.Value : null, _onDrained);
-            record.Add(h);
-            Publish(h.Id, ServableManagerState.Start, null);
-            if (!item.HasValue)
-            {
-                Log.SourceReportedError(_logger, item.Id, item.Error!);
-                Fail(record, h, new ServableLoadException(item.Id, $"The source of {item.Id} reported an error instead of a loader: {item.Error!.Message}", item.Error));
-            }
+            _basic.StartManaging(record, item);
         }
     }
 
-    /// <summary>Reserves resources and marks the harness Loading, or defers or refuses it. Under the lock.</summary>
-    private bool TryStartLoad(LoaderHarness h)
+    /// <summary>Checks, in debug builds, the aspired-set invariants and then the harnesses' (see <see cref="BasicManager.AssertInvariants"/>). Under the lock, at the end of each section that changes state.</summary>
+    [Conditional("DEBUG")]
+    private void AssertInvariants()
     {
-        ServableRecord record = _servables[h.Id.Name];
-        ResourceAllocation estimate;
-        try
+        Debug.Assert(_gate.IsHeldByCurrentThread, "AssertInvariants runs under the state lock.");
+        foreach ((string name, ServableRecord record) in _basic.Records)
         {
-            estimate = h.Loader!.EstimateResources() ?? ResourceAllocation.None;
-        }
-#pragma warning disable CA1031 // A faulty loader fails its own version only.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Fail(record, h, new ServableLoadException(h.Id, $"Estimating the resources of {h.Id} failed: {ex.Message}", ex));
-            return false;
+            Debug.Assert(record.Pending is null || !_basic.IsStopping, $"'{name}' has a pending aspired set after the stop began.");
+            Debug.Assert(record.Harnesses.All(h => h.Loader is not null || h.State == HarnessState.Error), $"'{name}' has a harness without a loader that is not in error.");
         }
 
-        if (!_resources.TryReserve(estimate, out string? refusal))
-        {
-            if (_resources.CouldEverFit(estimate) && AnyLifecycleWorkInFlight())
-            {
-                if (!h.DeferralLogged)
-                {
-                    Log.LoadDeferred(_logger, h.Id, refusal!);
-                    h.DeferralLogged = true;
-                }
-
-                return false;
-            }
-
-            Log.LoadRefused(_logger, h.Id, refusal!);
-            Fail(record, h, new ServableLoadException(h.Id, $"Not enough resources to load {h.Id}: {refusal}. Unload other versions, use the ResourcePreserving policy, or raise the manager's ResourceBudget.")
-            {
-                IsResourceRefusal = true,
-            });
-            return false;
-        }
-
-        h.Reserved = estimate;
-        h.State = HarnessState.Loading;
-        Publish(h.Id, ServableManagerState.Loading, null);
-        Log.VersionLoading(_logger, h.Id);
-        return true;
-    }
-
-    private bool AnyLifecycleWorkInFlight() =>
-        _abandonedLoads.Count > 0 || _servables.Values.Any(r => r.Harnesses.Any(h => h.State is HarnessState.Loading or HarnessState.Quiescing or HarnessState.Unloading));
-
-    private async Task LoadAsync(LoaderHarness h)
-    {
-        long started = _time.GetTimestamp();
-        using var activity = CoreMetrics.ActivitySource.StartActivity("servables.load");
-        activity?.SetTag("servable.name", h.Id.Name);
-        activity?.SetTag("servable.version", h.Id.Version);
-        CancellationToken cancellationToken = h.Cancellation.Token;
-        Loader loader = h.Loader!;
-        TimeSpan timeout = _servableLoadTimeouts.GetValueOrDefault(h.Id.Name, _loadTimeout);
-        int attempts = 0;
-        Exception? failure = null;
-        Task? abandoned = null;
-        bool cancelled = false;
-        while (true)
-        {
-            attempts++;
-
-            // On the thread pool, so that a loader that blocks before its first await cannot hold this
-            // worker past the timeout either.
-            Task attempt = Task.Run(() => loader.LoadAsync(cancellationToken), CancellationToken.None);
-            try
-            {
-                await attempt.WaitAsync(timeout, _time).ConfigureAwait(false);
-                failure = null;
-                break;
-            }
-            catch (TimeoutException) when (!attempt.IsCompleted)
-            {
-                abandoned = attempt;
-                failure = new TimeoutException(
-                    $"Loading {h.Id} timed out after {timeout} (attempt {attempts}); its cancellation token was cancelled and the attempt abandoned. "
-                    + "Raise AspiredVersionsManagerOptions.LoadTimeout (or ServableLoadTimeouts for this servable) if the model needs longer.");
-                await CancelQuietlyAsync(h.Cancellation).ConfigureAwait(false);
-                break;
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                cancelled = true;
-                break;
-            }
-#pragma warning disable CA1031 // A failing loader fails its own version only.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                failure = ex;
-                if (attempts > _maxLoadRetries || !ShouldRetry(h.Id, ex))
-                {
-                    break;
-                }
-
-                Log.VersionLoadRetrying(_logger, h.Id, attempts, _maxLoadRetries + 1, _loadRetryInterval, ex);
-                try
-                {
-                    await Task.Delay(_loadRetryInterval, _time, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    cancelled = true;
-                    break;
-                }
-            }
-        }
-
-        object? servable = null;
-        if (!cancelled && failure is null)
-        {
-            servable = loader.Servable;
-            if (servable is null)
-            {
-                failure = new InvalidOperationException($"{TypeNames.Readable(loader.GetType())} finished loading {h.Id} without a servable (its Servable property is null).");
-                await UnloadQuietlyAsync(loader).ConfigureAwait(false);
-            }
-        }
-
-        double seconds = _time.GetElapsedTime(started).TotalSeconds;
-        string outcome = cancelled ? "cancelled" : abandoned is not null ? "timeout" : failure is null ? "success" : "error";
-        _metrics.Loads.Add(1, new("servable", h.Id.Name), new("outcome", outcome));
-        _metrics.LoadDuration.Record(seconds, new KeyValuePair<string, object?>("servable", h.Id.Name));
-        activity?.SetTag("outcome", outcome);
-
-        bool retireNow = false;
-        lock (_gate)
-        {
-            ServableRecord record = _servables[h.Id.Name];
-            if (servable is not null)
-            {
-                ShrinkReservation(h, loader);
-                h.Loaded = new LoadedVersion(h, servable);
-                if (_disposed)
-                {
-                    BeginRetire(h);
-                    retireNow = true;
-                }
-                else
-                {
-                    h.State = HarnessState.Available;
-                    PublishServingMap();
-                    Publish(h.Id, ServableManagerState.Available, null);
-                    Log.VersionAvailable(_logger, h.Id, seconds * 1000);
-                }
-            }
-            else
-            {
-                if (abandoned is null)
-                {
-                    _resources.Release(h.Reserved);
-                    h.Reserved = ResourceAllocation.None;
-                }
-                else
-                {
-                    // The attempt still runs and may still be using what was reserved for it.
-                    h.AbandonedLoad = abandoned;
-                    _abandonedLoads.Add(h);
-                }
-
-                if (cancelled)
-                {
-                    Log.LoadCancelled(_logger, h.Id);
-                    h.State = HarnessState.Unloaded;
-                    record.Harnesses.Remove(h);
-                    Publish(h.Id, ServableManagerState.End, null);
-                }
-                else if (abandoned is not null)
-                {
-                    Log.VersionLoadTimedOut(_logger, h.Id, timeout, attempts);
-                    Fail(record, h, new ServableLoadException(h.Id, failure!.Message, failure));
-                }
-                else
-                {
-                    Log.VersionLoadFailed(_logger, h.Id, attempts, failure!);
-                    Fail(record, h, new ServableLoadException(h.Id, $"Loading {h.Id} failed after {attempts} attempt(s); the last attempt failed with: {failure!.Message}", failure));
-                }
-            }
-        }
-
-        if (abandoned is not null)
-        {
-            _ = FinishAbandonedLoadAsync(h, abandoned);
-        }
-
-        if (retireNow)
-        {
-            ReleaseRetired([h], null);
-        }
-
-        Wake();
-    }
-
-    /// <summary>Waits for a load attempt that timed out; releases its reservation and unloads what it produced.</summary>
-    private async Task FinishAbandonedLoadAsync(LoaderHarness h, Task attempt)
-    {
-        try
-        {
-            await attempt.ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // The version is already in error with the timeout; this outcome is only logged.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-
-        if (attempt.IsCompletedSuccessfully)
-        {
-            await UnloadQuietlyAsync(h.Loader!).ConfigureAwait(false);
-        }
-
-        lock (_gate)
-        {
-            _resources.Release(h.Reserved);
-            h.Reserved = ResourceAllocation.None;
-            h.AbandonedLoad = null;
-            _abandonedLoads.Remove(h);
-        }
-
-        Log.AbandonedLoadReturned(_logger, h.Id, attempt.Status == TaskStatus.RanToCompletion ? "succeeded; its servable was unloaded" : "failed");
-        Wake();
-    }
-
-    private bool ShouldRetry(ServableId id, Exception error)
-    {
-        if (_shouldRetryLoad is null)
-        {
-            return true;
-        }
-
-        try
-        {
-            return _shouldRetryLoad(id, error);
-        }
-#pragma warning disable CA1031 // A throwing predicate means "do not retry".
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Log.ManageStateFailed(_logger, ex);
-            return false;
-        }
-    }
-
-    /// <summary>After a load, the estimate may have shrunk; give the difference back. Under the lock.</summary>
-    private void ShrinkReservation(LoaderHarness h, Loader loader)
-    {
-        try
-        {
-            ResourceAllocation after = (loader.EstimateResources() ?? ResourceAllocation.None).Min(h.Reserved);
-            _resources.Release(h.Reserved.Subtract(after));
-            h.Reserved = after;
-        }
-#pragma warning disable CA1031 // Keep the full reservation when the loader cannot say.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-    }
-
-    private async Task UnloadQuietlyAsync(Loader loader)
-    {
-        try
-        {
-            await loader.UnloadAsync(_unloadsAbandoned.Token).ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // Best effort after a failed load; the failure is already reported.
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-        }
-    }
-
-    /// <summary>Takes an available version out of service (the caller republishes the map). Under the lock.</summary>
-    private void BeginRetire(LoaderHarness h)
-    {
-        h.State = HarnessState.Quiescing;
-        Publish(h.Id, ServableManagerState.Unloading, null);
-        Log.VersionUnloading(_logger, h.Id);
-    }
-
-    /// <summary>Drops the serving map's reference of each retired version; those with no handles start unloading now. Outside the lock.</summary>
-    private void ReleaseRetired(List<LoaderHarness>? retired, List<Task>? started)
-    {
-        foreach (LoaderHarness h in retired ?? [])
-        {
-            h.Loaded!.Retire();
-            if (started is not null)
-            {
-                lock (_gate)
-                {
-                    if (h.UnloadTask is not null)
-                    {
-                        started.Add(h.UnloadTask);
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>The last lease on a retired version ended (on any thread): queue its unload.</summary>
-    private void OnDrained(LoaderHarness h)
-    {
-        lock (_gate)
-        {
-            h.State = HarnessState.Unloading;
-            h.UnloadTask = _unloadWorkers.Enqueue(() => UnloadAsync(h));
-        }
-    }
-
-    private async Task UnloadAsync(LoaderHarness h)
-    {
-        long started = _time.GetTimestamp();
-        Exception? error = null;
-        try
-        {
-            await h.Loader!.UnloadAsync(_unloadsAbandoned.Token).ConfigureAwait(false);
-        }
-#pragma warning disable CA1031 // A failing unload is reported; the manager goes on.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            error = ex;
-            Log.VersionUnloadFailed(_logger, h.Id, ex);
-        }
-
-        if (_releaseNativeMemory && NativeMemoryRelease.Release() is bool released)
-        {
-            Log.NativeMemoryReleased(_logger, h.Id, released);
-        }
-
-        double seconds = _time.GetElapsedTime(started).TotalSeconds;
-        _metrics.Unloads.Add(1, new("servable", h.Id.Name), new("outcome", error is null ? "success" : "error"));
-        _metrics.UnloadDuration.Record(seconds, new KeyValuePair<string, object?>("servable", h.Id.Name));
-        lock (_gate)
-        {
-            h.State = HarnessState.Unloaded;
-            h.Loaded = null;
-            _resources.Release(h.Reserved);
-            h.Reserved = ResourceAllocation.None;
-            if (_servables.TryGetValue(h.Id.Name, out ServableRecord? record))
-            {
-                record.Harnesses.Remove(h);
-            }
-
-            Publish(h.Id, ServableManagerState.End, error);
-        }
-
-        if (error is null)
-        {
-            Log.VersionUnloaded(_logger, h.Id, seconds * 1000);
-        }
-
-        Wake();
-    }
-
-    /// <summary>Puts a version in error; an un-aspired one leaves the manager. Under the lock.</summary>
-    private void Fail(ServableRecord record, LoaderHarness h, ServableLoadException error)
-    {
-        h.State = HarnessState.Error;
-        h.Error = error;
-        if (!h.IsAspired)
-        {
-            record.Harnesses.Remove(h);
-        }
-
-        Publish(h.Id, ServableManagerState.End, error);
-    }
-
-    /// <summary>Builds and publishes a new snapshot of the available versions. Under the lock.</summary>
-    private void PublishServingMap()
-    {
-        var servables = new List<ServingVersions>();
-        if (!_disposed)
-        {
-            foreach ((string name, ServableRecord record) in _servables)
-            {
-                LoadedVersion[] available = record.Harnesses.Where(h => h.State == HarnessState.Available).Select(h => h.Loaded!).ToArray();
-                if (available.Length > 0)
-                {
-                    servables.Add(new ServingVersions(name, available, record.Labels.ToFrozenDictionary(StringComparer.Ordinal)));
-                }
-            }
-        }
-
-        Volatile.Write(ref _servingMap, ServingMap.Create(servables));
-    }
-
-    /// <summary>Tells every observer about a state change. Under the lock, so that observers see changes in order.</summary>
-    private void Publish(ServableId id, ServableManagerState state, Exception? error)
-    {
-        var change = new ServableState(id, state, error, _time.GetUtcNow());
-        foreach (IObserver<ServableState> observer in _observers)
-        {
-            try
-            {
-                observer.OnNext(change);
-            }
-#pragma warning disable CA1031 // An observer's fault must not break the manager.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                Log.ObserverFailed(_logger, ex);
-            }
-        }
-    }
-
-    private ServableRecord GetOrAddRecord(string name)
-    {
-        if (!_servables.TryGetValue(name, out ServableRecord? record))
-        {
-            record = new ServableRecord();
-            _servables.Add(name, record);
-        }
-
-        return record;
-    }
-
-    /// <summary>Every version the manager tracks now, by servable name, ascending (for health checks).</summary>
-    internal Dictionary<string, VersionReport[]> DescribeVersions()
-    {
-        lock (_gate)
-        {
-            return _servables.ToDictionary(
-                kv => kv.Key,
-                kv => kv.Value.Harnesses.Select(h => new VersionReport(h.Id, h.State, h.IsAspired, h.Error)).ToArray(),
-                StringComparer.Ordinal);
-        }
+        _basic.AssertInvariants();
     }
 
     /// <summary>Kept out of line so that the inlined hot path stays small.</summary>
@@ -1121,9 +552,10 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     {
         lock (_gate)
         {
-            if (!_servables.TryGetValue(request.Name, out ServableRecord? record) || (record.Harnesses.Count == 0 && record.Pending is null))
+            Dictionary<string, ServableRecord> records = _basic.Records;
+            if (!records.TryGetValue(request.Name, out ServableRecord? record) || (record.Harnesses.Count == 0 && record.Pending is null))
             {
-                string known = _servables.Count == 0 ? "none" : string.Join(", ", _servables.Keys.Order(StringComparer.Ordinal));
+                string known = records.Count == 0 ? "none" : string.Join(", ", records.Keys.Order(StringComparer.Ordinal));
                 return $"No servable named '{request.Name}' is loaded or loading (known servables: {known}). Check the name, and that a source aspires versions of it.";
             }
 
@@ -1146,36 +578,5 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     {
         string list = string.Join(", ", versions.Order().Select(v => v.ToString(CultureInfo.InvariantCulture)));
         return list.Length == 0 ? "(none)" : list;
-    }
-
-    /// <summary>What the manager knows of one servable name. Under the lock.</summary>
-    private sealed class ServableRecord
-    {
-        /// <summary>Ascending by version.</summary>
-        public List<LoaderHarness> Harnesses { get; } = [];
-
-        public Dictionary<string, long> Labels { get; } = new(StringComparer.Ordinal);
-
-        /// <summary>The latest aspired set not yet applied.</summary>
-        public ServableData<Loader>[]? Pending { get; set; }
-
-        public LoaderHarness? Find(long version) => Harnesses.Find(h => h.Id.Version == version);
-
-        public void Add(LoaderHarness h)
-        {
-            int at = Harnesses.FindIndex(x => x.Id.Version > h.Id.Version);
-            Harnesses.Insert(at < 0 ? Harnesses.Count : at, h);
-        }
-    }
-
-    private sealed class Unsubscriber(AspiredVersionsManager manager, IObserver<ServableState> observer) : IDisposable
-    {
-        public void Dispose()
-        {
-            lock (manager._gate)
-            {
-                manager._observers = [.. manager._observers.Where(o => !ReferenceEquals(o, observer))];
-            }
-        }
     }
 }

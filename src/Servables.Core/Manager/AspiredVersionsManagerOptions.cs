@@ -4,24 +4,35 @@ namespace Servables;
 /// <remarks>The manager copies these values when it is constructed; later changes have no effect on it.</remarks>
 public sealed class AspiredVersionsManagerOptions
 {
+    private const string LoadTimeoutMinimum = "00:00:00.001";
+    private const string LoadTimeoutMaximum = "1.00:00:00";
+
+    /// <summary>The range of <see cref="LoadTimeout"/>, applied also to each of <see cref="ServableLoadTimeouts"/>.</summary>
+    private static readonly TimeSpanRangeAttribute LoadTimeoutRange = new(LoadTimeoutMinimum, LoadTimeoutMaximum) { AllowInfinite = true };
+
     /// <summary>How versions are swapped.</summary>
     /// <value>Defaults to <see cref="AspiredVersionPolicy.AvailabilityPreserving"/>.</value>
+    [OptionRequired]
     public AspiredVersionPolicy Policy { get; set; } = AspiredVersionPolicy.AvailabilityPreserving;
 
     /// <summary>How many loads may run at once.</summary>
     /// <value>1 to 64. Defaults to 1.</value>
+    [OptionRange(1, 64)]
     public int LoadWorkerCount { get; set; } = 1;
 
     /// <summary>How many unloads may run at once.</summary>
     /// <value>1 to 64. Defaults to 1.</value>
+    [OptionRange(1, 64)]
     public int UnloadWorkerCount { get; set; } = 1;
 
     /// <summary>How many times a failed load is retried before the version goes to error.</summary>
     /// <value>0 to 1000. Defaults to 5.</value>
+    [OptionRange(0, 1000)]
     public int MaxLoadRetries { get; set; } = 5;
 
     /// <summary>How long to wait before retrying a failed load.</summary>
     /// <value>Zero to one day. Defaults to 5 seconds.</value>
+    [TimeSpanRange("00:00:00", "1.00:00:00")]
     public TimeSpan LoadRetryInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Decides whether a failed load is worth retrying; null retries every failure.</summary>
@@ -36,6 +47,7 @@ public sealed class AspiredVersionsManagerOptions
     /// after the timeout is unloaded at once.
     /// </summary>
     /// <value>1 millisecond to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to 10 minutes.</value>
+    [TimeSpanRange(LoadTimeoutMinimum, LoadTimeoutMaximum, AllowInfinite = true)]
     public TimeSpan LoadTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Load timeouts for particular servables, by name; they override <see cref="LoadTimeout"/> (for a model that takes longer, or one that should fail sooner).</summary>
@@ -50,6 +62,7 @@ public sealed class AspiredVersionsManagerOptions
     /// and abandoned, and the stop returns.
     /// </summary>
     /// <value>Zero to 1 hour, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to 30 seconds (the host's default shutdown timeout).</value>
+    [TimeSpanRange("00:00:00", "01:00:00", AllowInfinite = true)]
     public TimeSpan StopTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -67,6 +80,7 @@ public sealed class AspiredVersionsManagerOptions
     /// loop at all: the host drives it with <see cref="AspiredVersionsManager.ManageStateAsync"/> (tests do).
     /// </summary>
     /// <value>1 millisecond to 1 hour, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to 100 milliseconds.</value>
+    [TimeSpanRange("00:00:00.001", "01:00:00", AllowInfinite = true)]
     public TimeSpan ManageStateInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>The most resources loaded versions may use together; loads that would exceed it are refused.</summary>
@@ -75,67 +89,26 @@ public sealed class AspiredVersionsManagerOptions
 
     /// <summary>The clock for retries, timestamps and the state loop.</summary>
     /// <value>Defaults to <see cref="TimeProvider.System"/>.</value>
+    [OptionRequired]
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
+    /// <remarks>
+    /// The ranges are the attributes on the properties, checked by a validator that
+    /// <c>[OptionsValidator]</c> generates; the entries of <see cref="ServableLoadTimeouts"/> are checked
+    /// here against the same range as <see cref="LoadTimeout"/> (attributes cannot name a dictionary entry).
+    /// </remarks>
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (Policy is null)
-        {
-            errors.Add($"{nameof(Policy)} must be set.");
-        }
-
-        if (LoadWorkerCount is < 1 or > 64)
-        {
-            errors.Add($"{nameof(LoadWorkerCount)} must be between 1 and 64; it is {LoadWorkerCount}.");
-        }
-
-        if (UnloadWorkerCount is < 1 or > 64)
-        {
-            errors.Add($"{nameof(UnloadWorkerCount)} must be between 1 and 64; it is {UnloadWorkerCount}.");
-        }
-
-        if (MaxLoadRetries is < 0 or > 1000)
-        {
-            errors.Add($"{nameof(MaxLoadRetries)} must be between 0 and 1000; it is {MaxLoadRetries}.");
-        }
-
-        if (LoadRetryInterval < TimeSpan.Zero || LoadRetryInterval > TimeSpan.FromDays(1))
-        {
-            errors.Add($"{nameof(LoadRetryInterval)} must be between zero and one day; it is {LoadRetryInterval}.");
-        }
-
-        if (ManageStateInterval != Timeout.InfiniteTimeSpan
-            && (ManageStateInterval < TimeSpan.FromMilliseconds(1) || ManageStateInterval > TimeSpan.FromHours(1)))
-        {
-            errors.Add($"{nameof(ManageStateInterval)} must be between 1 ms and 1 hour, or Timeout.InfiniteTimeSpan; it is {ManageStateInterval}.");
-        }
-
-        ValidateLoadTimeout(nameof(LoadTimeout), LoadTimeout, errors);
+        List<string> errors = AspiredVersionsManagerOptionsValidator.Instance.Validate(null, this).Problems();
         foreach ((string name, TimeSpan timeout) in ServableLoadTimeouts)
         {
-            ValidateLoadTimeout($"{nameof(ServableLoadTimeouts)}[\"{name}\"]", timeout, errors);
-        }
-
-        if (StopTimeout != Timeout.InfiniteTimeSpan && (StopTimeout < TimeSpan.Zero || StopTimeout > TimeSpan.FromHours(1)))
-        {
-            errors.Add($"{nameof(StopTimeout)} must be between zero and 1 hour, or Timeout.InfiniteTimeSpan; it is {StopTimeout}.");
-        }
-
-        if (TimeProvider is null)
-        {
-            errors.Add($"{nameof(TimeProvider)} must be set.");
+            if (LoadTimeoutRange.Describe($"{nameof(ServableLoadTimeouts)}[\"{name}\"]", timeout) is { } problem)
+            {
+                errors.Add(problem);
+            }
         }
 
         return errors;
-    }
-
-    private static void ValidateLoadTimeout(string name, TimeSpan timeout, List<string> errors)
-    {
-        if (timeout != Timeout.InfiniteTimeSpan && (timeout < TimeSpan.FromMilliseconds(1) || timeout > TimeSpan.FromDays(1)))
-        {
-            errors.Add($"{name} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {timeout}.");
-        }
     }
 }

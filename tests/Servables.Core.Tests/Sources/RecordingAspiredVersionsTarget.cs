@@ -1,3 +1,5 @@
+using Servables.Testing;
+
 namespace Servables.Core.Tests.Sources;
 
 /// <summary>A target that records every aspired set it receives, in order, and lets a test wait (bounded) for the next ones.</summary>
@@ -38,17 +40,6 @@ internal sealed class RecordingAspiredVersionsTarget<T> : IAspiredVersionsTarget
             : throw new InvalidOperationException($"No aspired set was sent for '{servableName}'.");
 
     /// <summary>Waits, in real time and at most <paramref name="timeout"/>, until at least <paramref name="count"/> calls arrived.</summary>
-    public async Task WaitForCallsAsync(int count, TimeSpan timeout)
-    {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (Calls.Count < count)
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Expected {count} call(s); {Calls.Count} arrived.");
-            }
-
-            await Task.Delay(5);
-        }
-    }
+    public Task WaitForCallsAsync(int count, TimeSpan timeout) =>
+        Eventually.WaitUntilAsync(() => Calls.Count >= count, timeout, $"{count} call(s) to the target");
 }
