@@ -27,7 +27,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private readonly AsyncMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly RequestClock _clock;
     private readonly IAsyncResultStore _store;
     private readonly IAsyncRequestTable _table;
     private readonly Channel<LiveRequest> _queue;
@@ -63,7 +62,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _metrics = metrics;
         _logger = loggerFactory?.CreateLogger($"Servables.Async.AsyncApi.{apiName}") ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
-        _clock = new RequestClock(_time);
         _apiTag = new KeyValuePair<string, object?>("api", apiName);
         _queued = new QueueSlots(options.QueueCapacity);
         _queue = Channel.CreateUnbounded<LiveRequest>(new UnboundedChannelOptions { SingleReader = options.WorkerCount * options.MaxConcurrencyPerWorker == 1 });
@@ -442,10 +440,10 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw new AsyncQueueFullException(ApiName, _options.QueueCapacity);
         }
 
-        var request = new LiveRequest(requestId, contentType, body.ToArray(), _clock.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+        var request = new LiveRequest(requestId, contentType, body.ToArray(), _time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
         if (_metrics.QueueWait.Enabled)
         {
-            request.SubmittedTimestamp = _time.GetTimestamp(); // the queue wait is measured, not taken from the coarse stamps
+            request.SubmittedTimestamp = _time.GetTimestamp(); // the queue wait is measured with the precise clock
         }
 
         return request;
@@ -566,9 +564,9 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             return;
         }
 
-        // Stamps come from the coarse request clock (never before the submit's); durations are
-        // measured with the precise one, and only when a metric or a log takes them.
-        DateTimeOffset stamp = _clock.GetUtcNow();
+        // Stamps come from the API's TimeProvider (never before the submit's); durations are measured
+        // with its timestamps, and only when a metric or a log takes them.
+        DateTimeOffset stamp = _time.GetUtcNow();
         DateTimeOffset started = stamp > request.SubmittedAt ? stamp : request.SubmittedAt;
         bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
         bool start;
@@ -674,7 +672,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             return;
         }
 
-        stamp = _clock.GetUtcNow();
+        stamp = _time.GetUtcNow();
         DateTimeOffset finished = stamp > started ? stamp : started;
         double elapsed = timed && startedTimestamp != 0 ? _time.GetElapsedTime(startedTimestamp).TotalSeconds : (finished - started).TotalSeconds;
         _metrics.HandleDuration.Record(elapsed, _apiTag);
