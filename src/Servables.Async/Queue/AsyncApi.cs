@@ -443,7 +443,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         var request = new LiveRequest(requestId, contentType, body.ToArray(), _time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
         if (_metrics.QueueWait.Enabled)
         {
-            request.SubmittedTimestamp = _time.GetTimestamp(); // the queue wait is measured with the precise clock
+            request.SubmittedTimestamp = _time.GetTimestamp(); // the queue wait is measured with the precise timestamps
         }
 
         return request;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 
@@ -28,6 +29,15 @@ internal static class AsyncRequestIds
         Span<byte> bytes = stackalloc byte[IdBytes];
         NextRandom(bytes);
         return Base64Url.EncodeToString(bytes);
+    }
+
+    /// <summary>128 fresh bits from the OS's cryptographic generator, drawn from this thread's buffer.</summary>
+    public static void NextKey(out ulong low, out ulong high)
+    {
+        Span<byte> bytes = stackalloc byte[IdBytes];
+        NextRandom(bytes);
+        low = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        high = BinaryPrimitives.ReadUInt64LittleEndian(bytes[8..]);
     }
 
     private static void NextRandom(Span<byte> destination)

@@ -5,28 +5,26 @@ namespace Servables.Async;
 /// <summary>A request this process has accepted (or recovered) and not yet finished: what the queue carries, how to cancel it while it runs, and who waits for it.</summary>
 /// <remarks>
 /// The result store is the record of truth; this object only connects the submitter, the worker
-/// and any waiters in process, so that waiting and cancelling need no store polling. Where the
-/// request stands in process is one word, <see cref="CurrentPhase"/>: queued, running, ended by the
-/// table (a cancel, a finish by id), or finished by its lane, which then leaves its outcome here
-/// (<see cref="TrySetOutcome"/>) for an in-memory table to move into its entry on a thread that uses
-/// the table anyway. Its completion moves once from "open" (no waiter yet), through "awaited" (a
-/// waiter's task), to "done". Thread-safe.
+/// and any waiters in process, so that waiting and cancelling need no store polling. Its completion
+/// moves once from "open" (no waiter yet), through "awaited" (a waiter's task), to "done".
+/// An in-memory table also lets the lane leave the request's outcome here (<see cref="TrySetOutcome"/>)
+/// for the table to move into its entry later, on a thread that uses the table anyway. Thread-safe.
 /// </remarks>
 internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory<byte> payload, DateTimeOffset submittedAt, AsyncRequestState storedState, bool recovered)
 {
     private static readonly object Done = new();
 
-    // The phase (low two bits) and the caller's wish to cancel (CancelledFlag): one word, changed by compare-and-swap.
-    private const int PhaseMask = 3;
-    private const int CancelledFlag = 4;
-
     // null (open), a TaskCompletionSource (awaited), or Done.
     private object? _completion;
     private CancellationTokenSource? _cancellation;
-    private int _state;
+    private int _cancelledByCaller;
+
+    // Where an in-memory table keeps the start: 0 queued, 1 started, 2 withdrawn (finished or cancelled before it started).
+    private int _start;
     private long _startedTicks;
 
-    // Written by the lane before the phase becomes Finished, which publishes them; only the lane writes them.
+    // Who ends the request: 0 nobody yet, 1 the lane (the outcome below is set), 2 the table.
+    private int _outcomeOwner;
     private string? _outcomeText;
     private bool _outcomeFailed;
     private long _outcomeTicks;
@@ -62,45 +60,43 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <summary>Came from a durable store at start-up; holds no queue slot.</summary>
     public bool Recovered { get; } = recovered;
 
+    /// <summary>The slot an <see cref="InMemoryAsyncResultStore"/> gave the request, and that slot's generation (a freed slot's next use has another); -1 elsewhere.</summary>
+    public int StoreSlot { get; set; } = -1;
+
+    /// <inheritdoc cref="StoreSlot"/>
+    public int StoreGeneration { get; set; }
+
+    /// <summary>Whether a lane started the request through <see cref="TryStart"/>.</summary>
+    public bool IsStarted => Volatile.Read(ref _start) == 1;
+
     /// <summary>When <see cref="TryStart"/> started the request (UTC ticks); read it after <see cref="IsStarted"/>.</summary>
     public long StartedTicks => _startedTicks;
 
     public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);
 
-    public bool CancelledByCaller => (Volatile.Read(ref _state) & CancelledFlag) != 0;
+    public bool CancelledByCaller => Volatile.Read(ref _cancelledByCaller) != 0;
 
-    /// <summary>Where the request stands in process; the one field that says so.</summary>
-    public Phase CurrentPhase => (Phase)(Volatile.Read(ref _state) & PhaseMask);
-
-    /// <summary>Whether a lane started the request (<see cref="TryStart"/>) and has not finished it.</summary>
-    public bool IsStarted => CurrentPhase == Phase.Running;
-
-    /// <summary>Leaves the request's outcome here and marks it done; false when the table ended the request first, or the lane already did.</summary>
+    /// <summary>Leaves the request's outcome here and marks it done; false when the table ended the request first.</summary>
     /// <param name="resultJson">The result, when <paramref name="error"/> is null.</param>
     /// <param name="error">The failure, or null.</param>
     /// <param name="atTicks">When it finished (UTC ticks).</param>
     public bool TrySetOutcome(string? resultJson, string? error, long atTicks)
     {
-        if (CurrentPhase is Phase.Ended or Phase.Finished)
-        {
-            return false; // only the lane writes the outcome, so nobody reads it while it is written below
-        }
-
-        (_outcomeText, _outcomeFailed, _outcomeTicks) = (error ?? resultJson, error is not null, atTicks);
-        if (!TryMove(Phase.Queued, Phase.Running, Phase.Finished))
+        if (Interlocked.CompareExchange(ref _outcomeOwner, 1, 0) != 0)
         {
             return false;
         }
 
+        (_outcomeText, _outcomeFailed, _outcomeTicks) = (error ?? resultJson, error is not null, atTicks);
         Volatile.Write(ref _payload, null);
-        MarkDone();
+        MarkDone(); // publishes the fields above to whoever sees IsDone
         return true;
     }
 
-    /// <summary>The outcome <see cref="TrySetOutcome"/> left, once it has.</summary>
+    /// <summary>The outcome <see cref="TrySetOutcome"/> left, once the request is done.</summary>
     public bool TryGetOutcome(out string text, out bool failed, out long atTicks)
     {
-        if (CurrentPhase != Phase.Finished)
+        if (!IsDone || Volatile.Read(ref _outcomeOwner) != 1)
         {
             (text, failed, atTicks) = (string.Empty, false, 0);
             return false;
@@ -110,8 +106,8 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
         return true;
     }
 
-    /// <summary>The table ends the request itself (a finish by id, a stop); false when the lane left an outcome first (use that).</summary>
-    public bool TryClaimOutcome() => TryMove(Phase.Queued, Phase.Running, Phase.Ended);
+    /// <summary>The table ends the request itself (a caller's cancel, a finish by id); false when the lane left an outcome first (use that).</summary>
+    public bool TryClaimOutcome() => Interlocked.CompareExchange(ref _outcomeOwner, 2, 0) == 0;
 
     /// <summary>A task that completes when the request is done; an already completed one if it is.</summary>
     public Task WhenDone()
@@ -138,15 +134,15 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
         }
     }
 
-    /// <summary>Moves the request from queued to running, at <paramref name="atTicks"/> (UTC); false when it was withdrawn or ended first.</summary>
+    /// <summary>Moves the request from queued to started, at <paramref name="atTicks"/> (UTC); false when it was withdrawn first.</summary>
     public bool TryStart(long atTicks)
     {
         _startedTicks = atTicks; // published by the exchange below
-        return TryMove(Phase.Queued, Phase.Queued, Phase.Running);
+        return Interlocked.CompareExchange(ref _start, 1, 0) == 0;
     }
 
-    /// <summary>Keeps a queued request from starting (the caller cancelled it, or the table ends it); false when a lane started or finished it.</summary>
-    public bool TryWithdraw() => TryMove(Phase.Queued, Phase.Queued, Phase.Ended) || CurrentPhase == Phase.Ended;
+    /// <summary>Keeps a queued request from starting (it finished, or the caller cancelled it); false when it has started.</summary>
+    public bool TryWithdraw() => Interlocked.CompareExchange(ref _start, 2, 0) != 1;
 
     /// <summary>Marks the request done (its final state is in the store, or it was abandoned) and releases its waiters. Idempotent.</summary>
     public void MarkDone() => (Interlocked.Exchange(ref _completion, Done) as TaskCompletionSource)?.TrySetResult();
@@ -172,7 +168,7 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <summary>Cancels the request's token if it runs; remembers the wish if it is about to.</summary>
     public void CancelByCaller()
     {
-        Interlocked.Or(ref _state, CancelledFlag);
+        Interlocked.Exchange(ref _cancelledByCaller, 1);
         CancelRunning();
     }
 
@@ -187,38 +183,4 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// same moment cannot reuse it for its next request (see <see cref="Stopped"/>).
     /// </remarks>
     public void CancelRunning() => Interlocked.Exchange(ref _cancellation, null)?.Cancel();
-
-    /// <summary>Moves the phase from <paramref name="from"/> or <paramref name="orFrom"/> to <paramref name="to"/>, keeping the cancel flag; false when it is in neither.</summary>
-    private bool TryMove(Phase from, Phase orFrom, Phase to)
-    {
-        int seen = Volatile.Read(ref _state);
-        while ((Phase)(seen & PhaseMask) == from || (Phase)(seen & PhaseMask) == orFrom)
-        {
-            int was = Interlocked.CompareExchange(ref _state, (seen & ~PhaseMask) | (int)to, seen);
-            if (was == seen)
-            {
-                return true;
-            }
-
-            seen = was;
-        }
-
-        return false;
-    }
-
-    /// <summary>Where a request stands in process.</summary>
-    public enum Phase
-    {
-        /// <summary>Waiting for a lane.</summary>
-        Queued = 0,
-
-        /// <summary>A lane runs it.</summary>
-        Running = 1,
-
-        /// <summary>The table ended it (a cancel, a finish by id); no lane starts or finishes it any more.</summary>
-        Ended = 2,
-
-        /// <summary>Its lane finished it and left the outcome here.</summary>
-        Finished = 3,
-    }
 }

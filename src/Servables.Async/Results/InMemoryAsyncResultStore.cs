@@ -3,59 +3,73 @@ namespace Servables.Async;
 /// <summary>The default result store: requests and results in process memory, bounded, lost on restart.</summary>
 /// <remarks>
 /// <para>
-/// It holds up to <see cref="AsyncResultStoreOptions.MaxEntries"/> requests. When full it evicts an
-/// expired result first, then the oldest finished one; unfinished requests are never evicted (a
-/// store full of them refuses new requests with <see cref="AsyncStoreFullException"/>). A result is
-/// readable for <see cref="AsyncResultStoreOptions.Retention"/> from when it finished, checked with
-/// the store's <see cref="TimeProvider"/> on every read; expired results are removed by
-/// <see cref="RemoveExpiredAsync"/> (the async API's scan, every <see cref="AsyncApiOptions.ExpiryScanInterval"/>),
-/// by a read that finds them expired, and by eviction.
+/// When full it evicts expired results first, then the oldest finished ones; unfinished requests
+/// are never evicted (a store full of them refuses new requests).
 /// </para>
 /// <para>
-/// Each request is one entry: a struct of plain values in one array, in one of two lists linked
-/// through the entries (unfinished, in the order added; finished, in the order finished), found
-/// through one index by id. An unfinished entry points at its <see cref="LiveRequest"/>, whose phase
-/// is its state; a finished entry holds its state, its finish time and where its texts lie. A kept
-/// result costs the collector one string (its id, the index's key, which holds no references): its
-/// content type and result or error are copied into the shared chunks of a <see cref="TextArena"/>,
-/// except a long text, which is kept as the string it came as (copying it would hold the lock).
+/// A finished request costs the garbage collector nothing: its id, content type and result (or
+/// error) are copied into large shared text chunks, and its entry is a struct in an array of
+/// plain values, so a store holding <see cref="AsyncResultStoreOptions.MaxEntries"/> results for
+/// days adds no objects for the collector to trace or promote. Only unfinished requests, and
+/// finished ones whose outcome has not been moved in yet (see below), hold references: their live
+/// request, or the id, content type and payload of a request added as a record.
 /// </para>
 /// <para>
-/// An async API's lanes never take the lock: a lane leaves its outcome on the live request, and the
-/// store moves it into the entry (settles it) the next time it reads that entry: a status read,
-/// an add that finds no finished request to evict, or the scan. Handing the lock's cache line between
-/// a lane's core and a submitter's costs more than the rest of the store's work per request.
+/// Requests an async API submits get ids made here (<see cref="SlotRequestId"/>): 128 random bits and
+/// the slot that holds the request, so a read goes straight to the slot. Ids given from outside
+/// (a caller's own request id, or <see cref="TryAddAsync(AsyncRequestRecord, CancellationToken)"/>)
+/// are found through a dictionary.
 /// </para>
 /// <para>
-/// Thread-safe: one <see cref="Lock"/>, held for a bounded amount of work (a lookup, a list link, a
-/// short text copy); whole-store work (the scan, listings) takes it for one batch of entries at a time.
+/// An async API's worker lanes never take the store's lock: a lane leaves each outcome on the
+/// request's in-process record, and the store moves it into the entry the next time it touches that
+/// entry under the lock (a status read, an add that needs room, an expiry scan), keeping the time
+/// the request finished. Handing the lock and the table's cache lines back and forth between a
+/// lane's core and a submitter's costs more than the rest of the store's work per request.
 /// </para>
+/// <para>
+/// A timer set for the oldest result's expiry removes expired results as they expire; a result
+/// moved in after later ones may be removed a little late, so a status read also checks it (with a
+/// store's <see cref="TimeProvider"/>, read before the lock), and <see cref="GetAsync"/> checks it too. The async API's periodic scan
+/// (<see cref="RemoveExpiredAsync"/>) moves in outcomes nobody has read. Dispose the store to stop the timer.
+/// </para>
+/// <para>Thread-safe: one spin lock; every operation is one index access or one dictionary lookup under it.</para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
-    private const int Batch = 256;
+    private const int InitialCapacity = 256;
 
-    // Texts longer than this are kept as they came instead of being copied under the lock.
-    private const int MaxCopiedChars = 8 * 1024;
-
-    // An add that needs room passes at most this many requests that have not started, looking for a lane's outcome.
-    private const int MaxQueuedPassed = 64;
-
-    private readonly Lock _gate = new();
+    // A spin lock: every critical section is a hash lookup or an index access and never waits, and
+    // System.Threading.Lock's owner-thread lookup measured a quarter slower on this path.
+    private SpinLock _gate = new(enableThreadOwnerTracking: false);
     private readonly long _retentionTicks;
     private readonly TimeProvider _time;
     private readonly int _maxEntries;
     private readonly TextArena _texts = new();
-    private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _indexBySpan;
-    private readonly Dictionary<int, string> _longTexts = [];
-    private Entry[] _entries = new Entry[Batch];
-    private LiveRequest?[] _live = new LiveRequest?[Batch];
-    private SlotList _unfinished = SlotList.Empty;
-    private SlotList _finished = SlotList.Empty;
+
+    // Finished requests in the order they were settled; an item whose slot was since freed is skipped.
+    private readonly Queue<SlotVersion> _finished = new();
+
+    // Requests whose lane may have left an outcome on the live request, oldest first; stale items are skipped.
+    private readonly Queue<SlotVersion> _unsettled = new();
+
+    // The slot of each request whose id was not made here; made ids carry their slot.
+    private readonly Dictionary<string, int> _named = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _namedBySpan;
+    private Slot[] _slots = new Slot[InitialCapacity];
+
+    // What unfinished requests hold by reference, by slot; the only references the store keeps.
+    private Held[] _held = new Held[InitialCapacity];
     private int _count;
     private int _used;
     private int _free = -1;
+
+    // Removes results as they expire; _expiryDue is when it is set to fire (UTC ticks; MaxValue: not set). Under the lock.
+    private readonly ITimer _expiryTimer;
+    private long _expiryDue = long.MaxValue;
+
+    // A new, earlier expiry for the timer, set under the lock and applied when the lock is left (0: none).
+    private long _rescheduleAt;
 
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
@@ -72,36 +86,56 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
         _maxEntries = options.MaxEntries;
-        _indexBySpan = _index.GetAlternateLookup<ReadOnlySpan<char>>();
+        _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
+        _expiryTimer = CreateExpiryTimer(_time, this);
     }
 
     /// <inheritdoc />
     public bool IsDurable => false;
 
-    /// <summary>How many requests the store holds now, expired ones not yet removed included.</summary>
-    public int Count => Volatile.Read(ref _count);
+    /// <summary>How many requests the store holds now, expired ones not yet evicted included.</summary>
+    public int Count
+    {
+        get
+        {
+            using (EnterGate())
+            {
+                return _count;
+            }
+        }
+    }
 
     /// <inheritdoc />
     IAsyncResultStore IAsyncRequestTable.Store => this;
+
+    /// <summary>Items in the queue of entries whose outcome may wait on a live request; tests check it stays bounded.</summary>
+    internal int UnsettledQueueLength
+    {
+        get
+        {
+            using (EnterGate())
+            {
+                return _unsettled.Count;
+            }
+        }
+    }
 
     /// <inheritdoc />
     public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        ArgumentNullException.ThrowIfNull(request.Id);
-        ArgumentNullException.ThrowIfNull(request.ContentType);
         cancellationToken.ThrowIfCancellationRequested();
-        var live = new LiveRequest(request.Id, request.ContentType, request.Payload, request.SubmittedAt, AsyncRequestState.InQueue, recovered: false);
-        return new ValueTask<bool>(TryAdd(live, request.UpdatedAt.UtcTicks, held: false, NowTicks()));
+        return new ValueTask<bool>(TryAdd(request.Id, request.ContentType, request.Payload, request.SubmittedAt.UtcTicks, request.UpdatedAt.UtcTicks, live: null, NowTicks()));
     }
 
     /// <inheritdoc />
     public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        lock (_gate)
+        long now = NowTicks();
+        using (EnterGate())
         {
-            int slot = FindUnexpired(requestId, out _);
+            int slot = FindUnexpired(requestId, now);
             return new ValueTask<AsyncRequestRecord?>(slot < 0 ? null : ToRecord(slot, includePayload));
         }
     }
@@ -110,9 +144,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     public ValueTask<bool> TryMarkInProgressAsync(string requestId, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        lock (_gate)
+        using (EnterGate())
         {
-            return new ValueTask<bool>(_index.TryGetValue(requestId, out int slot) && _live[slot] is { } live && live.TryStart(at.UtcTicks));
+            int slot = Find(requestId);
+            return new ValueTask<bool>(slot >= 0 && _held[slot].Live is { } live ? _slots[slot].State == AsyncRequestState.InQueue && live.TryStart(at.UtcTicks) : Start(slot, at.UtcTicks));
         }
     }
 
@@ -121,7 +156,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(resultJson);
-        return new ValueTask<bool>(TryEnd(requestId, queuedOnly: false, AsyncRequestState.Completed, resultJson, at.UtcTicks) is not null);
+        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Completed, resultJson, at.UtcTicks));
     }
 
     /// <inheritdoc />
@@ -129,62 +164,71 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(errorText);
-        return new ValueTask<bool>(TryEnd(requestId, queuedOnly: false, AsyncRequestState.Failed, errorText, at.UtcTicks) is not null);
+        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Failed, errorText, at.UtcTicks));
     }
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default)
     {
-        var unfinished = new List<AsyncRequestRecord>();
-        ForEachBatch(slot =>
+        using (EnterGate())
         {
-            if (_entries[slot].State == AsyncRequestState.InQueue && Settle(slot) is null)
+            SettleAll();
+            var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
+            for (int slot = 0; slot < _used; slot++)
             {
-                unfinished.Add(ToRecord(slot, includePayload: true));
-            }
-        });
-        unfinished.Sort(static (a, b) => a.SubmittedAt.CompareTo(b.SubmittedAt)); // outside the lock
-        return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(unfinished);
-    }
-
-    /// <inheritdoc />
-    /// <remarks>Settles what the lanes finished, then removes expired results oldest first, one batch under the lock at a time.</remarks>
-    public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
-    {
-        ForEachBatch(slot => Settle(slot));
-        long now = NowTicks();
-        int removed = 0;
-        for (int batch = Batch; batch == Batch;)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            lock (_gate)
-            {
-                for (batch = 0; batch < Batch && _finished.Head >= 0 && IsExpired(_finished.Head, now); batch++)
+                if (_slots[slot].InUse && !_slots[slot].IsFinished)
                 {
-                    Remove(_finished.Head);
+                    unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
                 }
             }
 
-            removed += batch;
+            IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)];
+            return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
         }
-
-        return new ValueTask<int>(removed);
     }
 
-    /// <summary>Nothing to release: the store holds only memory.</summary>
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    /// <inheritdoc />
+    public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
+    {
+        long now = NowTicks();
+        using (EnterGate())
+        {
+            SettleAll();
+            return new ValueTask<int>(RemoveExpired(now));
+        }
+    }
+
+    /// <summary>Stops the expiry timer.</summary>
+    public ValueTask DisposeAsync()
+    {
+        _expiryTimer.Dispose();
+        return ValueTask.CompletedTask;
+    }
 
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryAddAsync(LiveRequest request, CancellationToken cancellationToken)
     {
-        if (!request.HasId)
-        {
-            request.Id = AsyncRequestIds.New();
-        }
-
         // The request was stamped with the clock just now: that reading serves as "now" for expiry.
         long submitted = request.SubmittedAt.UtcTicks;
-        bool added = TryAdd(request, submitted, held: true, submitted);
+        bool added;
+        if (request.Id is { } id)
+        {
+            added = TryAdd(id, request.ContentType, request.Payload, submitted, submitted, request, submitted);
+        }
+        else
+        {
+            // The random bits are drawn outside the lock and the id spelt after it.
+            AsyncRequestIds.NextKey(out ulong low, out ulong high);
+            int slot;
+            using (EnterGate())
+            {
+                slot = AddUnder(key: (low, high), id: null, request.ContentType, request.Payload, submitted, submitted, request, submitted);
+            }
+
+            request.Id = SlotRequestId.Format(low, high, slot);
+            added = true;
+        }
+
         if (!added)
         {
             request.MarkDone();
@@ -195,40 +239,69 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at) =>
-        new(request.TryStart(at.UtcTicks)); // no lock: the phase is on the live request
+        new(request.TryStart(at.UtcTicks)); // no lock: the start is kept on the live request, which a finish or a cancel withdraws first
 
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at) =>
-        new(request.TrySetOutcome(resultJson, error, at.UtcTicks)); // no lock: settled by the next reader of the entry
+        // No lock: the lane leaves the outcome on the live request, and whoever next takes the lock for
+        // the entry (a read, an add, the expiry timer) moves it in. The lock and the table's lines then
+        // stay with the submitting and reading threads: handing a cache line between two cores costs
+        // more here than the rest of a request's store work (see benchmarks/README.md).
+        new(request.TrySetOutcome(resultJson, error, at.UtcTicks));
 
-    /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
     {
-        LiveRequest? ended = TryEnd(requestId, queuedOnly: true, AsyncRequestState.Failed, error, at.UtcTicks);
-        ended?.CancelByCaller();
-        return new ValueTask<bool>(ended is not null);
+        LiveRequest? live;
+        using (EnterGate())
+        {
+            int slot = Find(requestId); // a queued request never expires
+            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue || _held[slot].Live?.TryWithdraw() == false || !TryClaimOutcome(slot))
+            {
+                return new ValueTask<bool>(false);
+            }
+
+            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks);
+        }
+
+        if (live is not null)
+        {
+            live.CancelByCaller();
+            live.MarkDone();
+        }
+
+        return new ValueTask<bool>(true);
     }
 
     /// <inheritdoc />
     ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> IAsyncRequestTable.ReadAsync(string requestId, CancellationToken cancellationToken)
     {
-        lock (_gate)
+        long now = NowTicks(); // outside the lock
+        using (EnterGate())
         {
-            int slot = FindUnexpired(requestId, out string? settledText);
-            if (slot < 0)
+            // The expiry timer removes results as they expire; a result settled out of completion order
+            // may be removed late, so a read checks.
+            int slot = Find(requestId, out string? settledText);
+            if (slot >= 0 && IsExpired(slot, now))
             {
-                return new((AsyncRequestStatus.NotFound(requestId), null));
+                Remove(slot);
+                slot = -1;
             }
 
+            if (slot < 0)
+            {
+                return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((AsyncRequestStatus.NotFound(requestId), null));
+            }
+
+            ref Slot entry = ref _slots[slot];
             AsyncRequestState state = StateOf(slot, out long updatedTicks);
-            string? text = state is AsyncRequestState.Completed or AsyncRequestState.Failed ? settledText ?? TextOf(slot) : null; // a read that settled has the lane's own string
+            string? text = entry.IsFinished ? settledText ?? _texts.GetString(entry.Texts, TextPart.Text) : null; // the read that moved it in has the lane's string
             var status = new AsyncRequestStatus(
                 requestId,
                 state,
                 state == AsyncRequestState.Completed ? text : null,
                 state == AsyncRequestState.Failed ? text : null,
                 new DateTimeOffset(updatedTicks, TimeSpan.Zero));
-            return new((status, text is null && _entries[slot].Held ? _live[slot] : null));
+            return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((status, entry.IsFinished ? null : _held[slot].Live));
         }
     }
 
@@ -239,13 +312,13 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     void IAsyncRequestTable.Release(LiveRequest request)
     {
-        lock (_gate)
+        using (EnterGate())
         {
-            if (_index.TryGetValue(request.Id, out int slot) && ReferenceEquals(_live[slot], request))
+            int slot = SlotOf(request);
+            if (slot >= 0 && ReferenceEquals(_held[slot].Live, request))
             {
-                // The entry stays unfinished and reads as the store holds it, queued: a stand-in keeps its payload, not its start.
-                _entries[slot].Held = false;
-                _live[slot] = new LiveRequest(request.Id, request.ContentType, request.Payload, request.SubmittedAt, AsyncRequestState.InQueue, recovered: false);
+                _held[slot].Live = null;
+                _held[slot].Payload = request.Payload; // the entry stays unfinished and describes itself
             }
         }
 
@@ -255,28 +328,34 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     IReadOnlyList<LiveRequest> IAsyncRequestTable.HeldRequests()
     {
-        var held = new List<LiveRequest>();
-        ForEachBatch(slot =>
+        using (EnterGate())
         {
-            if (_entries[slot].Held && _live[slot] is { IsDone: false } live)
+            var held = new List<LiveRequest>();
+            for (int slot = 0; slot < _used; slot++)
             {
-                held.Add(live);
+                if (_held[slot].Live is { } live)
+                {
+                    held.Add(live);
+                }
             }
-        });
-        return held;
+
+            return held;
+        }
     }
 
     /// <inheritdoc />
-    ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) => new([]);
+    ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) =>
+        new ValueTask<IReadOnlyList<LiveRequest>>([]);
 
-    /// <summary>Adds an unfinished request unless one with its id is kept and not expired; makes room first when full.</summary>
-    private bool TryAdd(LiveRequest request, long updatedTicks, bool held, long now)
+    private bool TryAdd(string id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
     {
-        lock (_gate)
+        ArgumentNullException.ThrowIfNull(id);
+        ArgumentNullException.ThrowIfNull(contentType);
+        using (EnterGate())
         {
-            if (_index.TryGetValue(request.Id, out int existing))
+            int existing = Find(id);
+            if (existing >= 0)
             {
-                Settle(existing);
                 if (!IsExpired(existing, now))
                 {
                     return false;
@@ -285,63 +364,112 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
                 Remove(existing);
             }
 
-            if (_count >= _maxEntries)
-            {
-                MakeRoom();
-            }
-
-            int slot = Allocate();
-            _entries[slot] = new Entry
-            {
-                State = AsyncRequestState.InQueue,
-                SubmittedTicks = request.SubmittedAt.UtcTicks,
-                UpdatedTicks = updatedTicks,
-                Held = held,
-            };
-            _live[slot] = request;
-            _unfinished.Append(_entries, slot);
-            _index.Add(request.Id, slot);
-            Volatile.Write(ref _count, _count + 1);
+            AddUnder(key: null, id, contentType, payload, submittedTicks, updatedTicks, live, now);
             return true;
         }
     }
 
-    /// <summary>The table ends a request itself (a cancel, a finish by id); its waiters are released.</summary>
-    /// <returns>The request's live request when this call ended it; null when it was finished (by its lane too), absent, or, with <paramref name="queuedOnly"/>, started.</returns>
-    private LiveRequest? TryEnd(string requestId, bool queuedOnly, AsyncRequestState state, string text, long atTicks)
+    /// <summary>Takes a slot for a new request, making room first if full; its id is <paramref name="id"/>, or made from <paramref name="key"/> and the slot. Under the lock.</summary>
+    private int AddUnder((ulong Low, ulong High)? key, string? id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
     {
-        LiveRequest? live;
-        lock (_gate)
+        DropSettledHeads();
+        if (_count >= _maxEntries)
         {
-            if (!_index.TryGetValue(requestId, out int slot) || (live = _live[slot]) is null)
-            {
-                return null; // absent, or finished
-            }
-
-            if (!(queuedOnly ? live.TryWithdraw() : live.TryClaimOutcome()))
-            {
-                Settle(slot); // its lane finished it first (or it runs, for a cancel of a queued request)
-                return null;
-            }
-
-            Finish(slot, state, text, atTicks);
+            MakeRoom(now);
         }
 
-        live.MarkDone();
-        return live;
+        int slot = Allocate();
+        ref Slot entry = ref _slots[slot];
+        entry.InUse = true;
+        entry.State = AsyncRequestState.InQueue;
+        entry.SubmittedTicks = submittedTicks;
+        entry.UpdatedTicks = updatedTicks;
+        entry.Texts = default;
+        if (key is { } k)
+        {
+            (entry.KeyLow, entry.KeyHigh, entry.IsNamed) = (k.Low, k.High, false);
+        }
+        else
+        {
+            (entry.KeyLow, entry.KeyHigh, entry.IsNamed) = (0, 0, true);
+            _named.Add(id!, slot);
+        }
+
+        // A live request keeps the payload itself, and lets it go when it finishes.
+        _held[slot] = new Held { Id = id, ContentType = contentType, Payload = live is null ? payload : default, Live = live };
+        _count++;
+        if (live is not null)
+        {
+            live.StoreSlot = slot;
+            live.StoreGeneration = entry.Generation;
+            _unsettled.Enqueue(new SlotVersion(slot, entry.Generation));
+        }
+
+        return slot;
     }
 
-    /// <summary>
-    /// The one answer to "what state is this request in": a finished entry's own, else its live
-    /// request's phase (an outcome its lane left is settled first). Under the lock.
-    /// </summary>
+    /// <summary>The slot of a request that has not expired at <paramref name="now"/>; -1 when absent. Under the lock.</summary>
+    private int FindUnexpired(string id, long now)
+    {
+        int slot = Find(id);
+        return slot >= 0 && IsExpired(slot, now) ? -1 : slot;
+    }
+
+    /// <summary>The slot of a request, expired or not; -1 when absent. An outcome its lane left is moved in first. Under the lock.</summary>
+    private int Find(ReadOnlySpan<char> id) => Find(id, out _);
+
+    /// <inheritdoc cref="Find(ReadOnlySpan{char})"/>
+    /// <param name="id">The request id.</param>
+    /// <param name="settledText">The result or error settled just now, if one was.</param>
+    private int Find(ReadOnlySpan<char> id, out string? settledText)
+    {
+        settledText = null;
+        int found = -1;
+        if (SlotRequestId.TryParse(id, out ulong low, out ulong high, out int slot) && slot < _used)
+        {
+            ref Slot entry = ref _slots[slot];
+            if (entry.InUse && !entry.IsNamed && entry.KeyLow == low && entry.KeyHigh == high)
+            {
+                found = slot;
+            }
+        }
+
+        // A caller may name a request with a string shaped like a made id: the dictionary has it then.
+        if (found < 0 && !(_named.Count > 0 && _namedBySpan.TryGetValue(id, out found)))
+        {
+            return -1;
+        }
+
+        settledText = Settle(found);
+        return found;
+    }
+
+    /// <summary>The id of the request in <paramref name="slot"/> as a new string. Under the lock.</summary>
+    private string IdOf(int slot)
+    {
+        ref Slot entry = ref _slots[slot];
+        if (!entry.IsFinished)
+        {
+            return _held[slot].Id ?? SlotRequestId.Format(entry.KeyLow, entry.KeyHigh, slot);
+        }
+
+        return entry.IsNamed ? _texts.GetString(entry.Texts, TextPart.Id) : SlotRequestId.Format(entry.KeyLow, entry.KeyHigh, slot);
+    }
+
+    /// <summary>The slot a live request was given, if it still stands for that request. Under the lock.</summary>
+    private int SlotOf(LiveRequest request)
+    {
+        int slot = request.StoreSlot;
+        return slot >= 0 && slot < _used && _slots[slot].InUse && _slots[slot].Generation == request.StoreGeneration ? slot : -1;
+    }
+
+    /// <summary>A request's state and when it last changed: a live request keeps its start itself. Under the lock.</summary>
     private AsyncRequestState StateOf(int slot, out long updatedTicks)
     {
-        Settle(slot);
-        ref Entry entry = ref _entries[slot];
-        if (entry.State == AsyncRequestState.InQueue && _live[slot]!.CurrentPhase == LiveRequest.Phase.Running)
+        ref Slot entry = ref _slots[slot];
+        if (entry.State == AsyncRequestState.InQueue && _held[slot].Live is { IsStarted: true } live)
         {
-            updatedTicks = _live[slot]!.StartedTicks;
+            updatedTicks = live.StartedTicks;
             return AsyncRequestState.InProgress;
         }
 
@@ -349,11 +477,65 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         return entry.State;
     }
 
-    /// <summary>Moves the outcome the entry's lane left on its live request into the entry, if it left one. Under the lock.</summary>
-    /// <returns>The result or error settled, or null when there was none to settle.</returns>
+    private bool Start(int slot, long atTicks)
+    {
+        if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
+        {
+            return false;
+        }
+
+        _slots[slot].State = AsyncRequestState.InProgress;
+        _slots[slot].UpdatedTicks = atTicks;
+        return true;
+    }
+
+    private bool FinishById(string requestId, AsyncRequestState state, string text, long atTicks)
+    {
+        LiveRequest? live;
+        using (EnterGate())
+        {
+            int slot = Find(requestId);
+            if (slot < 0 || _slots[slot].IsFinished || !TryClaimOutcome(slot))
+            {
+                return false;
+            }
+
+            live = Finish(slot, state, text, atTicks);
+        }
+
+        live?.MarkDone();
+        return true;
+    }
+
+    /// <summary>Moves an unfinished request's texts into the arena and drops its references. Under the lock.</summary>
+    /// <returns>The live request the slot held, withdrawn, whose waiters the caller releases outside the lock (a settled one is done already).</returns>
+    /// <remarks>When the result expires before the timer is set to fire, the timer is moved when the lock is left.</remarks>
+    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks)
+    {
+        ref Slot entry = ref _slots[slot];
+        ref Held held = ref _held[slot];
+
+        // A made id is spelt again from the slot's key when asked for: only named ids take room here.
+        entry.Texts = _texts.Add(entry.IsNamed ? held.Id! : string.Empty, held.ContentType!, text);
+        entry.State = state;
+        entry.UpdatedTicks = atTicks;
+        LiveRequest? live = held.Live;
+        live?.TryWithdraw();
+        held = default;
+        _finished.Enqueue(new SlotVersion(slot, entry.Generation));
+        if (atTicks + _retentionTicks < _expiryDue)
+        {
+            _rescheduleAt = _expiryDue = atTicks + _retentionTicks;
+        }
+
+        return live;
+    }
+
+    /// <summary>Moves the outcome the slot's lane left on its live request into the entry, if it has left one.</summary>
+    /// <returns>The result or error moved in, or null when there was none to move.</returns>
     private string? Settle(int slot)
     {
-        if (_live[slot] is not { } live || !live.TryGetOutcome(out string text, out bool failed, out long atTicks))
+        if (_held[slot].Live is not { } live || !live.TryGetOutcome(out string text, out bool failed, out long atTicks))
         {
             return null;
         }
@@ -362,224 +544,306 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         return text;
     }
 
-    /// <summary>Ends an unfinished entry: its texts go to the arena (or, when long, stay a string), its references are dropped. Under the lock.</summary>
-    private void Finish(int slot, AsyncRequestState state, string text, long atTicks)
+    /// <summary>Before the table ends an unfinished entry itself: false when its lane left an outcome first (settled now; the entry is finished).</summary>
+    private bool TryClaimOutcome(int slot)
     {
-        ref Entry entry = ref _entries[slot];
-        LiveRequest live = _live[slot]!;
-        bool copied = text.Length <= MaxCopiedChars;
-        entry.Texts = _texts.Add(live.Id, live.ContentType, copied ? text : string.Empty);
-        if (!copied)
+        if (_held[slot].Live is not { } live || live.TryClaimOutcome())
         {
-            _longTexts[slot] = text;
+            return true;
         }
 
-        (entry.State, entry.UpdatedTicks, entry.Held) = (state, atTicks, false);
-        _live[slot] = null;
-        _unfinished.Remove(_entries, slot);
-        _finished.Append(_entries, slot);
+        Settle(slot); // the lane's TrySetOutcome won; it marks the request done itself if it has not yet
+        return false;
     }
 
-    /// <summary>The slot of a request, settled, that has not expired; -1 when absent. An expired one is removed. Under the lock.</summary>
-    private int FindUnexpired(string id, out string? settledText)
+    /// <summary>Drops the queue's oldest items while they are stale; never looks at a live request (whose lines a lane may hold).</summary>
+    private void DropSettledHeads()
     {
-        settledText = null;
-        if (!_index.TryGetValue(id, out int slot))
+        while (_unsettled.TryPeek(out SlotVersion oldest) && !IsUnsettled(oldest))
         {
-            return -1;
+            _unsettled.Dequeue();
         }
 
-        settledText = Settle(slot);
-        if (_entries[slot].State != AsyncRequestState.InQueue && IsExpired(slot, NowTicks()))
+        // A long-running request at the head keeps the stale items behind it queued: drop those now and then.
+        if (_unsettled.Count > (2 * _count) + 64)
         {
-            Remove(slot);
-            return -1;
+            SettleAll();
         }
-
-        return slot;
     }
 
-    /// <summary>Evicts an expired result, else the oldest finished; looks for a lane's outcome to settle when none is finished. Under the lock.</summary>
-    /// <remarks>
-    /// Lanes take requests in the order they were added, so the unfinished ones before the first that
-    /// has not started are few (as many as run); the search stops after passing <see cref="MaxQueuedPassed"/> of those.
-    /// </remarks>
-    private void MakeRoom()
+    /// <summary>Settles every entry whose lane has left an outcome, and drops the queue's stale items.</summary>
+    private void SettleAll()
     {
-        int queuedPassed = 0;
-        for (int slot = _unfinished.Head; _finished.Head < 0 && slot >= 0 && queuedPassed < MaxQueuedPassed;)
+        for (int left = _unsettled.Count; left > 0; left--)
         {
-            int next = _entries[slot].Next;
-            if (Settle(slot) is null && _live[slot]!.CurrentPhase == LiveRequest.Phase.Queued)
+            SlotVersion item = _unsettled.Dequeue();
+            if (IsUnsettled(item))
             {
-                queuedPassed++;
+                Settle(item.Slot);
+                if (!_slots[item.Slot].IsFinished)
+                {
+                    _unsettled.Enqueue(item);
+                }
             }
-
-            slot = next;
         }
-
-        if (_finished.Head < 0)
-        {
-            throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
-        }
-
-        // The oldest finished is the first to expire (finishes are settled in about the order they happen).
-        Remove(_finished.Head);
     }
+
+    private bool IsUnsettled(SlotVersion item) => IsCurrent(item) && !_slots[item.Slot].IsFinished && _held[item.Slot].Live is not null;
 
     private int Allocate()
     {
         if (_free >= 0)
         {
             int reused = _free;
-            _free = _entries[reused].Next;
+            _free = _slots[reused].NextFree;
             return reused;
         }
 
-        if (_used == _entries.Length)
+        if (_used == _slots.Length)
         {
-            // Doubling copies the arrays under the lock, as many times as the store doubles up to MaxEntries: amortised O(1) per add.
-            Array.Resize(ref _entries, _entries.Length * 2);
-            Array.Resize(ref _live, _live.Length * 2);
+            int size = _slots.Length * 2;
+            Array.Resize(ref _slots, size);
+            Array.Resize(ref _held, size);
         }
 
         return _used++;
     }
 
-    /// <summary>Drops a request: its index key, its texts, its list link; puts the slot on the free list. Under the lock.</summary>
+    /// <summary>Drops a request: its index entry, its texts; puts the slot on the free list. Under the lock.</summary>
     private void Remove(int slot)
     {
-        ref Entry entry = ref _entries[slot];
-        if (entry.State == AsyncRequestState.InQueue)
+        ref Slot entry = ref _slots[slot];
+        if (entry.IsNamed)
         {
-            _index.Remove(_live[slot]!.Id);
-            _unfinished.Remove(_entries, slot);
-            _live[slot] = null;
-        }
-        else
-        {
-            _indexBySpan.Remove(_texts.Get(entry.Texts, TextPart.Id));
-            _texts.Release(entry.Texts);
-            _longTexts.Remove(slot);
-            _finished.Remove(_entries, slot);
+            if (entry.IsFinished)
+            {
+                _namedBySpan.Remove(_texts.Get(entry.Texts, TextPart.Id));
+            }
+            else
+            {
+                _named.Remove(_held[slot].Id!);
+            }
         }
 
-        entry = new Entry { State = AsyncRequestState.NotFound, Next = _free };
+        if (entry.IsFinished)
+        {
+            _texts.Release(entry.Texts);
+        }
+
+        _held[slot] = default;
+        entry.InUse = false;
+        entry.Generation++;
+        entry.NextFree = _free;
         _free = slot;
-        Volatile.Write(ref _count, _count - 1);
+        _count--;
     }
 
-    /// <summary>Runs <paramref name="action"/> on every slot in use, taking the lock for one batch of slots at a time.</summary>
-    private void ForEachBatch(Action<int> action)
+    private GateScope EnterGate()
     {
-        for (int start = 0; ; start += Batch)
-        {
-            lock (_gate)
-            {
-                if (start >= _used)
-                {
-                    return;
-                }
+        bool taken = false;
+        _gate.Enter(ref taken);
+        return new GateScope(this);
+    }
 
-                for (int slot = start; slot < Math.Min(start + Batch, _used); slot++)
-                {
-                    if (_entries[slot].State != AsyncRequestState.NotFound)
-                    {
-                        action(slot);
-                    }
-                }
-            }
+    /// <summary>Leaves the lock, then moves the expiry timer earlier if a result finished under it asked to (never under the lock: a timer may call back at once).</summary>
+    private void ExitGate()
+    {
+        long rescheduleAt = _rescheduleAt;
+        _rescheduleAt = 0;
+        _gate.Exit(useMemoryBarrier: false);
+        if (rescheduleAt != 0)
+        {
+            ScheduleExpiry(rescheduleAt, NowTicks());
         }
     }
 
     private long NowTicks() => _time.GetUtcNow().UtcTicks;
 
-    private bool IsExpired(int slot, long now) => _entries[slot].State is AsyncRequestState.Completed or AsyncRequestState.Failed && now - _entries[slot].UpdatedTicks >= _retentionTicks;
+    private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= _retentionTicks;
 
-    /// <summary>A finished entry's result or error as a new string (a kept long one as it is). Under the lock.</summary>
-    private string TextOf(int slot) => _longTexts.TryGetValue(slot, out string? text) ? text : _texts.GetString(_entries[slot].Texts, TextPart.Text);
+    private bool IsCurrent(SlotVersion item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
+
+    /// <summary>
+    /// The expiry timer, unset. It holds the store weakly (a set timer must not keep a store nobody
+    /// disposed alive for a week) and runs without its creator's execution context (its callbacks
+    /// belong to no caller's scope).
+    /// </summary>
+    private static ITimer CreateExpiryTimer(TimeProvider time, InMemoryAsyncResultStore store)
+    {
+        bool restoreFlow = !ExecutionContext.IsFlowSuppressed();
+        if (restoreFlow)
+        {
+            ExecutionContext.SuppressFlow();
+        }
+
+        try
+        {
+            return time.CreateTimer(
+                static state =>
+                {
+                    if (((WeakReference<InMemoryAsyncResultStore>)state!).TryGetTarget(out InMemoryAsyncResultStore? target))
+                    {
+                        target.OnExpiryDue();
+                    }
+                },
+                new WeakReference<InMemoryAsyncResultStore>(store),
+                Timeout.InfiniteTimeSpan,
+                Timeout.InfiniteTimeSpan);
+        }
+        finally
+        {
+            if (restoreFlow)
+            {
+                ExecutionContext.RestoreFlow();
+            }
+        }
+    }
+
+    /// <summary>Sets the expiry timer to fire at <paramref name="expireAt"/> (UTC ticks). Outside the lock.</summary>
+    private void ScheduleExpiry(long expireAt, long now)
+    {
+        try
+        {
+            _expiryTimer.Change(TimeSpan.FromTicks(Math.Max(0, expireAt - now)), Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The store was disposed meanwhile: nothing to remove any more.
+        }
+    }
+
+    /// <summary>The expiry timer: removes what has expired and sets itself for the oldest result left.</summary>
+    private void OnExpiryDue()
+    {
+        long now = NowTicks();
+        long next = long.MaxValue;
+        using (EnterGate())
+        {
+            SettleAll();
+            RemoveExpired(now);
+            while (_finished.TryPeek(out SlotVersion oldest))
+            {
+                if (IsCurrent(oldest))
+                {
+                    next = _slots[oldest.Slot].UpdatedTicks + _retentionTicks;
+                    break;
+                }
+
+                _finished.Dequeue();
+            }
+
+            _expiryDue = next;
+            _rescheduleAt = 0; // set just below
+        }
+
+        if (next != long.MaxValue)
+        {
+            ScheduleExpiry(next, now);
+        }
+    }
+
+    /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
+    private void MakeRoom(long now)
+    {
+        if (RemoveExpired(now) > 0)
+        {
+            return;
+        }
+
+        for (int pass = 0; pass < 2; pass++)
+        {
+            while (_finished.TryDequeue(out SlotVersion oldest))
+            {
+                if (IsCurrent(oldest))
+                {
+                    Remove(oldest.Slot);
+                    return;
+                }
+            }
+
+            SettleAll(); // nothing settled is left to evict: settle whatever the lanes have finished
+        }
+
+        throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
+    }
+
+    /// <summary>Removes expired results from the front of the completion order (the oldest finish first). Under the lock.</summary>
+    private int RemoveExpired(long now)
+    {
+        int removed = 0;
+        while (_finished.TryPeek(out SlotVersion oldest))
+        {
+            if (IsCurrent(oldest))
+            {
+                if (!IsExpired(oldest.Slot, now))
+                {
+                    break;
+                }
+
+                Remove(oldest.Slot);
+                removed++;
+            }
+
+            _finished.Dequeue();
+        }
+
+        return removed;
+    }
 
     private AsyncRequestRecord ToRecord(int slot, bool includePayload)
     {
+        ref Slot entry = ref _slots[slot];
+        bool finished = entry.IsFinished;
         AsyncRequestState state = StateOf(slot, out long updatedTicks);
-        ref Entry entry = ref _entries[slot];
-        LiveRequest? live = _live[slot];
         return new AsyncRequestRecord
         {
-            Id = live?.Id ?? _texts.GetString(entry.Texts, TextPart.Id),
+            Id = IdOf(slot),
             State = state,
-            ContentType = live?.ContentType ?? _texts.GetString(entry.Texts, TextPart.ContentType),
-            Payload = includePayload && live is not null ? live.Payload : ReadOnlyMemory<byte>.Empty,
-            ResultJson = state == AsyncRequestState.Completed ? TextOf(slot) : null,
-            Error = state == AsyncRequestState.Failed ? TextOf(slot) : null,
+            ContentType = finished ? _texts.GetString(entry.Texts, TextPart.ContentType) : _held[slot].ContentType!,
+            Payload = !includePayload || finished ? ReadOnlyMemory<byte>.Empty : _held[slot].Live is { } live ? live.Payload : _held[slot].Payload,
+            ResultJson = entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
+            Error = entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
             SubmittedAt = new DateTimeOffset(entry.SubmittedTicks, TimeSpan.Zero),
             UpdatedAt = new DateTimeOffset(updatedTicks, TimeSpan.Zero),
         };
     }
 
-    /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
-    private struct Entry
-    {
-        public long SubmittedTicks;
+    private readonly record struct SlotVersion(int Slot, int Generation);
 
-        /// <summary>When it finished (or, unfinished, when it was last updated before it was added).</summary>
+    /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
+    private struct Slot
+    {
+        /// <summary>The random bits of an id made here; compared on every read by id.</summary>
+        public ulong KeyLow;
+        public ulong KeyHigh;
+        public long SubmittedTicks;
         public long UpdatedTicks;
         public TextRef Texts;
+        public int Generation;
 
-        /// <summary>The neighbours in its list; <see cref="Next"/> is the next free slot while free.</summary>
-        public int Prev;
-        public int Next;
-
-        /// <summary><see cref="AsyncRequestState.InQueue"/> while unfinished (its live request says more), its outcome once finished, <see cref="AsyncRequestState.NotFound"/> while free.</summary>
+        /// <summary>The next free slot, while this one is free.</summary>
+        public int NextFree;
         public AsyncRequestState State;
+        public bool InUse;
 
-        /// <summary>This process holds the request: reads hand out its live request to wait on.</summary>
-        public bool Held;
+        /// <summary>The id came from outside (not made here): it is in <see cref="_named"/> and, once finished, in the texts.</summary>
+        public bool IsNamed;
+
+        public readonly bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
     }
 
-    /// <summary>A doubly linked list of slots, threaded through the entries; O(1) append and remove.</summary>
-    private struct SlotList
+    /// <summary>What an unfinished request holds by reference; cleared when it finishes.</summary>
+    private struct Held
     {
-        public static readonly SlotList Empty = new() { Head = -1, Tail = -1 };
+        public string? Id;
+        public string? ContentType;
+        public ReadOnlyMemory<byte> Payload;
+        public LiveRequest? Live;
+    }
 
-        public int Head;
-        public int Tail;
-
-        public void Append(Entry[] entries, int slot)
-        {
-            (entries[slot].Prev, entries[slot].Next) = (Tail, -1);
-            if (Tail >= 0)
-            {
-                entries[Tail].Next = slot;
-            }
-            else
-            {
-                Head = slot;
-            }
-
-            Tail = slot;
-        }
-
-        public void Remove(Entry[] entries, int slot)
-        {
-            (int prev, int next) = (entries[slot].Prev, entries[slot].Next);
-            if (prev >= 0)
-            {
-                entries[prev].Next = next;
-            }
-            else
-            {
-                Head = next;
-            }
-
-            if (next >= 0)
-            {
-                entries[next].Prev = prev;
-            }
-            else
-            {
-                Tail = prev;
-            }
-        }
+    /// <summary>Holds <see cref="_gate"/> until disposed.</summary>
+    private readonly ref struct GateScope(InMemoryAsyncResultStore store)
+    {
+        public void Dispose() => store.ExitGate();
     }
 }
