@@ -35,13 +35,15 @@ namespace Servables.Async;
 /// </para>
 /// <para>
 /// Thread-safe: one spin lock. Submits, reads and settles hold it for an index access or a lookup;
-/// <see cref="GetUnfinishedAsync"/>, the held-request listing, a burst of expiries, a table resize and
-/// a long result's copy still hold it for work that grows with the store or the text (issue #12 left open).
+/// listings (<see cref="GetUnfinishedAsync"/>, the held requests) take it for 256 slots at a time and
+/// sort outside it; a burst of expiries, a table resize and a long result's copy still hold it for
+/// work that grows with the store or the text (issue #12 left open).
 /// </para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
     private const int InitialCapacity = 256;
+    private const int ListingBatch = 256;
 
     // A spin lock: the hot sections (add, read, settle) are an index access or a hash lookup and never wait.
     private SpinLock _gate = new(enableThreadOwnerTracking: false);
@@ -173,21 +175,18 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default)
     {
-        using (EnterGate())
+        var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
+        ForEachSlot(slot =>
         {
-            SettleAll();
-            var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
-            for (int slot = 0; slot < _used; slot++)
+            Settle(slot); // an outcome its lane left ends it
+            if (_slots[slot].InUse && !_slots[slot].IsFinished)
             {
-                if (_slots[slot].InUse && !_slots[slot].IsFinished)
-                {
-                    unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
-                }
+                unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
             }
+        });
 
-            IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)];
-            return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
-        }
+        IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)]; // sorted outside the lock
+        return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
     }
 
     /// <inheritdoc />
@@ -330,18 +329,35 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     IReadOnlyList<LiveRequest> IAsyncRequestTable.HeldRequests()
     {
-        using (EnterGate())
+        var held = new List<LiveRequest>();
+        ForEachSlot(slot =>
         {
-            var held = new List<LiveRequest>();
-            for (int slot = 0; slot < _used; slot++)
+            if (_held[slot].Live is { } live)
             {
-                if (_held[slot].Live is { } live)
+                held.Add(live);
+            }
+        });
+        return held;
+    }
+
+    /// <summary>Visits every slot, taking the lock for <see cref="ListingBatch"/> slots at a time so that a listing never holds it for the whole table.</summary>
+    /// <remarks>The table only grows, so a slot index stays valid between batches; what changes meanwhile is seen or not, as with any listing of a live table.</remarks>
+    private void ForEachSlot(Action<int> visit)
+    {
+        for (int start = 0; ; start += ListingBatch)
+        {
+            using (EnterGate())
+            {
+                if (start >= _used)
                 {
-                    held.Add(live);
+                    return;
+                }
+
+                for (int slot = start, end = Math.Min(start + ListingBatch, _used); slot < end; slot++)
+                {
+                    visit(slot);
                 }
             }
-
-            return held;
         }
     }
 

@@ -29,6 +29,24 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     }
 
     [Fact]
+    public async Task GetUnfinishedAsync_MoreThanOneBatchOfSlots_ListsAllOldestFirst_AndLeavesOutFinished()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        for (int i = 0; i < 700; i++)
+        {
+            Assert.True(await store.TryAddAsync(NewRequest($"q{i}")));
+            Time.Advance(TimeSpan.FromMilliseconds(1));
+            if (i % 7 == 0)
+            {
+                Assert.True(await store.TryCompleteAsync($"q{i}", "1", Time.GetUtcNow()));
+            }
+        }
+
+        IReadOnlyList<AsyncRequestRecord> unfinished = await store.GetUnfinishedAsync();
+        Assert.Equal([.. Enumerable.Range(0, 700).Where(i => i % 7 != 0).Select(i => $"q{i}")], unfinished.Select(r => r.Id));
+    }
+
+    [Fact]
     public async Task IdReusedAfterExpiry_OldCompletionNeverEvictsTheNewRequest()
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 2, TimeProvider = Time, Retention = Retention });
