@@ -36,8 +36,9 @@ namespace Servables.Async;
 /// <para>
 /// Thread-safe: one spin lock. Submits, reads and settles hold it for an index access or a lookup;
 /// listings (<see cref="GetUnfinishedAsync"/>, the held requests) take it for 256 slots at a time and
-/// sort outside it; a burst of expiries, a table resize and a long result's copy still hold it for
-/// work that grows with the store or the text (issue #12 left open).
+/// sort outside it; a burst of expiries is removed 256 at a time. Settling every outcome the lanes
+/// left (the scan, the timer), a table resize and a long result's copy still hold it for work that
+/// grows with the store or the text (issue #12 left open).
 /// </para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
@@ -193,11 +194,15 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
     {
         long now = NowTicks();
+        int removed;
+        bool more;
         using (EnterGate())
         {
             SettleAll();
-            return new ValueTask<int>(RemoveExpired(now));
+            removed = RemoveExpired(now, ListingBatch, out more); // with the settling, before the timer is moved for what was settled
         }
+
+        return new ValueTask<int>(more ? removed + RemoveExpiredInBatches(now) : removed);
     }
 
     /// <summary>Stops the expiry timer.</summary>
@@ -735,10 +740,21 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         long now = NowTicks();
         long next = long.MaxValue;
+        bool more;
         using (EnterGate())
         {
             SettleAll();
-            RemoveExpired(now);
+            RemoveExpired(now, ListingBatch, out more);
+            _rescheduleAt = 0; // the timer is set below, once
+        }
+
+        if (more)
+        {
+            RemoveExpiredInBatches(now);
+        }
+
+        using (EnterGate())
+        {
             while (_finished.TryPeek(out SlotVersion oldest))
             {
                 if (IsCurrent(oldest))
@@ -763,7 +779,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
     private void MakeRoom(long now)
     {
-        if (RemoveExpired(now) > 0)
+        if (RemoveExpired(now, ListingBatch, out _) > 0)
         {
             return;
         }
@@ -785,12 +801,37 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
     }
 
-    /// <summary>Removes expired results from the front of the completion order (the oldest finish first). Under the lock.</summary>
-    private int RemoveExpired(long now)
+    /// <summary>Removes every expired result, taking the lock for one batch at a time so that a burst of expiries never holds it long.</summary>
+    private int RemoveExpiredInBatches(long now)
     {
         int removed = 0;
+        for (bool more = true; more;)
+        {
+            using (EnterGate())
+            {
+                removed += RemoveExpired(now, ListingBatch, out more);
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>Removes expired results from the front of the completion order (the oldest finish first), looking at most at <paramref name="limit"/> items. Under the lock.</summary>
+    /// <param name="now">Now (UTC ticks).</param>
+    /// <param name="limit">How many items of the completion order to look at, at most.</param>
+    /// <param name="more">Whether it stopped at the limit, with expired results perhaps left.</param>
+    private int RemoveExpired(long now, int limit, out bool more)
+    {
+        int removed = 0;
+        more = false;
         while (_finished.TryPeek(out SlotVersion oldest))
         {
+            if (limit-- == 0)
+            {
+                more = true;
+                break;
+            }
+
             if (IsCurrent(oldest))
             {
                 if (!IsExpired(oldest.Slot, now))

@@ -47,6 +47,22 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     }
 
     [Fact]
+    public async Task RemoveExpiredAsync_ABurstOfMoreThanOneBatch_RemovesThemAll()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        for (int i = 0; i < 1_000; i++)
+        {
+            Assert.True(await store.TryAddAsync(NewRequest($"b{i}")));
+            Assert.True(await store.TryCompleteAsync($"b{i}", "1", Time.GetUtcNow()));
+        }
+
+        Assert.True(await store.TryAddAsync(NewRequest("queued")));
+        Time.Advance(Retention); // the timer removes the burst, one batch under the lock at a time
+        Assert.Equal((1, 0), (store.Count, await store.RemoveExpiredAsync()));
+        Assert.NotNull(await store.GetAsync("queued"));
+    }
+
+    [Fact]
     public async Task IdReusedAfterExpiry_OldCompletionNeverEvictsTheNewRequest()
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 2, TimeProvider = Time, Retention = Retention });
