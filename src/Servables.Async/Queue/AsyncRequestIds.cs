@@ -14,7 +14,7 @@ internal static class AsyncRequestIds
     private const int IdBytes = 16;
     private const int BufferBytes = IdBytes * 256;
 
-    // A call into the OS's generator costs microseconds here; each thread draws 256 ids' worth at once.
+    // Each thread draws 256 ids' worth from the OS's generator at once: a call into it is far dearer than a copy.
     private static readonly SearchValues<char> Allowed = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~");
 
     [ThreadStatic]

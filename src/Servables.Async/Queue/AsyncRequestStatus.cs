@@ -7,7 +7,7 @@ namespace Servables.Async;
 /// <param name="State">Where the request stands.</param>
 /// <param name="ResultJson">The handler's result as JSON text, when completed.</param>
 /// <param name="Error">Why it failed, when failed.</param>
-/// <param name="Timestamp">When it last changed state (completion time once finished); null when not found. An async API stamps it from a coarse clock with the system <see cref="TimeProvider"/>: up to one system timer tick (a few milliseconds) early.</param>
+/// <param name="Timestamp">When it last changed state (completion time once finished); null when not found. An async API stamps it from its <see cref="TimeProvider"/>, exactly.</param>
 public sealed record AsyncRequestStatus(string Id, AsyncRequestState State, string? ResultJson, string? Error, DateTimeOffset? Timestamp)
 {
     /// <summary>The wire name of <see cref="State"/>: <c>in_queue</c>, <c>in_progress</c>, <c>completed</c>, <c>failed</c> or <c>not_found</c>.</summary>

@@ -24,23 +24,29 @@ namespace Servables.Async;
 /// An async API's worker lanes never take the store's lock: a lane leaves each outcome on the
 /// request's in-process record, and the store moves it into the entry the next time it touches that
 /// entry under the lock (a status read, an add that needs room, an expiry scan), keeping the time
-/// the request finished. Handing the lock and the table's cache lines back and forth between a
-/// lane's core and a submitter's costs more than the rest of the store's work per request.
+/// the request finished, so that the lock and the table's cache lines do not move between a lane's
+/// core and a submitter's on every request.
 /// </para>
 /// <para>
 /// A timer set for the oldest result's expiry removes expired results as they expire; a result
 /// moved in after later ones may be removed a little late, so a status read also checks it (with a
-/// coarse clock), and <see cref="GetAsync"/> checks the clock itself. The async API's periodic scan
+/// store's <see cref="TimeProvider"/>, read before the lock), and <see cref="GetAsync"/> checks it too. The async API's periodic scan
 /// (<see cref="RemoveExpiredAsync"/>) moves in outcomes nobody has read. Dispose the store to stop the timer.
 /// </para>
-/// <para>Thread-safe: one spin lock; every operation is one index access or one dictionary lookup under it.</para>
+/// <para>
+/// Thread-safe: one spin lock. Submits, reads and settles hold it for an index access or a lookup;
+/// listings (<see cref="GetUnfinishedAsync"/>, the held requests) take it for 256 slots at a time and
+/// sort outside it; a burst of expiries is removed 256 at a time. Settling every outcome the lanes
+/// left (the scan, the timer), a table resize and a long result's copy still hold it for work that
+/// grows with the store or the text (issue #12 left open).
+/// </para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
     private const int InitialCapacity = 256;
+    private const int ListingBatch = 256;
 
-    // A spin lock: every critical section is a hash lookup or an index access and never waits, and
-    // System.Threading.Lock's owner-thread lookup measured a quarter slower on this path.
+    // A spin lock: the hot sections (add, read, settle) are an index access or a hash lookup and never wait.
     private SpinLock _gate = new(enableThreadOwnerTracking: false);
     private readonly long _retentionTicks;
     private readonly TimeProvider _time;
@@ -70,7 +76,6 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
     // A new, earlier expiry for the timer, set under the lock and applied when the lock is left (0: none).
     private long _rescheduleAt;
-    private readonly RequestClock _clock;
 
     /// <summary>Creates an empty store.</summary>
     /// <param name="options">Retention, clock and bound; null for the defaults.</param>
@@ -86,7 +91,6 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
         _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
-        _clock = new RequestClock(_time);
         _maxEntries = options.MaxEntries;
         _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
         _expiryTimer = CreateExpiryTimer(_time, this);
@@ -172,32 +176,33 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default)
     {
-        using (EnterGate())
+        var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
+        ForEachSlot(slot =>
         {
-            SettleAll();
-            var unfinished = new List<(long Submitted, AsyncRequestRecord Record)>();
-            for (int slot = 0; slot < _used; slot++)
+            Settle(slot); // an outcome its lane left ends it
+            if (_slots[slot].InUse && !_slots[slot].IsFinished)
             {
-                if (_slots[slot].InUse && !_slots[slot].IsFinished)
-                {
-                    unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
-                }
+                unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
             }
+        });
 
-            IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)];
-            return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
-        }
+        IReadOnlyList<AsyncRequestRecord> oldestFirst = [.. unfinished.OrderBy(u => u.Submitted).Select(u => u.Record)]; // sorted outside the lock
+        return new ValueTask<IReadOnlyList<AsyncRequestRecord>>(oldestFirst);
     }
 
     /// <inheritdoc />
     public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
     {
         long now = NowTicks();
+        int removed;
+        bool more;
         using (EnterGate())
         {
             SettleAll();
-            return new ValueTask<int>(RemoveExpired(now));
+            removed = RemoveExpired(now, ListingBatch, out more); // with the settling, before the timer is moved for what was settled
         }
+
+        return new ValueTask<int>(more ? removed + RemoveExpiredInBatches(now) : removed);
     }
 
     /// <summary>Stops the expiry timer.</summary>
@@ -246,9 +251,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at) =>
         // No lock: the lane leaves the outcome on the live request, and whoever next takes the lock for
-        // the entry (a read, an add, the expiry timer) moves it in. The lock and the table's lines then
-        // stay with the submitting and reading threads: handing a cache line between two cores costs
-        // more here than the rest of a request's store work (see benchmarks/README.md).
+        // the entry (a read, an add, the expiry timer) moves it in, so the lock and the table's cache
+        // lines stay with the submitting and reading threads.
         new(request.TrySetOutcome(resultJson, error, at.UtcTicks));
 
     ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
@@ -277,12 +281,13 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> IAsyncRequestTable.ReadAsync(string requestId, CancellationToken cancellationToken)
     {
+        long now = NowTicks(); // outside the lock
         using (EnterGate())
         {
             // The expiry timer removes results as they expire; a result settled out of completion order
-            // may be removed late, so a read checks (with the coarse clock: a few nanoseconds).
+            // may be removed late, so a read checks.
             int slot = Find(requestId, out string? settledText);
-            if (slot >= 0 && IsExpired(slot, _clock.GetUtcNow().UtcTicks))
+            if (slot >= 0 && IsExpired(slot, now))
             {
                 Remove(slot);
                 slot = -1;
@@ -329,18 +334,35 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     IReadOnlyList<LiveRequest> IAsyncRequestTable.HeldRequests()
     {
-        using (EnterGate())
+        var held = new List<LiveRequest>();
+        ForEachSlot(slot =>
         {
-            var held = new List<LiveRequest>();
-            for (int slot = 0; slot < _used; slot++)
+            if (_held[slot].Live is { } live)
             {
-                if (_held[slot].Live is { } live)
+                held.Add(live);
+            }
+        });
+        return held;
+    }
+
+    /// <summary>Visits every slot, taking the lock for <see cref="ListingBatch"/> slots at a time so that a listing never holds it for the whole table.</summary>
+    /// <remarks>The table only grows, so a slot index stays valid between batches; what changes meanwhile is seen or not, as with any listing of a live table.</remarks>
+    private void ForEachSlot(Action<int> visit)
+    {
+        for (int start = 0; ; start += ListingBatch)
+        {
+            using (EnterGate())
+            {
+                if (start >= _used)
                 {
-                    held.Add(live);
+                    return;
+                }
+
+                for (int slot = start, end = Math.Min(start + ListingBatch, _used); slot < end; slot++)
+                {
+                    visit(slot);
                 }
             }
-
-            return held;
         }
     }
 
@@ -718,10 +740,21 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         long now = NowTicks();
         long next = long.MaxValue;
+        bool more;
         using (EnterGate())
         {
             SettleAll();
-            RemoveExpired(now);
+            RemoveExpired(now, ListingBatch, out more);
+            _rescheduleAt = 0; // the timer is set below, once
+        }
+
+        if (more)
+        {
+            RemoveExpiredInBatches(now);
+        }
+
+        using (EnterGate())
+        {
             while (_finished.TryPeek(out SlotVersion oldest))
             {
                 if (IsCurrent(oldest))
@@ -746,7 +779,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
     private void MakeRoom(long now)
     {
-        if (RemoveExpired(now) > 0)
+        if (RemoveExpired(now, ListingBatch, out _) > 0)
         {
             return;
         }
@@ -768,12 +801,37 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
     }
 
-    /// <summary>Removes expired results from the front of the completion order (the oldest finish first). Under the lock.</summary>
-    private int RemoveExpired(long now)
+    /// <summary>Removes every expired result, taking the lock for one batch at a time so that a burst of expiries never holds it long.</summary>
+    private int RemoveExpiredInBatches(long now)
     {
         int removed = 0;
+        for (bool more = true; more;)
+        {
+            using (EnterGate())
+            {
+                removed += RemoveExpired(now, ListingBatch, out more);
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>Removes expired results from the front of the completion order (the oldest finish first), looking at most at <paramref name="limit"/> items. Under the lock.</summary>
+    /// <param name="now">Now (UTC ticks).</param>
+    /// <param name="limit">How many items of the completion order to look at, at most.</param>
+    /// <param name="more">Whether it stopped at the limit, with expired results perhaps left.</param>
+    private int RemoveExpired(long now, int limit, out bool more)
+    {
+        int removed = 0;
+        more = false;
         while (_finished.TryPeek(out SlotVersion oldest))
         {
+            if (limit-- == 0)
+            {
+                more = true;
+                break;
+            }
+
             if (IsCurrent(oldest))
             {
                 if (!IsExpired(oldest.Slot, now))

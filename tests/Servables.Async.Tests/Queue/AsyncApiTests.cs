@@ -385,8 +385,14 @@ public class AsyncApiTests
         await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
 
         Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(1)).AsTask();
-        await Task.Delay(50);
-        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.False(wait.IsCompleted); // the request is held at the gate: only the timeout can end the wait
+
+        // The wait sets its timer on the fake clock when it starts waiting; step the clock until it fires.
+        await Eventually.WaitUntilAsync(() =>
+        {
+            time.Advance(TimeSpan.FromSeconds(20));
+            return wait.IsCompleted;
+        });
 
         TimeoutException error = await Assert.ThrowsAsync<TimeoutException>(() => wait);
         Assert.Contains("in_progress", error.Message, StringComparison.Ordinal);
@@ -407,8 +413,8 @@ public class AsyncApiTests
         TimeoutException early = await Assert.ThrowsAsync<TimeoutException>(() => client.WaitForCompletionAsync("elsewhere", TimeSpan.FromMilliseconds(50)).AsTask());
         Assert.Contains("in_queue", early.Message, StringComparison.Ordinal);
 
+        // The call read the request queued before it returned; nothing but the store's completion ends the wait.
         Task<AsyncRequestStatus> wait = client.WaitForCompletionAsync("elsewhere", Wait).AsTask();
-        await Task.Delay(20);
         Assert.False(wait.IsCompleted);
         await shared.TryCompleteAsync("elsewhere", "42", DateTimeOffset.UtcNow);
 
@@ -424,8 +430,8 @@ public class AsyncApiTests
         string id = await client.SubmitTextAsync("gate");
         await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(id)).State == AsyncRequestState.InProgress);
 
+        // The request is held at the gate: no wait may end before it is let through.
         Task<AsyncRequestStatus>[] waits = [.. Enumerable.Range(0, 8).Select(_ => client.WaitForCompletionAsync(id, Wait).AsTask())];
-        await Task.Delay(20);
         Assert.All(waits, w => Assert.False(w.IsCompleted));
         host.Probe.Gate.SetResult();
 

@@ -29,6 +29,40 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
     }
 
     [Fact]
+    public async Task GetUnfinishedAsync_MoreThanOneBatchOfSlots_ListsAllOldestFirst_AndLeavesOutFinished()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        for (int i = 0; i < 700; i++)
+        {
+            Assert.True(await store.TryAddAsync(NewRequest($"q{i}")));
+            Time.Advance(TimeSpan.FromMilliseconds(1));
+            if (i % 7 == 0)
+            {
+                Assert.True(await store.TryCompleteAsync($"q{i}", "1", Time.GetUtcNow()));
+            }
+        }
+
+        IReadOnlyList<AsyncRequestRecord> unfinished = await store.GetUnfinishedAsync();
+        Assert.Equal([.. Enumerable.Range(0, 700).Where(i => i % 7 != 0).Select(i => $"q{i}")], unfinished.Select(r => r.Id));
+    }
+
+    [Fact]
+    public async Task RemoveExpiredAsync_ABurstOfMoreThanOneBatch_RemovesThemAll()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { TimeProvider = Time, Retention = Retention });
+        for (int i = 0; i < 1_000; i++)
+        {
+            Assert.True(await store.TryAddAsync(NewRequest($"b{i}")));
+            Assert.True(await store.TryCompleteAsync($"b{i}", "1", Time.GetUtcNow()));
+        }
+
+        Assert.True(await store.TryAddAsync(NewRequest("queued")));
+        Time.Advance(Retention); // the timer removes the burst, one batch under the lock at a time
+        Assert.Equal((1, 0), (store.Count, await store.RemoveExpiredAsync()));
+        Assert.NotNull(await store.GetAsync("queued"));
+    }
+
+    [Fact]
     public async Task IdReusedAfterExpiry_OldCompletionNeverEvictsTheNewRequest()
     {
         await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 2, TimeProvider = Time, Retention = Retention });

@@ -104,14 +104,13 @@ public sealed class SqliteCrashRecoveryTests : IDisposable
         return Process.Start(info)!;
     }
 
-    private static async Task WaitForAsync(Func<bool> condition, Process child)
-    {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!condition())
-        {
-            Assert.False(child.HasExited, $"The crash host exited early with code {(child.HasExited ? child.ExitCode : 0)}.");
-            Assert.True(DateTime.UtcNow < deadline, "The crash host did not reach the kill point within 60 s.");
-            await Task.Delay(5);
-        }
-    }
+    private static Task WaitForAsync(Func<bool> condition, Process child) =>
+        Servables.Testing.Eventually.WaitUntilAsync(
+            () =>
+            {
+                Assert.False(child.HasExited, $"The crash host exited early with code {(child.HasExited ? child.ExitCode : 0)}.");
+                return condition();
+            },
+            TimeSpan.FromSeconds(60),
+            "the crash host to reach the kill point");
 }

@@ -1,7 +1,9 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Servables.Async.Tests.Queue;
+using Servables.Testing;
 
-namespace Servables.Async.Tests.Queue;
+namespace Servables.Async.Tests.Diagnostics;
 
 public sealed class AsyncMetricsTests
 {
@@ -92,10 +94,7 @@ public sealed class AsyncMetricsTests
         await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(api), time);
         IAsyncApiClient client = host.Client(api);
         string gated = await client.SubmitTextAsync("gate");
-        while ((await client.GetStatusAsync(gated)).State != AsyncRequestState.InProgress)
-        {
-            await Task.Delay(5);
-        }
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(gated)).State == AsyncRequestState.InProgress);
 
         string queued = await client.SubmitTextAsync("behind");
         time.Advance(TimeSpan.FromSeconds(30));

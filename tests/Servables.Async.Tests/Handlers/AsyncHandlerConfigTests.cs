@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Configuration;
 
-namespace Servables.Async.Tests.Hosting;
+namespace Servables.Async.Tests.Handlers;
 
 public sealed class AsyncHandlerConfigTests
 {
