@@ -16,7 +16,9 @@ public sealed class ServableStorageOptions
     /// version available, as TensorFlow Serving waits for the initial load of every model before it
     /// serves; hosted services registered after <c>AddServables</c> (the async APIs) then start with
     /// models loaded. A servable whose versions all ended in error fails the start with that error.
-    /// False starts at once and loads in the background.
+    /// False starts at once and loads in the background. (With the manager's
+    /// <see cref="AspiredVersionsManagerOptions.ManageStateInterval"/> infinite, nothing loads unless the
+    /// host drives the manager, so the wait runs into <see cref="InitialLoadTimeout"/>: turn it off.)
     /// </summary>
     public bool WaitForInitialLoad { get; set; } = true;
 
