@@ -53,7 +53,7 @@ public static class AsyncHandlerServiceCollectionExtensions
 
         registry.Handlers.Add(apiName, typeof(THandler));
         options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AsyncApiOptions>, AsyncApiOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AsyncApiOptions>, NamedAsyncApiOptionsValidator>());
         services.TryAddSingleton<AsyncMetrics>();
         services.TryAddSingleton<IAsyncApiClientFactory, AsyncApiClientFactory>();
         services.AddKeyedSingleton(apiName, (sp, _) => new AsyncApi(

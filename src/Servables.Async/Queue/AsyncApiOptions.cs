@@ -20,18 +20,22 @@ public sealed class AsyncApiOptions
 
     /// <summary>How many requests may wait in the queue; a submit beyond it fails with <see cref="AsyncQueueFullException"/>.</summary>
     /// <value>1 to 10,000,000. Defaults to 1024.</value>
+    [OptionRange(1, 10_000_000)]
     public int QueueCapacity { get; set; } = 1024;
 
     /// <summary>How many workers take requests from the queue; each runs <see cref="MaxConcurrencyPerWorker"/> lanes, and a lane runs one request at a time.</summary>
     /// <value>1 to 256. Defaults to 1.</value>
+    [OptionRange(1, 256)]
     public int WorkerCount { get; set; } = 1;
 
     /// <summary>How many requests each worker runs at once: its lanes, each an idle async loop of a few hundred bytes until a request arrives.</summary>
     /// <value>1 to 1024. Defaults to 1.</value>
+    [OptionRange(1, 1024)]
     public int MaxConcurrencyPerWorker { get; set; } = 1;
 
     /// <summary>How long a request may run in the handler before it is cancelled and fails.</summary>
     /// <value>1 millisecond to 1 day, or <see cref="Timeout.InfiniteTimeSpan"/>. Defaults to infinite.</value>
+    [TimeSpanRange("00:00:00.001", "1.00:00:00", AllowInfinite = true)]
     public TimeSpan RequestTimeout { get; set; } = Timeout.InfiniteTimeSpan;
 
     /// <summary>How long stopping waits, after the host's shutdown timeout has cancelled the running handlers, for them to return.</summary>
@@ -54,22 +58,27 @@ public sealed class AsyncApiOptions
     /// it unfinished, so it runs again at the next start).
     /// </remarks>
     /// <value>0 to 10. Defaults to 3.</value>
+    [OptionRange(0, 10)]
     public int StoreRetries { get; set; } = 3;
 
     /// <summary>How long a lane waits before its first retry of a failing store call; each further retry waits twice as long.</summary>
     /// <value>1 millisecond to 1 minute. Defaults to 200 milliseconds (so 200, 400 and 800 ms with 3 retries).</value>
+    [TimeSpanRange("00:00:00.001", "00:01:00")]
     public TimeSpan StoreRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>The largest body a submit accepts.</summary>
     /// <value>1 byte to 1 GiB. Defaults to 10 MiB.</value>
+    [OptionRange(1, 1 << 30)]
     public int MaxPayloadBytes { get; set; } = 10 * 1024 * 1024;
 
     /// <summary>How long finished results stay queryable, counted from completion.</summary>
     /// <value>1 second to 365 days. Defaults to 7 days.</value>
+    [TimeSpanRange("00:00:01", "365.00:00:00")]
     public TimeSpan ResultRetention { get; set; } = TimeSpan.FromDays(7);
 
     /// <summary>The most requests the in-memory store keeps (expired results are evicted first).</summary>
     /// <value>1 to 100,000,000. Defaults to 100,000.</value>
+    [OptionRange(1, 100_000_000)]
     public int MaxStoredRequests { get; set; } = 100_000;
 
     /// <summary>Which result store to use.</summary>
@@ -89,6 +98,7 @@ public sealed class AsyncApiOptions
 
     /// <summary>How often expired results are deleted from the store; the in-memory store also moves in, then, the outcomes of requests nobody has read since they finished.</summary>
     /// <value>1 second to 1 day. Defaults to 10 minutes.</value>
+    [TimeSpanRange("00:00:01", "1.00:00:00")]
     public TimeSpan ExpiryScanInterval { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>The handler's <c>config</c>, handed to it as <see cref="AsyncHandlerConfig"/>.</summary>
@@ -123,32 +133,31 @@ public sealed class AsyncApiOptions
     }
 
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
+    /// <remarks>
+    /// The ranges are the attributes on the properties, checked by a validator that <c>[OptionsValidator]</c>
+    /// generates. Checked here: <see cref="AbandonTimeout"/> (its message says "between 0 and 10 minutes", where
+    /// the shared <see cref="TimeSpan"/> range attribute would say "zero"), <see cref="SqliteMaxDatabaseBytes"/>
+    /// (a nullable <see cref="long"/>, which the integer range attribute cannot bound) and <see cref="SqlitePath"/>
+    /// (required only for the SQLite store without a <see cref="StoreFactory"/>).
+    /// </remarks>
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        Check(QueueCapacity is >= 1 and <= 10_000_000, $"{nameof(QueueCapacity)} must be between 1 and 10,000,000; it is {QueueCapacity}.");
-        Check(WorkerCount is >= 1 and <= 256, $"{nameof(WorkerCount)} must be between 1 and 256; it is {WorkerCount}.");
-        Check(MaxConcurrencyPerWorker is >= 1 and <= 1024, $"{nameof(MaxConcurrencyPerWorker)} must be between 1 and 1024; it is {MaxConcurrencyPerWorker}.");
-        Check(
-            RequestTimeout == Timeout.InfiniteTimeSpan || (RequestTimeout >= TimeSpan.FromMilliseconds(1) && RequestTimeout <= TimeSpan.FromDays(1)),
-            $"{nameof(RequestTimeout)} must be between 1 ms and 1 day, or Timeout.InfiniteTimeSpan; it is {RequestTimeout}.");
-        Check(AbandonTimeout >= TimeSpan.Zero && AbandonTimeout <= TimeSpan.FromMinutes(10), $"{nameof(AbandonTimeout)} must be between 0 and 10 minutes; it is {AbandonTimeout}.");
-        Check(StoreRetries is >= 0 and <= 10, $"{nameof(StoreRetries)} must be between 0 and 10; it is {StoreRetries}.");
-        Check(StoreRetryDelay >= TimeSpan.FromMilliseconds(1) && StoreRetryDelay <= TimeSpan.FromMinutes(1), $"{nameof(StoreRetryDelay)} must be between 1 ms and 1 minute; it is {StoreRetryDelay}.");
-        Check(MaxPayloadBytes is >= 1 and <= 1 << 30, $"{nameof(MaxPayloadBytes)} must be between 1 and 1 GiB; it is {MaxPayloadBytes}.");
-        Check(ResultRetention >= TimeSpan.FromSeconds(1) && ResultRetention <= TimeSpan.FromDays(365), $"{nameof(ResultRetention)} must be between 1 second and 365 days; it is {ResultRetention}.");
-        Check(MaxStoredRequests is >= 1 and <= 100_000_000, $"{nameof(MaxStoredRequests)} must be between 1 and 100,000,000; it is {MaxStoredRequests}.");
-        Check(ExpiryScanInterval >= TimeSpan.FromSeconds(1) && ExpiryScanInterval <= TimeSpan.FromDays(1), $"{nameof(ExpiryScanInterval)} must be between 1 second and 1 day; it is {ExpiryScanInterval}.");
-        Check(SqliteMaxDatabaseBytes is null or >= 64 * 1024, $"{nameof(SqliteMaxDatabaseBytes)} must be at least 64 KiB (65536), or null for no limit; it is {SqliteMaxDatabaseBytes}.");
-        Check(Store != AsyncStoreKind.Sqlite || StoreFactory is not null || !string.IsNullOrWhiteSpace(SqlitePath), $"{nameof(SqlitePath)} must be set when {nameof(Store)} is Sqlite (see UseSqliteStore).");
-        return errors;
-
-        void Check(bool ok, string error)
+        List<string> errors = AsyncApiOptionsValidator.Instance.Validate(null, this).Problems();
+        if (AbandonTimeout < TimeSpan.Zero || AbandonTimeout > TimeSpan.FromMinutes(10))
         {
-            if (!ok)
-            {
-                errors.Add(error);
-            }
+            errors.Add($"{nameof(AbandonTimeout)} must be between 0 and 10 minutes; it is {AbandonTimeout}.");
         }
+
+        if (SqliteMaxDatabaseBytes < SqliteAsyncResultStoreOptions.MinimumMaxDatabaseBytes)
+        {
+            errors.Add($"{nameof(SqliteMaxDatabaseBytes)} must be at least 64 KiB ({SqliteAsyncResultStoreOptions.MinimumMaxDatabaseBytes}), or null for no limit; it is {SqliteMaxDatabaseBytes}.");
+        }
+
+        if (Store == AsyncStoreKind.Sqlite && StoreFactory is null && string.IsNullOrWhiteSpace(SqlitePath))
+        {
+            errors.Add($"{nameof(SqlitePath)} must be set when {nameof(Store)} is Sqlite (see UseSqliteStore).");
+        }
+
+        return errors;
     }
 }

@@ -3,8 +3,12 @@ namespace Servables.Async;
 /// <summary>Where a <see cref="SqliteAsyncResultStore"/> keeps its requests: the database file, and which API's rows are its own.</summary>
 public sealed class SqliteAsyncResultStoreOptions
 {
+    /// <summary>The smallest <see cref="MaxDatabaseBytes"/> (and <see cref="AsyncApiOptions.SqliteMaxDatabaseBytes"/>): 64 KiB.</summary>
+    internal const long MinimumMaxDatabaseBytes = 64 * 1024;
+
     /// <summary>The SQLite database file; created, with its schema, when missing.</summary>
     /// <value>A file path whose folder exists and is writable (the store also writes <c>-wal</c> and <c>-shm</c> files beside it). Required; no default.</value>
+    [OptionRequired]
     public string DatabasePath { get; set; } = "";
 
     /// <summary>The API whose requests this store keeps, so that several APIs can share one file; every query is limited to it.</summary>
@@ -23,22 +27,23 @@ public sealed class SqliteAsyncResultStoreOptions
     public long? MaxDatabaseBytes { get; set; }
 
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
+    /// <remarks>
+    /// <see cref="DatabasePath"/> is checked by a validator that <c>[OptionsValidator]</c> generates from its
+    /// attribute; <see cref="ApiName"/> (a length whose message quotes the name, and null is refused) and
+    /// <see cref="MaxDatabaseBytes"/> (a nullable <see cref="long"/>, which the integer range attribute cannot bound)
+    /// are checked here.
+    /// </remarks>
     public IReadOnlyList<string> Validate()
     {
-        var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(DatabasePath))
-        {
-            errors.Add($"{nameof(DatabasePath)} must be set to the SQLite database file.");
-        }
-
+        List<string> errors = SqliteAsyncResultStoreOptionsValidator.Instance.Validate(null, this).Problems();
         if (string.IsNullOrEmpty(ApiName) || ApiName.Length > 200)
         {
             errors.Add($"{nameof(ApiName)} must be 1 to 200 characters; it is '{ApiName}'.");
         }
 
-        if (MaxDatabaseBytes is < 64 * 1024)
+        if (MaxDatabaseBytes < MinimumMaxDatabaseBytes)
         {
-            errors.Add($"{nameof(MaxDatabaseBytes)} must be at least 64 KiB (65536), or null for no limit; it is {MaxDatabaseBytes}.");
+            errors.Add($"{nameof(MaxDatabaseBytes)} must be at least 64 KiB ({MinimumMaxDatabaseBytes}), or null for no limit; it is {MaxDatabaseBytes}.");
         }
 
         return errors;
