@@ -13,6 +13,11 @@ HostApplicationBuilder builder = Host.CreateApplicationBuilder();
 builder.Logging.ClearProviders();
 builder.Services.AddAsyncHandler<SlowDoubler>("crash", o => o.UseSqliteStore(db));
 using IHost host = builder.Build();
+if (mode != "submit")
+{
+    SlowDoubler.AllAccepted.TrySetResult(); // recovered requests run at once
+}
+
 await host.StartAsync();
 IAsyncApiClient client = host.Services.GetRequiredService<IAsyncApiClient>();
 
@@ -24,6 +29,8 @@ if (mode == "submit")
         string id = await client.SubmitJsonAsync(new { n = i });
         Console.WriteLine($"ACCEPTED {id}");
     }
+
+    SlowDoubler.AllAccepted.TrySetResult();
 
     await Task.Delay(Timeout.Infinite);
 }
@@ -48,10 +55,18 @@ await host.StopAsync();
 return 0;
 
 /// <summary>Doubles "n" after a short pause, so that a kill finds requests queued and in progress.</summary>
+/// <remarks>
+/// In submit mode nothing is handled before every request was accepted: submits wait for the disk
+/// (SQLite syncs each one), and on a slow disk the lanes would otherwise finish the early requests
+/// while the late ones are submitted, leaving nothing unfinished for the kill to find.
+/// </remarks>
 internal sealed class SlowDoubler : IAsyncHandler
 {
+    public static TaskCompletionSource AllAccepted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public async ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken)
     {
+        await AllAccepted.Task.WaitAsync(cancellationToken);
         await Task.Delay(50, cancellationToken);
         int n = payload.Json.GetProperty("n").GetInt32();
         Console.WriteLine($"HANDLED {requestId}");
