@@ -15,7 +15,7 @@ internal sealed class AsyncApiHealthCheck(AsyncApi api, TimeSpan storeProbeTimeo
     /// <summary>From how full a queue reads Degraded.</summary>
     public const double DegradedQueueFraction = 0.9;
 
-    // Well formed, never made by the API (made ids are 22 or 27 characters of base64url), so it reads as absent.
+    // Well formed, never made by the API (made ids are base64url, which has no '.'), so it reads as absent.
     private const string ProbeId = "servables.health-probe";
 
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)

@@ -19,12 +19,15 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     private CancellationTokenSource? _cancellation;
     private int _cancelledByCaller;
 
-    // Where an in-memory table keeps the start: 0 queued, 1 started, 2 withdrawn (finished or cancelled before it started).
-    private int _start;
+    // Where the request stands in process, the one word every start, finish and withdrawal exchanges:
+    // Queued → Running (a lane started it) → FinishedByLane (its outcome is below) or EndedByTable
+    // (the table ended it: a finish by id, a cancel); Queued → FinishedByLane or EndedByTable directly.
+    private const int Queued = 0;
+    private const int Running = 1;
+    private const int FinishedByLane = 2;
+    private const int EndedByTable = 3;
+    private int _phase;
     private long _startedTicks;
-
-    // Who ends the request: 0 nobody yet, 1 the lane (the outcome below is set), 2 the table.
-    private int _outcomeOwner;
     private string? _outcomeText;
     private bool _outcomeFailed;
     private long _outcomeTicks;
@@ -67,7 +70,7 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     public int StoreGeneration { get; set; }
 
     /// <summary>Whether a lane started the request through <see cref="TryStart"/>.</summary>
-    public bool IsStarted => Volatile.Read(ref _start) == 1;
+    public bool IsStarted => Volatile.Read(ref _phase) == Running;
 
     /// <summary>When <see cref="TryStart"/> started the request (UTC ticks); read it after <see cref="IsStarted"/>.</summary>
     public long StartedTicks => _startedTicks;
@@ -82,7 +85,7 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <param name="atTicks">When it finished (UTC ticks).</param>
     public bool TrySetOutcome(string? resultJson, string? error, long atTicks)
     {
-        if (Interlocked.CompareExchange(ref _outcomeOwner, 1, 0) != 0)
+        if (!TryMove(FinishedByLane, fromRunning: true))
         {
             return false;
         }
@@ -96,7 +99,7 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <summary>The outcome <see cref="TrySetOutcome"/> left, once the request is done.</summary>
     public bool TryGetOutcome(out string text, out bool failed, out long atTicks)
     {
-        if (!IsDone || Volatile.Read(ref _outcomeOwner) != 1)
+        if (!IsDone || Volatile.Read(ref _phase) != FinishedByLane)
         {
             (text, failed, atTicks) = (string.Empty, false, 0);
             return false;
@@ -107,7 +110,7 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     }
 
     /// <summary>The table ends the request itself (a caller's cancel, a finish by id); false when the lane left an outcome first (use that).</summary>
-    public bool TryClaimOutcome() => Interlocked.CompareExchange(ref _outcomeOwner, 2, 0) == 0;
+    public bool TryClaimOutcome() => TryMove(EndedByTable, fromRunning: true);
 
     /// <summary>A task that completes when the request is done; an already completed one if it is.</summary>
     public Task WhenDone()
@@ -138,11 +141,18 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     public bool TryStart(long atTicks)
     {
         _startedTicks = atTicks; // published by the exchange below
-        return Interlocked.CompareExchange(ref _start, 1, 0) == 0;
+        return Interlocked.CompareExchange(ref _phase, Running, Queued) == Queued;
     }
 
-    /// <summary>Keeps a queued request from starting (it finished, or the caller cancelled it); false when it has started.</summary>
-    public bool TryWithdraw() => Interlocked.CompareExchange(ref _start, 2, 0) != 1;
+    /// <summary>The table ends a request that has not started (a caller's cancel); false when a lane started or finished it first.</summary>
+    public bool TryWithdraw() => TryMove(EndedByTable, fromRunning: false) || Volatile.Read(ref _phase) == EndedByTable;
+
+    /// <summary>Moves an unfinished request (queued, or running when <paramref name="fromRunning"/>) to <paramref name="to"/>; false when it is past that.</summary>
+    private bool TryMove(int to, bool fromRunning)
+    {
+        int seen = Interlocked.CompareExchange(ref _phase, to, Queued);
+        return seen == Queued || (fromRunning && seen == Running && Interlocked.CompareExchange(ref _phase, to, Running) == Running);
+    }
 
     /// <summary>Marks the request done (its final state is in the store, or it was abandoned) and releases its waiters. Idempotent.</summary>
     public void MarkDone() => (Interlocked.Exchange(ref _completion, Done) as TaskCompletionSource)?.TrySetResult();

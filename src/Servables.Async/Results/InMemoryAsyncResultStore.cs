@@ -3,72 +3,54 @@ namespace Servables.Async;
 /// <summary>The default result store: requests and results in process memory, bounded, lost on restart.</summary>
 /// <remarks>
 /// <para>
-/// When full it evicts expired results first, then the oldest finished ones; unfinished requests
-/// are never evicted (a store full of them refuses new requests).
+/// Bounded by <see cref="AsyncResultStoreOptions.MaxEntries"/>: when full it evicts expired results
+/// first, then the oldest finished ones; unfinished requests are never evicted (a store full of them
+/// refuses new requests). A result stays readable for the retention period from when it finished; a
+/// timer removes results as they expire. Dispose the store to stop the timer.
 /// </para>
 /// <para>
-/// A finished request costs the garbage collector nothing: its id, content type and result (or
-/// error) are copied into large shared text chunks, and its entry is a struct in an array of
-/// plain values, so a store holding <see cref="AsyncResultStoreOptions.MaxEntries"/> results for
-/// days adds no objects for the collector to trace or promote. Only unfinished requests, and
-/// finished ones whose outcome has not been moved in yet (see below), hold references: their live
-/// request, or the id, content type and payload of a request added as a record.
+/// Requests live in a table of slots that grows by whole pages (never copied). A slot's plain values
+/// are a struct without references; what an unfinished request holds by reference (its live request,
+/// or a record's id, content type and payload) sits beside it. When it finishes, its id, content type
+/// and result are copied into a <see cref="TextArena"/>, so a store holding results for days adds no
+/// objects for the collector to trace (a result longer than an arena chunk is kept as its string).
 /// </para>
 /// <para>
-/// Requests an async API submits get ids made here (<see cref="SlotRequestId"/>): 128 random bits and
-/// the slot that holds the request, so a read goes straight to the slot. Ids given from outside
-/// (a caller's own request id, or <see cref="TryAddAsync(AsyncRequestRecord, CancellationToken)"/>)
-/// are found through a dictionary.
+/// Requests an async API submits get ids made here (<see cref="SlotRequestId"/>), which name their
+/// slot; ids given from outside are found through a dictionary. An async API's lanes never take the
+/// lock: a lane leaves each outcome on the request's <see cref="LiveRequest"/>, and the store moves it
+/// into the slot ("settles" it) the next time it looks the slot up, or when it needs room or expires
+/// results, so that the lock and the table's cache lines stay with the submitting and reading threads.
+/// A request's state is the slot's, except that a live request a lane has started is in progress
+/// (<see cref="StateOf"/>).
 /// </para>
 /// <para>
-/// An async API's worker lanes never take the store's lock: a lane leaves each outcome on the
-/// request's in-process record, and the store moves it into the entry the next time it touches that
-/// entry under the lock (a status read, an add that needs room, an expiry scan), keeping the time
-/// the request finished, so that the lock and the table's cache lines do not move between a lane's
-/// core and a submitter's on every request.
-/// </para>
-/// <para>
-/// A timer set for the oldest result's expiry removes expired results as they expire; a result
-/// moved in after later ones may be removed a little late, so a status read also checks it (with a
-/// store's <see cref="TimeProvider"/>, read before the lock), and <see cref="GetAsync"/> checks it too. The async API's periodic scan
-/// (<see cref="RemoveExpiredAsync"/>) moves in outcomes nobody has read. Dispose the store to stop the timer.
-/// </para>
-/// <para>
-/// Thread-safe: one spin lock. Submits, reads and settles hold it for an index access or a lookup;
-/// listings (<see cref="GetUnfinishedAsync"/>, the held requests) take it for 256 slots at a time and
-/// sort outside it; a burst of expiries is removed 256 at a time. Settling every outcome the lanes
-/// left (the scan, the timer), a table resize and a long result's copy still hold it for work that
-/// grows with the store or the text (issue #12 left open).
+/// Thread-safe: one spin lock, held for constant work per call; whole-store work (settling everything,
+/// a burst of expiries, listings) takes it for 256 slots at a time.
 /// </para>
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
-    private const int InitialCapacity = 256;
-    private const int ListingBatch = 256;
+    private const int PageBits = 10;
+    private const int PageSize = 1 << PageBits;
+    private const int Batch = 256;
 
-    // A spin lock: the hot sections (add, read, settle) are an index access or a hash lookup and never wait.
     private SpinLock _gate = new(enableThreadOwnerTracking: false);
     private readonly long _retentionTicks;
     private readonly TimeProvider _time;
     private readonly int _maxEntries;
+    private readonly ulong _idSecret;
     private readonly TextArena _texts = new();
-
-    // Finished requests in the order they were settled; an item whose slot was since freed is skipped.
-    private readonly Queue<SlotVersion> _finished = new();
-
-    // Requests whose lane may have left an outcome on the live request, oldest first; stale items are skipped.
-    private readonly Queue<SlotVersion> _unsettled = new();
-
-    // The slot of each request whose id was not made here; made ids carry their slot.
     private readonly Dictionary<string, int> _named = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _namedBySpan;
-    private Slot[] _slots = new Slot[InitialCapacity];
-
-    // What unfinished requests hold by reference, by slot; the only references the store keeps.
-    private Held[] _held = new Held[InitialCapacity];
-    private int _count;
+    private readonly Page?[] _pages;
     private int _used;
     private int _free = -1;
+    private int _count;
+
+    // Slots holding a live request, in the order they were added; finished slots, in the order they finished here.
+    private SlotList _live = SlotList.Empty;
+    private SlotList _finished = SlotList.Empty;
 
     // Removes results as they expire; _expiryDue is when it is set to fire (UTC ticks; MaxValue: not set). Under the lock.
     private readonly ITimer _expiryTimer;
@@ -92,7 +74,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
         _maxEntries = options.MaxEntries;
+        _pages = new Page?[(_maxEntries + PageSize - 1) >> PageBits];
         _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
+        AsyncRequestIds.NextKey(out _idSecret, out _);
         _expiryTimer = CreateExpiryTimer(_time, this);
     }
 
@@ -114,14 +98,14 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <inheritdoc />
     IAsyncResultStore IAsyncRequestTable.Store => this;
 
-    /// <summary>Items in the queue of entries whose outcome may wait on a live request; tests check it stays bounded.</summary>
+    /// <summary>How many slots hold a live request (whose lane may leave an outcome); tests check it stays bounded.</summary>
     internal int UnsettledQueueLength
     {
         get
         {
             using (EnterGate())
             {
-                return _unsettled.Count;
+                return _live.Count;
             }
         }
     }
@@ -130,8 +114,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(request.Id);
+        ArgumentNullException.ThrowIfNull(request.ContentType);
         cancellationToken.ThrowIfCancellationRequested();
-        return new ValueTask<bool>(TryAdd(request.Id, request.ContentType, request.Payload, request.SubmittedAt.UtcTicks, request.UpdatedAt.UtcTicks, live: null, NowTicks()));
+        var held = new Held { Id = request.Id, ContentType = request.ContentType, Payload = request.Payload };
+        return new ValueTask<bool>(Add(default, held, request.SubmittedAt.UtcTicks, request.UpdatedAt.UtcTicks, NowTicks()) >= 0);
     }
 
     /// <inheritdoc />
@@ -141,7 +128,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         long now = NowTicks();
         using (EnterGate())
         {
-            int slot = FindUnexpired(requestId, now);
+            int slot = Find(requestId, now, out _);
             return new ValueTask<AsyncRequestRecord?>(slot < 0 ? null : ToRecord(slot, includePayload));
         }
     }
@@ -152,8 +139,19 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         ArgumentNullException.ThrowIfNull(requestId);
         using (EnterGate())
         {
-            int slot = Find(requestId);
-            return new ValueTask<bool>(slot >= 0 && _held[slot].Live is { } live ? _slots[slot].State == AsyncRequestState.InQueue && live.TryStart(at.UtcTicks) : Start(slot, at.UtcTicks));
+            int slot = Find(requestId, long.MinValue, out _);
+            if (slot < 0 || At(slot).State != AsyncRequestState.InQueue)
+            {
+                return new ValueTask<bool>(false);
+            }
+
+            if (HeldAt(slot).Live is { } live)
+            {
+                return new ValueTask<bool>(live.TryStart(at.UtcTicks)); // the start is kept on the live request
+            }
+
+            (At(slot).State, At(slot).UpdatedTicks) = (AsyncRequestState.InProgress, at.UtcTicks);
+            return new ValueTask<bool>(true);
         }
     }
 
@@ -162,7 +160,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(resultJson);
-        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Completed, resultJson, at.UtcTicks));
+        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Completed, resultJson, at.UtcTicks, queuedOnly: false));
     }
 
     /// <inheritdoc />
@@ -170,7 +168,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(errorText);
-        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Failed, errorText, at.UtcTicks));
+        return new ValueTask<bool>(FinishById(requestId, AsyncRequestState.Failed, errorText, at.UtcTicks, queuedOnly: false));
     }
 
     /// <inheritdoc />
@@ -180,9 +178,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         ForEachSlot(slot =>
         {
             Settle(slot); // an outcome its lane left ends it
-            if (_slots[slot].InUse && !_slots[slot].IsFinished)
+            if (At(slot).InUse && !At(slot).IsFinished)
             {
-                unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
+                unfinished.Add((At(slot).SubmittedTicks, ToRecord(slot, includePayload: true)));
             }
         });
 
@@ -191,19 +189,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <inheritdoc />
-    public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
-    {
-        long now = NowTicks();
-        int removed;
-        bool more;
-        using (EnterGate())
-        {
-            SettleAll();
-            removed = RemoveExpired(now, ListingBatch, out more); // with the settling, before the timer is moved for what was settled
-        }
-
-        return new ValueTask<int>(more ? removed + RemoveExpiredInBatches(now) : removed);
-    }
+    public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default) => new(SettleAndExpire());
 
     /// <summary>Stops the expiry timer.</summary>
     public ValueTask DisposeAsync()
@@ -217,66 +203,40 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         // The request was stamped with the clock just now: that reading serves as "now" for expiry.
         long submitted = request.SubmittedAt.UtcTicks;
-        bool added;
-        if (request.Id is { } id)
+        var held = new Held { Id = request.HasId ? request.Id : null, ContentType = request.ContentType, Live = request }; // the live request keeps the payload
+        (ulong low, ulong high) key = default;
+        if (held.Id is null)
         {
-            added = TryAdd(id, request.ContentType, request.Payload, submitted, submitted, request, submitted);
-        }
-        else
-        {
-            // The random bits are drawn outside the lock and the id spelt after it.
-            AsyncRequestIds.NextKey(out ulong low, out ulong high);
-            int slot;
-            using (EnterGate())
-            {
-                slot = AddUnder(key: (low, high), id: null, request.ContentType, request.Payload, submitted, submitted, request, submitted);
-            }
-
-            request.Id = SlotRequestId.Format(low, high, slot);
-            added = true;
+            AsyncRequestIds.NextKey(out key.low, out key.high); // drawn outside the lock, the id spelt after it
+            key.high &= SlotRequestId.RandomHighMask;
         }
 
-        if (!added)
+        int slot = Add(key, held, submitted, submitted, submitted);
+        if (slot < 0)
         {
             request.MarkDone();
+            return new ValueTask<bool>(false);
         }
 
-        return new ValueTask<bool>(added);
-    }
-
-    /// <inheritdoc />
-    ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at) =>
-        new(request.TryStart(at.UtcTicks)); // no lock: the start is kept on the live request, which a finish or a cancel withdraws first
-
-    /// <inheritdoc />
-    ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at) =>
-        // No lock: the lane leaves the outcome on the live request, and whoever next takes the lock for
-        // the entry (a read, an add, the expiry timer) moves it in, so the lock and the table's cache
-        // lines stay with the submitting and reading threads.
-        new(request.TrySetOutcome(resultJson, error, at.UtcTicks));
-
-    ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken)
-    {
-        LiveRequest? live;
-        using (EnterGate())
+        if (held.Id is null)
         {
-            int slot = Find(requestId); // a queued request never expires
-            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue || _held[slot].Live?.TryWithdraw() == false || !TryClaimOutcome(slot))
-            {
-                return new ValueTask<bool>(false);
-            }
-
-            live = Finish(slot, AsyncRequestState.Failed, error, at.UtcTicks);
-        }
-
-        if (live is not null)
-        {
-            live.CancelByCaller();
-            live.MarkDone();
+            request.Id = SlotRequestId.Format(key.low, key.high, slot, _idSecret);
         }
 
         return new ValueTask<bool>(true);
     }
+
+    /// <inheritdoc />
+    ValueTask<bool> IAsyncRequestTable.TryStartAsync(LiveRequest request, DateTimeOffset at) =>
+        new(request.TryStart(at.UtcTicks)); // no lock: the start is kept on the live request, which a finish or a cancel ends first
+
+    /// <inheritdoc />
+    ValueTask<bool> IAsyncRequestTable.TryFinishAsync(LiveRequest request, string? resultJson, string? error, DateTimeOffset at) =>
+        new(request.TrySetOutcome(resultJson, error, at.UtcTicks)); // no lock: settled into the slot when the store next looks
+
+    /// <inheritdoc />
+    ValueTask<bool> IAsyncRequestTable.TryFailQueuedAsync(string requestId, string error, DateTimeOffset at, CancellationToken cancellationToken) =>
+        new(FinishById(requestId, AsyncRequestState.Failed, error, at.UtcTicks, queuedOnly: true));
 
     /// <inheritdoc />
     ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> IAsyncRequestTable.ReadAsync(string requestId, CancellationToken cancellationToken)
@@ -284,30 +244,22 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         long now = NowTicks(); // outside the lock
         using (EnterGate())
         {
-            // The expiry timer removes results as they expire; a result settled out of completion order
-            // may be removed late, so a read checks.
-            int slot = Find(requestId, out string? settledText);
-            if (slot >= 0 && IsExpired(slot, now))
-            {
-                Remove(slot);
-                slot = -1;
-            }
-
+            int slot = Find(requestId, now, out string? settledText);
             if (slot < 0)
             {
-                return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((AsyncRequestStatus.NotFound(requestId), null));
+                return new((AsyncRequestStatus.NotFound(requestId), null));
             }
 
-            ref Slot entry = ref _slots[slot];
             AsyncRequestState state = StateOf(slot, out long updatedTicks);
-            string? text = entry.IsFinished ? settledText ?? _texts.GetString(entry.Texts, TextPart.Text) : null; // the read that moved it in has the lane's string
+            bool finished = At(slot).IsFinished;
+            string? text = finished ? settledText ?? TextOf(slot, TextPart.Text) : null; // the read that settled it has the lane's string
             var status = new AsyncRequestStatus(
                 requestId,
                 state,
                 state == AsyncRequestState.Completed ? text : null,
                 state == AsyncRequestState.Failed ? text : null,
                 new DateTimeOffset(updatedTicks, TimeSpan.Zero));
-            return new ValueTask<(AsyncRequestStatus, LiveRequest?)>((status, entry.IsFinished ? null : _held[slot].Live));
+            return new((status, finished ? null : HeldAt(slot).Live));
         }
     }
 
@@ -321,10 +273,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         using (EnterGate())
         {
             int slot = SlotOf(request);
-            if (slot >= 0 && ReferenceEquals(_held[slot].Live, request))
+            if (slot >= 0 && !Settle(slot, out _))
             {
-                _held[slot].Live = null;
-                _held[slot].Payload = request.Payload; // the entry stays unfinished and describes itself
+                _live.Remove(_pages, slot);
+                (HeldAt(slot).Live, HeldAt(slot).Payload) = (null, request.Payload); // the entry stays unfinished and describes itself
             }
         }
 
@@ -337,7 +289,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         var held = new List<LiveRequest>();
         ForEachSlot(slot =>
         {
-            if (_held[slot].Live is { } live)
+            if (HeldAt(slot).Live is { } live)
             {
                 held.Add(live);
             }
@@ -345,112 +297,86 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         return held;
     }
 
-    /// <summary>Visits every slot, taking the lock for <see cref="ListingBatch"/> slots at a time so that a listing never holds it for the whole table.</summary>
-    /// <remarks>The table only grows, so a slot index stays valid between batches; what changes meanwhile is seen or not, as with any listing of a live table.</remarks>
-    private void ForEachSlot(Action<int> visit)
+    /// <inheritdoc />
+    ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) => new([]);
+
+    /// <summary>Adds a request (a made id when <paramref name="held"/> has none: the key is its random bits).</summary>
+    /// <returns>Its slot; -1 when a request with its id exists and has not expired.</returns>
+    /// <exception cref="AsyncStoreFullException">The store is full of unfinished requests.</exception>
+    private int Add((ulong Low, ulong High) key, Held held, long submittedTicks, long updatedTicks, long now)
     {
-        for (int start = 0; ; start += ListingBatch)
+        for (int attempt = 0; ; attempt++)
         {
             using (EnterGate())
             {
-                if (start >= _used)
+                if (held.Id is not null && Find(held.Id, now, out _) >= 0)
                 {
-                    return;
+                    return -1;
                 }
 
-                for (int slot = start, end = Math.Min(start + ListingBatch, _used); slot < end; slot++)
+                if (_count < _maxEntries || MakeRoom(now))
                 {
-                    visit(slot);
+                    int slot = Allocate();
+                    At(slot) = new Slot { KeyLow = key.Low, KeyHigh = key.High, SubmittedTicks = submittedTicks, UpdatedTicks = updatedTicks, Generation = At(slot).Generation, State = AsyncRequestState.InQueue, InUse = true, IsNamed = held.Id is not null };
+                    HeldAt(slot) = held;
+                    if (held.Id is not null)
+                    {
+                        _named.Add(held.Id, slot);
+                    }
+
+                    if (held.Live is { } live)
+                    {
+                        (live.StoreSlot, live.StoreGeneration) = (slot, At(slot).Generation);
+                        _live.Append(_pages, slot);
+                    }
+
+                    _count++;
+                    return slot;
                 }
             }
+
+            if (attempt > 0)
+            {
+                throw new AsyncStoreFullException($"The in-memory result store holds {_maxEntries} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
+            }
+
+            SettleAll(); // outcomes the lanes left, further back than MakeRoom looks
         }
     }
 
-    /// <inheritdoc />
-    ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) =>
-        new ValueTask<IReadOnlyList<LiveRequest>>([]);
-
-    private bool TryAdd(string id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
+    /// <summary>Evicts an expired result, or else the oldest finished one, settling the oldest live requests if none is finished. Under the lock.</summary>
+    /// <returns>False when no finished request was found close at hand.</returns>
+    private bool MakeRoom(long now)
     {
-        ArgumentNullException.ThrowIfNull(id);
-        ArgumentNullException.ThrowIfNull(contentType);
-        using (EnterGate())
+        if (RemoveExpired(now) > 0)
         {
-            int existing = Find(id);
-            if (existing >= 0)
-            {
-                if (!IsExpired(existing, now))
-                {
-                    return false;
-                }
-
-                Remove(existing);
-            }
-
-            AddUnder(key: null, id, contentType, payload, submittedTicks, updatedTicks, live, now);
             return true;
         }
+
+        for (int slot = _live.Head, looked = 0; _finished.Count == 0 && slot >= 0 && looked < Batch; looked++)
+        {
+            int next = At(slot).Next;
+            Settle(slot, out _);
+            slot = next;
+        }
+
+        if (_finished.Count == 0)
+        {
+            return false;
+        }
+
+        Remove(_finished.Head);
+        return true;
     }
 
-    /// <summary>Takes a slot for a new request, making room first if full; its id is <paramref name="id"/>, or made from <paramref name="key"/> and the slot. Under the lock.</summary>
-    private int AddUnder((ulong Low, ulong High)? key, string? id, string contentType, ReadOnlyMemory<byte> payload, long submittedTicks, long updatedTicks, LiveRequest? live, long now)
-    {
-        DropSettledHeads();
-        if (_count >= _maxEntries)
-        {
-            MakeRoom(now);
-        }
-
-        int slot = Allocate();
-        ref Slot entry = ref _slots[slot];
-        entry.InUse = true;
-        entry.State = AsyncRequestState.InQueue;
-        entry.SubmittedTicks = submittedTicks;
-        entry.UpdatedTicks = updatedTicks;
-        entry.Texts = default;
-        if (key is { } k)
-        {
-            (entry.KeyLow, entry.KeyHigh, entry.IsNamed) = (k.Low, k.High, false);
-        }
-        else
-        {
-            (entry.KeyLow, entry.KeyHigh, entry.IsNamed) = (0, 0, true);
-            _named.Add(id!, slot);
-        }
-
-        // A live request keeps the payload itself, and lets it go when it finishes.
-        _held[slot] = new Held { Id = id, ContentType = contentType, Payload = live is null ? payload : default, Live = live };
-        _count++;
-        if (live is not null)
-        {
-            live.StoreSlot = slot;
-            live.StoreGeneration = entry.Generation;
-            _unsettled.Enqueue(new SlotVersion(slot, entry.Generation));
-        }
-
-        return slot;
-    }
-
-    /// <summary>The slot of a request that has not expired at <paramref name="now"/>; -1 when absent. Under the lock.</summary>
-    private int FindUnexpired(string id, long now)
-    {
-        int slot = Find(id);
-        return slot >= 0 && IsExpired(slot, now) ? -1 : slot;
-    }
-
-    /// <summary>The slot of a request, expired or not; -1 when absent. An outcome its lane left is moved in first. Under the lock.</summary>
-    private int Find(ReadOnlySpan<char> id) => Find(id, out _);
-
-    /// <inheritdoc cref="Find(ReadOnlySpan{char})"/>
-    /// <param name="id">The request id.</param>
-    /// <param name="settledText">The result or error settled just now, if one was.</param>
-    private int Find(ReadOnlySpan<char> id, out string? settledText)
+    /// <summary>The slot of an unexpired request (expired ones are removed; <paramref name="now"/> MinValue: no check); -1 when absent. An outcome its lane left is settled first. Under the lock.</summary>
+    private int Find(ReadOnlySpan<char> id, long now, out string? settledText)
     {
         settledText = null;
         int found = -1;
-        if (SlotRequestId.TryParse(id, out ulong low, out ulong high, out int slot) && slot < _used)
+        if (SlotRequestId.TryParse(id, _idSecret, out ulong low, out ulong high, out int slot) && slot < _used)
         {
-            ref Slot entry = ref _slots[slot];
+            ref Slot entry = ref At(slot);
             if (entry.InUse && !entry.IsNamed && entry.KeyLow == low && entry.KeyHigh == high)
             {
                 found = slot;
@@ -463,203 +389,221 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             return -1;
         }
 
-        settledText = Settle(found);
+        Settle(found, out settledText);
+        if (now != long.MinValue && At(found).IsFinished && now - At(found).UpdatedTicks >= _retentionTicks)
+        {
+            Remove(found); // a result settled out of finishing order may outlive the timer's pass
+            return -1;
+        }
+
         return found;
     }
 
-    /// <summary>The id of the request in <paramref name="slot"/> as a new string. Under the lock.</summary>
-    private string IdOf(int slot)
-    {
-        ref Slot entry = ref _slots[slot];
-        if (!entry.IsFinished)
-        {
-            return _held[slot].Id ?? SlotRequestId.Format(entry.KeyLow, entry.KeyHigh, slot);
-        }
-
-        return entry.IsNamed ? _texts.GetString(entry.Texts, TextPart.Id) : SlotRequestId.Format(entry.KeyLow, entry.KeyHigh, slot);
-    }
-
-    /// <summary>The slot a live request was given, if it still stands for that request. Under the lock.</summary>
-    private int SlotOf(LiveRequest request)
-    {
-        int slot = request.StoreSlot;
-        return slot >= 0 && slot < _used && _slots[slot].InUse && _slots[slot].Generation == request.StoreGeneration ? slot : -1;
-    }
-
-    /// <summary>A request's state and when it last changed: a live request keeps its start itself. Under the lock.</summary>
+    /// <summary>A request's state and when it last changed: a lane keeps the start on the live request. Under the lock, after settling.</summary>
     private AsyncRequestState StateOf(int slot, out long updatedTicks)
     {
-        ref Slot entry = ref _slots[slot];
-        if (entry.State == AsyncRequestState.InQueue && _held[slot].Live is { IsStarted: true } live)
+        if (!At(slot).IsFinished && HeldAt(slot).Live is { IsStarted: true } live)
         {
             updatedTicks = live.StartedTicks;
             return AsyncRequestState.InProgress;
         }
 
-        updatedTicks = entry.UpdatedTicks;
-        return entry.State;
+        updatedTicks = At(slot).UpdatedTicks;
+        return At(slot).State;
     }
 
-    private bool Start(int slot, long atTicks)
-    {
-        if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
-        {
-            return false;
-        }
-
-        _slots[slot].State = AsyncRequestState.InProgress;
-        _slots[slot].UpdatedTicks = atTicks;
-        return true;
-    }
-
-    private bool FinishById(string requestId, AsyncRequestState state, string text, long atTicks)
+    /// <summary>Ends an unfinished request by id (a finish by the store's API, or a caller's cancel of a queued one).</summary>
+    private bool FinishById(string requestId, AsyncRequestState state, string text, long atTicks, bool queuedOnly)
     {
         LiveRequest? live;
         using (EnterGate())
         {
-            int slot = Find(requestId);
-            if (slot < 0 || _slots[slot].IsFinished || !TryClaimOutcome(slot))
+            int slot = Find(requestId, long.MinValue, out _); // an unfinished request never expires
+            if (slot < 0 || At(slot).IsFinished || (queuedOnly && At(slot).State != AsyncRequestState.InQueue))
             {
                 return false;
             }
 
-            live = Finish(slot, state, text, atTicks);
+            live = HeldAt(slot).Live;
+            if (live is not null && !(queuedOnly ? live.TryWithdraw() : live.TryClaimOutcome()))
+            {
+                Settle(slot, out _); // its lane started it, or left an outcome first
+                return false;
+            }
+
+            Finish(slot, state, text, atTicks);
         }
 
-        live?.MarkDone();
+        if (live is not null)
+        {
+            if (queuedOnly)
+            {
+                live.CancelByCaller();
+            }
+
+            live.MarkDone();
+        }
+
         return true;
     }
 
-    /// <summary>Moves an unfinished request's texts into the arena and drops its references. Under the lock.</summary>
-    /// <returns>The live request the slot held, withdrawn, whose waiters the caller releases outside the lock (a settled one is done already).</returns>
-    /// <remarks>When the result expires before the timer is set to fire, the timer is moved when the lock is left.</remarks>
-    private LiveRequest? Finish(int slot, AsyncRequestState state, string text, long atTicks)
+    /// <summary>Moves the outcome a lane left on the slot's live request into the slot, if it left one. Under the lock.</summary>
+    /// <param name="slot">The slot.</param>
+    /// <param name="text">The result or error settled, or null.</param>
+    private bool Settle(int slot, out string? text)
     {
-        ref Slot entry = ref _slots[slot];
-        ref Held held = ref _held[slot];
+        text = null;
+        if (HeldAt(slot).Live is not { } live || !live.TryGetOutcome(out string outcome, out bool failed, out long atTicks))
+        {
+            return false;
+        }
+
+        Finish(slot, failed ? AsyncRequestState.Failed : AsyncRequestState.Completed, text = outcome, atTicks);
+        return true;
+    }
+
+    private void Settle(int slot) => Settle(slot, out _);
+
+    /// <summary>Copies a request's texts into the arena and drops its references. Under the lock.</summary>
+    /// <remarks>When the result expires before the timer is set to fire, the timer is moved when the lock is left.</remarks>
+    private void Finish(int slot, AsyncRequestState state, string text, long atTicks)
+    {
+        ref Slot entry = ref At(slot);
+        ref Held held = ref HeldAt(slot);
+        if (held.Live is not null)
+        {
+            _live.Remove(_pages, slot);
+        }
 
         // A made id is spelt again from the slot's key when asked for: only named ids take room here.
-        entry.Texts = _texts.Add(entry.IsNamed ? held.Id! : string.Empty, held.ContentType!, text);
-        entry.State = state;
-        entry.UpdatedTicks = atTicks;
-        LiveRequest? live = held.Live;
-        live?.TryWithdraw();
-        held = default;
-        _finished.Enqueue(new SlotVersion(slot, entry.Generation));
+        string id = held.Id ?? string.Empty;
+        entry.InArena = id.Length + held.ContentType!.Length + text.Length <= TextArena.ChunkChars;
+        if (entry.InArena)
+        {
+            entry.Texts = _texts.Add(id, held.ContentType, text);
+            held = default;
+        }
+        else
+        {
+            held = new Held { Id = held.Id, ContentType = held.ContentType, Text = text }; // never copied under the lock
+        }
+
+        (entry.State, entry.UpdatedTicks) = (state, atTicks);
+        _finished.Append(_pages, slot);
         if (atTicks + _retentionTicks < _expiryDue)
         {
             _rescheduleAt = _expiryDue = atTicks + _retentionTicks;
         }
-
-        return live;
     }
 
-    /// <summary>Moves the outcome the slot's lane left on its live request into the entry, if it has left one.</summary>
-    /// <returns>The result or error moved in, or null when there was none to move.</returns>
-    private string? Settle(int slot)
-    {
-        if (_held[slot].Live is not { } live || !live.TryGetOutcome(out string text, out bool failed, out long atTicks))
-        {
-            return null;
-        }
-
-        Finish(slot, failed ? AsyncRequestState.Failed : AsyncRequestState.Completed, text, atTicks);
-        return text;
-    }
-
-    /// <summary>Before the table ends an unfinished entry itself: false when its lane left an outcome first (settled now; the entry is finished).</summary>
-    private bool TryClaimOutcome(int slot)
-    {
-        if (_held[slot].Live is not { } live || live.TryClaimOutcome())
-        {
-            return true;
-        }
-
-        Settle(slot); // the lane's TrySetOutcome won; it marks the request done itself if it has not yet
-        return false;
-    }
-
-    /// <summary>Drops the queue's oldest items while they are stale; never looks at a live request (whose lines a lane may hold).</summary>
-    private void DropSettledHeads()
-    {
-        while (_unsettled.TryPeek(out SlotVersion oldest) && !IsUnsettled(oldest))
-        {
-            _unsettled.Dequeue();
-        }
-
-        // A long-running request at the head keeps the stale items behind it queued: drop those now and then.
-        if (_unsettled.Count > (2 * _count) + 64)
-        {
-            SettleAll();
-        }
-    }
-
-    /// <summary>Settles every entry whose lane has left an outcome, and drops the queue's stale items.</summary>
-    private void SettleAll()
-    {
-        for (int left = _unsettled.Count; left > 0; left--)
-        {
-            SlotVersion item = _unsettled.Dequeue();
-            if (IsUnsettled(item))
-            {
-                Settle(item.Slot);
-                if (!_slots[item.Slot].IsFinished)
-                {
-                    _unsettled.Enqueue(item);
-                }
-            }
-        }
-    }
-
-    private bool IsUnsettled(SlotVersion item) => IsCurrent(item) && !_slots[item.Slot].IsFinished && _held[item.Slot].Live is not null;
+    /// <summary>Settles every outcome the lanes have left, taking the lock for <see cref="Batch"/> slots at a time.</summary>
+    private void SettleAll() => ForEachSlot(Settle);
 
     private int Allocate()
     {
         if (_free >= 0)
         {
             int reused = _free;
-            _free = _slots[reused].NextFree;
+            _free = At(reused).Next;
             return reused;
         }
 
-        if (_used == _slots.Length)
-        {
-            int size = _slots.Length * 2;
-            Array.Resize(ref _slots, size);
-            Array.Resize(ref _held, size);
-        }
-
+        _pages[_used >> PageBits] ??= new Page(); // a page at a time: the table is never copied
         return _used++;
     }
 
     /// <summary>Drops a request: its index entry, its texts; puts the slot on the free list. Under the lock.</summary>
     private void Remove(int slot)
     {
-        ref Slot entry = ref _slots[slot];
+        ref Slot entry = ref At(slot);
         if (entry.IsNamed)
         {
-            if (entry.IsFinished)
-            {
-                _namedBySpan.Remove(_texts.Get(entry.Texts, TextPart.Id));
-            }
-            else
-            {
-                _named.Remove(_held[slot].Id!);
-            }
+            _namedBySpan.Remove(entry.InArena ? _texts.Get(entry.Texts, TextPart.Id) : HeldAt(slot).Id);
         }
 
         if (entry.IsFinished)
         {
-            _texts.Release(entry.Texts);
+            _finished.Remove(_pages, slot);
+            if (entry.InArena)
+            {
+                _texts.Release(entry.Texts);
+            }
+        }
+        else if (HeldAt(slot).Live is not null)
+        {
+            _live.Remove(_pages, slot);
         }
 
-        _held[slot] = default;
-        entry.InUse = false;
-        entry.Generation++;
-        entry.NextFree = _free;
+        HeldAt(slot) = default;
+        (entry.InUse, entry.Generation, entry.Next) = (false, entry.Generation + 1, _free);
         _free = slot;
         _count--;
     }
+
+    /// <summary>The slot a live request was given, if it still stands for that request. Under the lock.</summary>
+    private int SlotOf(LiveRequest request)
+    {
+        int slot = request.StoreSlot;
+        return slot >= 0 && slot < _used && At(slot).InUse && At(slot).Generation == request.StoreGeneration && ReferenceEquals(HeldAt(slot).Live, request) ? slot : -1;
+    }
+
+    private string TextOf(int slot, TextPart part) => At(slot).InArena
+        ? _texts.GetString(At(slot).Texts, part)
+        : part switch { TextPart.Id => HeldAt(slot).Id!, TextPart.ContentType => HeldAt(slot).ContentType!, _ => HeldAt(slot).Text! };
+
+    private string IdOf(int slot) => At(slot).IsNamed
+        ? (At(slot).IsFinished ? TextOf(slot, TextPart.Id) : HeldAt(slot).Id!)
+        : SlotRequestId.Format(At(slot).KeyLow, At(slot).KeyHigh, slot, _idSecret);
+
+    private AsyncRequestRecord ToRecord(int slot, bool includePayload)
+    {
+        bool finished = At(slot).IsFinished;
+        AsyncRequestState state = StateOf(slot, out long updatedTicks);
+        ref Held held = ref HeldAt(slot);
+        return new AsyncRequestRecord
+        {
+            Id = IdOf(slot),
+            State = state,
+            ContentType = finished ? TextOf(slot, TextPart.ContentType) : held.ContentType!,
+            Payload = !includePayload || finished ? ReadOnlyMemory<byte>.Empty : held.Live is { } live ? live.Payload : held.Payload,
+            ResultJson = state == AsyncRequestState.Completed ? TextOf(slot, TextPart.Text) : null,
+            Error = state == AsyncRequestState.Failed ? TextOf(slot, TextPart.Text) : null,
+            SubmittedAt = new DateTimeOffset(At(slot).SubmittedTicks, TimeSpan.Zero),
+            UpdatedAt = new DateTimeOffset(updatedTicks, TimeSpan.Zero),
+        };
+    }
+
+    /// <summary>Visits every slot in use, taking the lock for <see cref="Batch"/> slots at a time so that no listing or pass holds it for the whole table.</summary>
+    /// <remarks>The table only grows, so a slot index stays valid between batches; what changes meanwhile is seen or not, as with any listing of a live table.</remarks>
+    /// <param name="visit">What to do with each slot, under the lock.</param>
+    /// <param name="holdTimer">Leave the expiry timer as it is (the caller sets it when done).</param>
+    private void ForEachSlot(Action<int> visit, bool holdTimer = false)
+    {
+        for (int start = 0; ; start += Batch)
+        {
+            using (EnterGate())
+            {
+                if (start >= _used)
+                {
+                    return;
+                }
+
+                for (int slot = start, end = Math.Min(start + Batch, _used); slot < end; slot++)
+                {
+                    if (At(slot).InUse)
+                    {
+                        visit(slot);
+                    }
+                }
+
+                _rescheduleAt = holdTimer ? 0 : _rescheduleAt;
+            }
+        }
+    }
+
+    private ref Slot At(int slot) => ref _pages[slot >> PageBits]!.Slots[slot & (PageSize - 1)];
+
+    private ref Held HeldAt(int slot) => ref _pages[slot >> PageBits]!.Held[slot & (PageSize - 1)];
 
     private GateScope EnterGate()
     {
@@ -682,10 +626,6 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
     private long NowTicks() => _time.GetUtcNow().UtcTicks;
 
-    private bool IsExpired(int slot, long now) => _slots[slot].IsFinished && now - _slots[slot].UpdatedTicks >= _retentionTicks;
-
-    private bool IsCurrent(SlotVersion item) => _slots[item.Slot].InUse && _slots[item.Slot].Generation == item.Generation;
-
     /// <summary>
     /// The expiry timer, unset. It holds the store weakly (a set timer must not keep a store nobody
     /// disposed alive for a week) and runs without its creator's execution context (its callbacks
@@ -706,7 +646,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
                 {
                     if (((WeakReference<InMemoryAsyncResultStore>)state!).TryGetTarget(out InMemoryAsyncResultStore? target))
                     {
-                        target.OnExpiryDue();
+                        target.SettleAndExpire();
                     }
                 },
                 new WeakReference<InMemoryAsyncResultStore>(store),
@@ -735,37 +675,17 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         }
     }
 
-    /// <summary>The expiry timer: removes what has expired and sets itself for the oldest result left.</summary>
-    private void OnExpiryDue()
+    /// <summary>The expiry timer and scan: settles what the lanes left, removes what has expired and sets the timer for the oldest result left.</summary>
+    /// <returns>How many results were removed.</returns>
+    private int SettleAndExpire()
     {
+        ForEachSlot(Settle, holdTimer: true); // the timer is set once, below
         long now = NowTicks();
-        long next = long.MaxValue;
-        bool more;
+        int removed = RemoveExpiredInBatches(now);
+        long next;
         using (EnterGate())
         {
-            SettleAll();
-            RemoveExpired(now, ListingBatch, out more);
-            _rescheduleAt = 0; // the timer is set below, once
-        }
-
-        if (more)
-        {
-            RemoveExpiredInBatches(now);
-        }
-
-        using (EnterGate())
-        {
-            while (_finished.TryPeek(out SlotVersion oldest))
-            {
-                if (IsCurrent(oldest))
-                {
-                    next = _slots[oldest.Slot].UpdatedTicks + _retentionTicks;
-                    break;
-                }
-
-                _finished.Dequeue();
-            }
-
+            next = _finished.Head < 0 ? long.MaxValue : At(_finished.Head).UpdatedTicks + _retentionTicks;
             _expiryDue = next;
             _rescheduleAt = 0; // set just below
         }
@@ -774,100 +694,37 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         {
             ScheduleExpiry(next, now);
         }
-    }
 
-    /// <summary>Evicts expired results, then the oldest finished one if still full. Under the lock.</summary>
-    private void MakeRoom(long now)
-    {
-        if (RemoveExpired(now, ListingBatch, out _) > 0)
-        {
-            return;
-        }
-
-        for (int pass = 0; pass < 2; pass++)
-        {
-            while (_finished.TryDequeue(out SlotVersion oldest))
-            {
-                if (IsCurrent(oldest))
-                {
-                    Remove(oldest.Slot);
-                    return;
-                }
-            }
-
-            SettleAll(); // nothing settled is left to evict: settle whatever the lanes have finished
-        }
-
-        throw new AsyncStoreFullException($"The in-memory result store holds {_count} unfinished requests, its limit (MaxEntries). Let the queue drain or raise MaxEntries.");
+        return removed;
     }
 
     /// <summary>Removes every expired result, taking the lock for one batch at a time so that a burst of expiries never holds it long.</summary>
     private int RemoveExpiredInBatches(long now)
     {
         int removed = 0;
-        for (bool more = true; more;)
+        for (int batch = Batch; batch == Batch;)
         {
             using (EnterGate())
             {
-                removed += RemoveExpired(now, ListingBatch, out more);
+                removed += batch = RemoveExpired(now);
             }
         }
 
         return removed;
     }
 
-    /// <summary>Removes expired results from the front of the completion order (the oldest finish first), looking at most at <paramref name="limit"/> items. Under the lock.</summary>
-    /// <param name="now">Now (UTC ticks).</param>
-    /// <param name="limit">How many items of the completion order to look at, at most.</param>
-    /// <param name="more">Whether it stopped at the limit, with expired results perhaps left.</param>
-    private int RemoveExpired(long now, int limit, out bool more)
+    /// <summary>Removes up to <see cref="Batch"/> expired results from the front of the finishing order. Under the lock.</summary>
+    private int RemoveExpired(long now)
     {
         int removed = 0;
-        more = false;
-        while (_finished.TryPeek(out SlotVersion oldest))
+        while (removed < Batch && _finished.Head >= 0 && now - At(_finished.Head).UpdatedTicks >= _retentionTicks)
         {
-            if (limit-- == 0)
-            {
-                more = true;
-                break;
-            }
-
-            if (IsCurrent(oldest))
-            {
-                if (!IsExpired(oldest.Slot, now))
-                {
-                    break;
-                }
-
-                Remove(oldest.Slot);
-                removed++;
-            }
-
-            _finished.Dequeue();
+            Remove(_finished.Head);
+            removed++;
         }
 
         return removed;
     }
-
-    private AsyncRequestRecord ToRecord(int slot, bool includePayload)
-    {
-        ref Slot entry = ref _slots[slot];
-        bool finished = entry.IsFinished;
-        AsyncRequestState state = StateOf(slot, out long updatedTicks);
-        return new AsyncRequestRecord
-        {
-            Id = IdOf(slot),
-            State = state,
-            ContentType = finished ? _texts.GetString(entry.Texts, TextPart.ContentType) : _held[slot].ContentType!,
-            Payload = !includePayload || finished ? ReadOnlyMemory<byte>.Empty : _held[slot].Live is { } live ? live.Payload : _held[slot].Payload,
-            ResultJson = entry.State == AsyncRequestState.Completed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
-            Error = entry.State == AsyncRequestState.Failed ? _texts.GetString(entry.Texts, TextPart.Text) : null,
-            SubmittedAt = new DateTimeOffset(entry.SubmittedTicks, TimeSpan.Zero),
-            UpdatedAt = new DateTimeOffset(updatedTicks, TimeSpan.Zero),
-        };
-    }
-
-    private readonly record struct SlotVersion(int Slot, int Generation);
 
     /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
     private struct Slot
@@ -880,24 +737,87 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         public TextRef Texts;
         public int Generation;
 
-        /// <summary>The next free slot, while this one is free.</summary>
-        public int NextFree;
+        /// <summary>The neighbours in the slot's list (live, finished or free; -1 at either end).</summary>
+        public int Prev;
+        public int Next;
         public AsyncRequestState State;
         public bool InUse;
 
-        /// <summary>The id came from outside (not made here): it is in <see cref="_named"/> and, once finished, in the texts.</summary>
+        /// <summary>The id came from outside (not made here): it is in <see cref="_named"/>.</summary>
         public bool IsNamed;
+
+        /// <summary>A finished request's texts are in the arena (else still referenced beside the slot).</summary>
+        public bool InArena;
 
         public readonly bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
     }
 
-    /// <summary>What an unfinished request holds by reference; cleared when it finishes.</summary>
+    /// <summary>What a request holds by reference: an unfinished one's id, content type, payload or live request; a long result's texts.</summary>
     private struct Held
     {
         public string? Id;
         public string? ContentType;
         public ReadOnlyMemory<byte> Payload;
         public LiveRequest? Live;
+        public string? Text;
+    }
+
+    /// <summary>Slots and what they hold by reference, <see cref="PageSize"/> of each (each array under the large object heap's threshold).</summary>
+    private sealed class Page
+    {
+        public readonly Slot[] Slots = new Slot[PageSize];
+        public readonly Held[] Held = new Held[PageSize];
+    }
+
+    /// <summary>A doubly linked list of slots, through their <see cref="Slot.Prev"/> and <see cref="Slot.Next"/>, oldest first.</summary>
+    private struct SlotList
+    {
+        public static readonly SlotList Empty = new() { Head = -1, Tail = -1 };
+
+        public int Head;
+        public int Tail;
+        public int Count;
+
+        public void Append(Page?[] pages, int slot)
+        {
+            ref Slot entry = ref pages[slot >> PageBits]!.Slots[slot & (PageSize - 1)];
+            (entry.Prev, entry.Next) = (Tail, -1);
+            if (Tail >= 0)
+            {
+                pages[Tail >> PageBits]!.Slots[Tail & (PageSize - 1)].Next = slot;
+            }
+            else
+            {
+                Head = slot;
+            }
+
+            Tail = slot;
+            Count++;
+        }
+
+        public void Remove(Page?[] pages, int slot)
+        {
+            ref Slot entry = ref pages[slot >> PageBits]!.Slots[slot & (PageSize - 1)];
+            if (entry.Prev >= 0)
+            {
+                pages[entry.Prev >> PageBits]!.Slots[entry.Prev & (PageSize - 1)].Next = entry.Next;
+            }
+            else
+            {
+                Head = entry.Next;
+            }
+
+            if (entry.Next >= 0)
+            {
+                pages[entry.Next >> PageBits]!.Slots[entry.Next & (PageSize - 1)].Prev = entry.Prev;
+            }
+            else
+            {
+                Tail = entry.Prev;
+            }
+
+            Count--;
+        }
     }
 
     /// <summary>Holds <see cref="_gate"/> until disposed.</summary>

@@ -10,12 +10,4 @@ public sealed class AsyncApiOverAnyStoreTests : AsyncApiTests
 {
     protected override void UseStore(AsyncApiOptions options) =>
         options.StoreFactory = (_, storeOptions) => new ForwardingResultStore(new InMemoryAsyncResultStore(storeOptions));
-
-    protected override (ulong Low, ulong High) RandomBitsOf(string id)
-    {
-        Assert.Equal(22, id.Length);
-        byte[] bytes = Convert.FromBase64String(id.Replace('-', '+').Replace('_', '/') + "==");
-        Assert.Equal(16, bytes.Length);
-        return (BitConverter.ToUInt64(bytes, 0), BitConverter.ToUInt64(bytes, 8));
-    }
 }

@@ -16,12 +16,13 @@ public class AsyncApiTests
     {
     }
 
-    /// <summary>The 128 random bits of an id the API made: the in-memory store's ids carry them and a slot, other stores' are 16 bytes in base64url.</summary>
-    protected virtual (ulong Low, ulong High) RandomBitsOf(string id)
+    /// <summary>The 128 bits of an id the API made: every store's are 16 bytes in base64url (the in-memory store's carry their slot mixed into the random bits).</summary>
+    private static (ulong Low, ulong High) RandomBitsOf(string id)
     {
-        Assert.Equal(SlotRequestId.Length, id.Length);
-        Assert.True(SlotRequestId.TryParse(id, out ulong low, out ulong high, out _));
-        return (low, high);
+        Assert.Equal(22, id.Length);
+        byte[] bytes = System.Buffers.Text.Base64Url.DecodeFromChars(id);
+        Assert.Equal(16, bytes.Length);
+        return (BitConverter.ToUInt64(bytes, 0), BitConverter.ToUInt64(bytes, 8));
     }
 
     private Task<AsyncHost> StartEchoAsync(Action<AsyncApiOptions>? configure = null, FakeTimeProvider? time = null) =>
