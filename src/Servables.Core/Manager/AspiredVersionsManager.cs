@@ -89,6 +89,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     public ResourceAllocation ReservedResources => _basic.ReservedResources;
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ServableHandle<T> GetServableHandle<T>(ServableRequest request)
         where T : class
     {
@@ -101,6 +102,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     }
 
     /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGetServableHandle<T>(ServableRequest request, out ServableHandle<T> handle)
         where T : class
     {
@@ -326,6 +328,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ServableHandle<T> Lease<T>(LoadedVersion version, UntypedServableHandle lease, long token)
         where T : class
     {

@@ -399,7 +399,7 @@ internal sealed class BasicManager
                 {
                     available++;
                     Debug.Assert(
-                        _stopping || (_servingMap.TryGetVersions(name, out ServingVersions versions) && ReferenceEquals(versions.FindVersion(h.Id.Version), h.Loaded)),
+                        _stopping || (_servingMap.TryGetVersions(name, out ServingVersions? versions) && ReferenceEquals(versions.FindVersion(h.Id.Version), h.Loaded)),
                         $"{h.Id} is Available but not in the serving map.");
                 }
 

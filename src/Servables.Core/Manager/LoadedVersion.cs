@@ -80,7 +80,7 @@ internal sealed class LoadedVersion : UntypedServableHandle
     public bool TryAcquire(out UntypedServableHandle lease, out long token)
     {
         long unique = NextUnique();
-        int start = Environment.CurrentManagedThreadId * 8; // a cache line (8 slots) per thread, so threads do not share one
+        int start = (int)(unique >> BlockShift) * 8; // a cache line (8 slots) per token block (one block per thread at a time), so threads do not share one
         for (int i = 0; i < SlotCount; i++)
         {
             int slot = (int)((start + i) & SlotMask);

@@ -12,11 +12,16 @@ internal sealed class ServingMap
 {
     public static readonly ServingMap Empty = new(FrozenDictionary<string, ServingVersions>.Empty);
 
+    /// <summary>Up to this many names are found by comparing them in turn, which costs less than hashing the requested name.</summary>
+    private const int ScannedNames = 8;
+
     private readonly FrozenDictionary<string, ServingVersions> _byName;
+    private readonly ServingVersions[]? _scanned;
 
     private ServingMap(FrozenDictionary<string, ServingVersions> byName)
     {
         _byName = byName;
+        _scanned = byName.Count <= ScannedNames ? [.. byName.Values] : null;
         Count = byName.Values.Sum(v => v.Ascending.Length);
     }
 
@@ -33,12 +38,29 @@ internal sealed class ServingMap
         return byName.Count == 0 ? Empty : new ServingMap(byName);
     }
 
-    public bool TryGetVersions(string name, out ServingVersions versions) =>
-        _byName.TryGetValue(name, out versions!);
+    public bool TryGetVersions(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ServingVersions? versions)
+    {
+        if (_scanned is null)
+        {
+            return _byName.TryGetValue(name, out versions);
+        }
+
+        foreach (ServingVersions candidate in _scanned)
+        {
+            if (string.Equals(candidate.Name, name, StringComparison.Ordinal)) // the same string object, as a literal name usually is, costs one comparison
+            {
+                versions = candidate;
+                return true;
+            }
+        }
+
+        versions = null;
+        return false;
+    }
 
     public LoadedVersion? Find(in ServableRequest request)
     {
-        if (!_byName.TryGetValue(request.Name, out ServingVersions? versions))
+        if (!TryGetVersions(request.Name, out ServingVersions? versions))
         {
             return null;
         }
