@@ -44,6 +44,26 @@ public sealed class ServingMapTests
         Assert.Null(_map.Find(ServableRequest.Latest("M")));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)] // the most names found by comparing them in turn
+    [InlineData(9)] // hashed from here on
+    [InlineData(100)]
+    public void Find_ByName_FindsEachServable_WithAnEqualStringThatIsNotTheSameObject(int names)
+    {
+        LoadedVersion[] versions = [.. Enumerable.Range(0, names).Select(i => Loaded($"model-{i}", i + 1))];
+        ServingMap map = ServingMap.Create(versions.Select(v => new ServingVersions(v.Id.Name, [v], FrozenDictionary<string, long>.Empty)));
+
+        for (int i = 0; i < names; i++)
+        {
+            string name = new([.. $"model-{i}"]); // equal, not the same object
+            Assert.Same(versions[i], map.Find(ServableRequest.Latest(name)));
+        }
+
+        Assert.Null(map.Find(ServableRequest.Latest($"model-{names}")));
+        Assert.Null(map.Find(ServableRequest.Latest("model-")));
+    }
+
     [Fact]
     public void Create_CountsEveryVersion_AndDropsNamesWithoutVersions()
     {
