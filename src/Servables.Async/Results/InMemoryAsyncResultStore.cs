@@ -31,8 +31,6 @@ namespace Servables.Async;
 /// </remarks>
 public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestTable
 {
-    private const int PageBits = 10;
-    private const int PageSize = 1 << PageBits;
     private const int Batch = 256;
 
     private SpinLock _gate = new(enableThreadOwnerTracking: false);
@@ -43,17 +41,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private readonly TextArena _texts = new();
     private readonly Dictionary<string, int> _named = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _namedBySpan;
-    private readonly Page?[] _pages;
-    private int _used;
-    private int _free = -1;
+    private RequestSlots _slots; // a mutable struct: never copied
     private int _count;
 
-    // Slots holding a live request, in the order they were added; finished slots, in the order they finished here.
-    private SlotList _live = SlotList.Empty;
-    private SlotList _finished = SlotList.Empty;
-
     // Removes results as they expire; _expiryDue is when it is set to fire (UTC ticks; MaxValue: not set). Under the lock.
-    private readonly ITimer _expiryTimer;
+    private readonly WeakTimer<InMemoryAsyncResultStore> _expiryTimer;
     private long _expiryDue = long.MaxValue;
 
     // A new, earlier expiry for the timer, set under the lock and applied when the lock is left (0: none).
@@ -74,10 +66,10 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _retentionTicks = options.Retention.Ticks;
         _time = options.TimeProvider;
         _maxEntries = options.MaxEntries;
-        _pages = new Page?[(_maxEntries + PageSize - 1) >> PageBits];
+        _slots = new RequestSlots(_maxEntries);
         _namedBySpan = _named.GetAlternateLookup<ReadOnlySpan<char>>();
         AsyncRequestIds.NextKey(out _idSecret, out _);
-        _expiryTimer = CreateExpiryTimer(_time, this);
+        _expiryTimer = new WeakTimer<InMemoryAsyncResultStore>(_time, this, static store => store.SettleAndExpire());
     }
 
     /// <inheritdoc />
@@ -99,13 +91,13 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     IAsyncResultStore IAsyncRequestTable.Store => this;
 
     /// <summary>How many slots hold a live request (whose lane may leave an outcome); tests check it stays bounded.</summary>
-    internal int UnsettledQueueLength
+    internal int LiveRequestCount
     {
         get
         {
             using (EnterGate())
             {
-                return _live.Count;
+                return _slots.LiveCount;
             }
         }
     }
@@ -117,7 +109,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         ArgumentNullException.ThrowIfNull(request.Id);
         ArgumentNullException.ThrowIfNull(request.ContentType);
         cancellationToken.ThrowIfCancellationRequested();
-        var held = new Held { Id = request.Id, ContentType = request.ContentType, Payload = request.Payload };
+        var held = new SlotReferences { Id = request.Id, ContentType = request.ContentType, Payload = request.Payload };
         return new ValueTask<bool>(Add(default, held, request.SubmittedAt.UtcTicks, request.UpdatedAt.UtcTicks, NowTicks()) >= 0);
     }
 
@@ -140,17 +132,17 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         using (EnterGate())
         {
             int slot = Find(requestId, long.MinValue, out _);
-            if (slot < 0 || At(slot).State != AsyncRequestState.InQueue)
+            if (slot < 0 || _slots[slot].State != AsyncRequestState.InQueue)
             {
                 return new ValueTask<bool>(false);
             }
 
-            if (HeldAt(slot).Live is { } live)
+            if (_slots.References(slot).Live is { } live)
             {
                 return new ValueTask<bool>(live.TryStart(at.UtcTicks)); // the start is kept on the live request
             }
 
-            (At(slot).State, At(slot).UpdatedTicks) = (AsyncRequestState.InProgress, at.UtcTicks);
+            (_slots[slot].State, _slots[slot].UpdatedTicks) = (AsyncRequestState.InProgress, at.UtcTicks);
             return new ValueTask<bool>(true);
         }
     }
@@ -178,9 +170,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         ForEachSlot(slot =>
         {
             Settle(slot); // an outcome its lane left ends it
-            if (At(slot).InUse && !At(slot).IsFinished)
+            if (_slots[slot].InUse && !_slots[slot].IsFinished)
             {
-                unfinished.Add((At(slot).SubmittedTicks, ToRecord(slot, includePayload: true)));
+                unfinished.Add((_slots[slot].SubmittedTicks, ToRecord(slot, includePayload: true)));
             }
         });
 
@@ -203,7 +195,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         // The request was stamped with the clock just now: that reading serves as "now" for expiry.
         long submitted = request.SubmittedAt.UtcTicks;
-        var held = new Held { Id = request.HasId ? request.Id : null, ContentType = request.ContentType, Live = request }; // the live request keeps the payload
+        var held = new SlotReferences { Id = request.HasId ? request.Id : null, ContentType = request.ContentType, Live = request }; // the live request keeps the payload
         (ulong low, ulong high) key = default;
         if (held.Id is null)
         {
@@ -251,7 +243,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             }
 
             AsyncRequestState state = StateOf(slot, out long updatedTicks);
-            bool finished = At(slot).IsFinished;
+            bool finished = _slots[slot].IsFinished;
             string? text = finished ? settledText ?? TextOf(slot, TextPart.Text) : null; // the read that settled it has the lane's string
             var status = new AsyncRequestStatus(
                 requestId,
@@ -259,7 +251,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
                 state == AsyncRequestState.Completed ? text : null,
                 state == AsyncRequestState.Failed ? text : null,
                 new DateTimeOffset(updatedTicks, TimeSpan.Zero));
-            return new((status, finished ? null : HeldAt(slot).Live));
+            return new((status, finished ? null : _slots.References(slot).Live));
         }
     }
 
@@ -275,8 +267,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             int slot = SlotOf(request);
             if (slot >= 0 && !Settle(slot, out _))
             {
-                _live.Remove(_pages, slot);
-                (HeldAt(slot).Live, HeldAt(slot).Payload) = (null, request.Payload); // the entry stays unfinished and describes itself
+                _slots.UnmarkLive(slot);
+                (_slots.References(slot).Live, _slots.References(slot).Payload) = (null, request.Payload); // the entry stays unfinished and describes itself
             }
         }
 
@@ -289,7 +281,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         var held = new List<LiveRequest>();
         ForEachSlot(slot =>
         {
-            if (HeldAt(slot).Live is { } live)
+            if (_slots.References(slot).Live is { } live)
             {
                 held.Add(live);
             }
@@ -303,7 +295,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>Adds a request (a made id when <paramref name="held"/> has none: the key is its random bits).</summary>
     /// <returns>Its slot; -1 when a request with its id exists and has not expired.</returns>
     /// <exception cref="AsyncStoreFullException">The store is full of unfinished requests.</exception>
-    private int Add((ulong Low, ulong High) key, Held held, long submittedTicks, long updatedTicks, long now)
+    private int Add((ulong Low, ulong High) key, SlotReferences held, long submittedTicks, long updatedTicks, long now)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -316,9 +308,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
                 if (_count < _maxEntries || MakeRoom(now))
                 {
-                    int slot = Allocate();
-                    At(slot) = new Slot { KeyLow = key.Low, KeyHigh = key.High, SubmittedTicks = submittedTicks, UpdatedTicks = updatedTicks, Generation = At(slot).Generation, State = AsyncRequestState.InQueue, InUse = true, IsNamed = held.Id is not null };
-                    HeldAt(slot) = held;
+                    int slot = _slots.Allocate();
+                    ref SlotValues entry = ref _slots[slot];
+                    (entry.KeyLow, entry.KeyHigh, entry.SubmittedTicks, entry.UpdatedTicks) = (key.Low, key.High, submittedTicks, updatedTicks);
+                    (entry.State, entry.IsNamed) = (AsyncRequestState.InQueue, held.Id is not null);
+                    _slots.References(slot) = held;
                     if (held.Id is not null)
                     {
                         _named.Add(held.Id, slot);
@@ -326,8 +320,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
 
                     if (held.Live is { } live)
                     {
-                        (live.StoreSlot, live.StoreGeneration) = (slot, At(slot).Generation);
-                        _live.Append(_pages, slot);
+                        (live.StoreSlot, live.StoreGeneration) = (slot, _slots[slot].Generation);
+                        _slots.MarkLive(slot);
                     }
 
                     _count++;
@@ -353,19 +347,19 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             return true;
         }
 
-        for (int slot = _live.Head, looked = 0; _finished.Count == 0 && slot >= 0 && looked < Batch; looked++)
+        for (int slot = _slots.OldestLive, looked = 0; _slots.OldestFinished < 0 && slot >= 0 && looked < Batch; looked++)
         {
-            int next = At(slot).Next;
+            int next = _slots[slot].Next;
             Settle(slot, out _);
             slot = next;
         }
 
-        if (_finished.Count == 0)
+        if (_slots.OldestFinished < 0)
         {
             return false;
         }
 
-        Remove(_finished.Head);
+        Remove(_slots.OldestFinished);
         return true;
     }
 
@@ -374,9 +368,9 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     {
         settledText = null;
         int found = -1;
-        if (SlotRequestId.TryParse(id, _idSecret, out ulong low, out ulong high, out int slot) && slot < _used)
+        if (SlotRequestId.TryParse(id, _idSecret, out ulong low, out ulong high, out int slot) && slot < _slots.Used)
         {
-            ref Slot entry = ref At(slot);
+            ref SlotValues entry = ref _slots[slot];
             if (entry.InUse && !entry.IsNamed && entry.KeyLow == low && entry.KeyHigh == high)
             {
                 found = slot;
@@ -390,7 +384,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         }
 
         Settle(found, out settledText);
-        if (now != long.MinValue && At(found).IsFinished && now - At(found).UpdatedTicks >= _retentionTicks)
+        if (now != long.MinValue && _slots[found].IsFinished && now - _slots[found].UpdatedTicks >= _retentionTicks)
         {
             Remove(found); // a result settled out of finishing order may outlive the timer's pass
             return -1;
@@ -402,14 +396,14 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>A request's state and when it last changed: a lane keeps the start on the live request. Under the lock, after settling.</summary>
     private AsyncRequestState StateOf(int slot, out long updatedTicks)
     {
-        if (!At(slot).IsFinished && HeldAt(slot).Live is { IsStarted: true } live)
+        if (!_slots[slot].IsFinished && _slots.References(slot).Live is { IsStarted: true } live)
         {
             updatedTicks = live.StartedTicks;
             return AsyncRequestState.InProgress;
         }
 
-        updatedTicks = At(slot).UpdatedTicks;
-        return At(slot).State;
+        updatedTicks = _slots[slot].UpdatedTicks;
+        return _slots[slot].State;
     }
 
     /// <summary>Ends an unfinished request by id (a finish by the store's API, or a caller's cancel of a queued one).</summary>
@@ -419,12 +413,12 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         using (EnterGate())
         {
             int slot = Find(requestId, long.MinValue, out _); // an unfinished request never expires
-            if (slot < 0 || At(slot).IsFinished || (queuedOnly && At(slot).State != AsyncRequestState.InQueue))
+            if (slot < 0 || _slots[slot].IsFinished || (queuedOnly && _slots[slot].State != AsyncRequestState.InQueue))
             {
                 return false;
             }
 
-            live = HeldAt(slot).Live;
+            live = _slots.References(slot).Live;
             if (live is not null && !(queuedOnly ? live.TryWithdraw() : live.TryClaimOutcome()))
             {
                 Settle(slot, out _); // its lane started it, or left an outcome first
@@ -453,7 +447,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private bool Settle(int slot, out string? text)
     {
         text = null;
-        if (HeldAt(slot).Live is not { } live || !live.TryGetOutcome(out string outcome, out bool failed, out long atTicks))
+        if (_slots.References(slot).Live is not { } live || !live.TryGetOutcome(out string outcome, out bool failed, out long atTicks))
         {
             return false;
         }
@@ -468,11 +462,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <remarks>When the result expires before the timer is set to fire, the timer is moved when the lock is left.</remarks>
     private void Finish(int slot, AsyncRequestState state, string text, long atTicks)
     {
-        ref Slot entry = ref At(slot);
-        ref Held held = ref HeldAt(slot);
+        ref SlotValues entry = ref _slots[slot];
+        ref SlotReferences held = ref _slots.References(slot);
         if (held.Live is not null)
         {
-            _live.Remove(_pages, slot);
+            _slots.UnmarkLive(slot);
         }
 
         // A made id is spelt again from the slot's key when asked for: only named ids take room here.
@@ -485,11 +479,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         }
         else
         {
-            held = new Held { Id = held.Id, ContentType = held.ContentType, Text = text }; // never copied under the lock
+            held = new SlotReferences { Id = held.Id, ContentType = held.ContentType, Text = text }; // never copied under the lock
         }
 
         (entry.State, entry.UpdatedTicks) = (state, atTicks);
-        _finished.Append(_pages, slot);
+        _slots.MarkFinished(slot);
         if (atTicks + _retentionTicks < _expiryDue)
         {
             _rescheduleAt = _expiryDue = atTicks + _retentionTicks;
@@ -499,44 +493,29 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>Settles every outcome the lanes have left, taking the lock for <see cref="Batch"/> slots at a time.</summary>
     private void SettleAll() => ForEachSlot(Settle);
 
-    private int Allocate()
-    {
-        if (_free >= 0)
-        {
-            int reused = _free;
-            _free = At(reused).Next;
-            return reused;
-        }
-
-        _pages[_used >> PageBits] ??= new Page(); // a page at a time: the table is never copied
-        return _used++;
-    }
-
     /// <summary>Drops a request: its index entry, its texts; puts the slot on the free list. Under the lock.</summary>
     private void Remove(int slot)
     {
-        ref Slot entry = ref At(slot);
+        ref SlotValues entry = ref _slots[slot];
         if (entry.IsNamed)
         {
-            _namedBySpan.Remove(entry.InArena ? _texts.Get(entry.Texts, TextPart.Id) : HeldAt(slot).Id);
+            _namedBySpan.Remove(entry.InArena ? _texts.Get(entry.Texts, TextPart.Id) : _slots.References(slot).Id);
         }
 
         if (entry.IsFinished)
         {
-            _finished.Remove(_pages, slot);
+            _slots.UnmarkFinished(slot);
             if (entry.InArena)
             {
                 _texts.Release(entry.Texts);
             }
         }
-        else if (HeldAt(slot).Live is not null)
+        else if (_slots.References(slot).Live is not null)
         {
-            _live.Remove(_pages, slot);
+            _slots.UnmarkLive(slot);
         }
 
-        HeldAt(slot) = default;
-        (entry.InUse, entry.Generation, entry.Next) = (false, entry.Generation + 1, _free);
-        _free = slot;
+        _slots.Free(slot);
         _count--;
     }
 
@@ -544,22 +523,22 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private int SlotOf(LiveRequest request)
     {
         int slot = request.StoreSlot;
-        return slot >= 0 && slot < _used && At(slot).InUse && At(slot).Generation == request.StoreGeneration && ReferenceEquals(HeldAt(slot).Live, request) ? slot : -1;
+        return slot >= 0 && slot < _slots.Used && _slots[slot].InUse && _slots[slot].Generation == request.StoreGeneration && ReferenceEquals(_slots.References(slot).Live, request) ? slot : -1;
     }
 
-    private string TextOf(int slot, TextPart part) => At(slot).InArena
-        ? _texts.GetString(At(slot).Texts, part)
-        : part switch { TextPart.Id => HeldAt(slot).Id!, TextPart.ContentType => HeldAt(slot).ContentType!, _ => HeldAt(slot).Text! };
+    private string TextOf(int slot, TextPart part) => _slots[slot].InArena
+        ? _texts.GetString(_slots[slot].Texts, part)
+        : part switch { TextPart.Id => _slots.References(slot).Id!, TextPart.ContentType => _slots.References(slot).ContentType!, _ => _slots.References(slot).Text! };
 
-    private string IdOf(int slot) => At(slot).IsNamed
-        ? (At(slot).IsFinished ? TextOf(slot, TextPart.Id) : HeldAt(slot).Id!)
-        : SlotRequestId.Format(At(slot).KeyLow, At(slot).KeyHigh, slot, _idSecret);
+    private string IdOf(int slot) => _slots[slot].IsNamed
+        ? (_slots[slot].IsFinished ? TextOf(slot, TextPart.Id) : _slots.References(slot).Id!)
+        : SlotRequestId.Format(_slots[slot].KeyLow, _slots[slot].KeyHigh, slot, _idSecret);
 
     private AsyncRequestRecord ToRecord(int slot, bool includePayload)
     {
-        bool finished = At(slot).IsFinished;
+        bool finished = _slots[slot].IsFinished;
         AsyncRequestState state = StateOf(slot, out long updatedTicks);
-        ref Held held = ref HeldAt(slot);
+        ref SlotReferences held = ref _slots.References(slot);
         return new AsyncRequestRecord
         {
             Id = IdOf(slot),
@@ -568,7 +547,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             Payload = !includePayload || finished ? ReadOnlyMemory<byte>.Empty : held.Live is { } live ? live.Payload : held.Payload,
             ResultJson = state == AsyncRequestState.Completed ? TextOf(slot, TextPart.Text) : null,
             Error = state == AsyncRequestState.Failed ? TextOf(slot, TextPart.Text) : null,
-            SubmittedAt = new DateTimeOffset(At(slot).SubmittedTicks, TimeSpan.Zero),
+            SubmittedAt = new DateTimeOffset(_slots[slot].SubmittedTicks, TimeSpan.Zero),
             UpdatedAt = new DateTimeOffset(updatedTicks, TimeSpan.Zero),
         };
     }
@@ -583,14 +562,14 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         {
             using (EnterGate())
             {
-                if (start >= _used)
+                if (start >= _slots.Used)
                 {
                     return;
                 }
 
-                for (int slot = start, end = Math.Min(start + Batch, _used); slot < end; slot++)
+                for (int slot = start, end = Math.Min(start + Batch, _slots.Used); slot < end; slot++)
                 {
-                    if (At(slot).InUse)
+                    if (_slots[slot].InUse)
                     {
                         visit(slot);
                     }
@@ -600,10 +579,6 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
             }
         }
     }
-
-    private ref Slot At(int slot) => ref _pages[slot >> PageBits]!.Slots[slot & (PageSize - 1)];
-
-    private ref Held HeldAt(int slot) => ref _pages[slot >> PageBits]!.Held[slot & (PageSize - 1)];
 
     private GateScope EnterGate()
     {
@@ -620,60 +595,11 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         _gate.Exit(useMemoryBarrier: false);
         if (rescheduleAt != 0)
         {
-            ScheduleExpiry(rescheduleAt, NowTicks());
+            _expiryTimer.Set(rescheduleAt - NowTicks());
         }
     }
 
     private long NowTicks() => _time.GetUtcNow().UtcTicks;
-
-    /// <summary>
-    /// The expiry timer, unset. It holds the store weakly (a set timer must not keep a store nobody
-    /// disposed alive for a week) and runs without its creator's execution context (its callbacks
-    /// belong to no caller's scope).
-    /// </summary>
-    private static ITimer CreateExpiryTimer(TimeProvider time, InMemoryAsyncResultStore store)
-    {
-        bool restoreFlow = !ExecutionContext.IsFlowSuppressed();
-        if (restoreFlow)
-        {
-            ExecutionContext.SuppressFlow();
-        }
-
-        try
-        {
-            return time.CreateTimer(
-                static state =>
-                {
-                    if (((WeakReference<InMemoryAsyncResultStore>)state!).TryGetTarget(out InMemoryAsyncResultStore? target))
-                    {
-                        target.SettleAndExpire();
-                    }
-                },
-                new WeakReference<InMemoryAsyncResultStore>(store),
-                Timeout.InfiniteTimeSpan,
-                Timeout.InfiniteTimeSpan);
-        }
-        finally
-        {
-            if (restoreFlow)
-            {
-                ExecutionContext.RestoreFlow();
-            }
-        }
-    }
-
-    /// <summary>Sets the expiry timer to fire at <paramref name="expireAt"/> (UTC ticks). Outside the lock.</summary>
-    private void ScheduleExpiry(long expireAt, long now)
-    {
-        try
-        {
-            _expiryTimer.Change(TimeSpan.FromTicks(Math.Max(0, expireAt - now)), Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // The store was disposed meanwhile: nothing to remove any more.
-        }
-    }
 
     /// <summary>The expiry timer and scan: settles what the lanes left, removes what has expired and sets the timer for the oldest result left.</summary>
     /// <returns>How many results were removed.</returns>
@@ -685,14 +611,14 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         long next;
         using (EnterGate())
         {
-            next = _finished.Head < 0 ? long.MaxValue : At(_finished.Head).UpdatedTicks + _retentionTicks;
+            next = _slots.OldestFinished < 0 ? long.MaxValue : _slots[_slots.OldestFinished].UpdatedTicks + _retentionTicks;
             _expiryDue = next;
             _rescheduleAt = 0; // set just below
         }
 
         if (next != long.MaxValue)
         {
-            ScheduleExpiry(next, now);
+            _expiryTimer.Set(next - now);
         }
 
         return removed;
@@ -717,107 +643,13 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     private int RemoveExpired(long now)
     {
         int removed = 0;
-        while (removed < Batch && _finished.Head >= 0 && now - At(_finished.Head).UpdatedTicks >= _retentionTicks)
+        while (removed < Batch && _slots.OldestFinished >= 0 && now - _slots[_slots.OldestFinished].UpdatedTicks >= _retentionTicks)
         {
-            Remove(_finished.Head);
+            Remove(_slots.OldestFinished);
             removed++;
         }
 
         return removed;
-    }
-
-    /// <summary>One request's plain values; holds no references, so the collector never scans the array.</summary>
-    private struct Slot
-    {
-        /// <summary>The random bits of an id made here; compared on every read by id.</summary>
-        public ulong KeyLow;
-        public ulong KeyHigh;
-        public long SubmittedTicks;
-        public long UpdatedTicks;
-        public TextRef Texts;
-        public int Generation;
-
-        /// <summary>The neighbours in the slot's list (live, finished or free; -1 at either end).</summary>
-        public int Prev;
-        public int Next;
-        public AsyncRequestState State;
-        public bool InUse;
-
-        /// <summary>The id came from outside (not made here): it is in <see cref="_named"/>.</summary>
-        public bool IsNamed;
-
-        /// <summary>A finished request's texts are in the arena (else still referenced beside the slot).</summary>
-        public bool InArena;
-
-        public readonly bool IsFinished => State is AsyncRequestState.Completed or AsyncRequestState.Failed;
-    }
-
-    /// <summary>What a request holds by reference: an unfinished one's id, content type, payload or live request; a long result's texts.</summary>
-    private struct Held
-    {
-        public string? Id;
-        public string? ContentType;
-        public ReadOnlyMemory<byte> Payload;
-        public LiveRequest? Live;
-        public string? Text;
-    }
-
-    /// <summary>Slots and what they hold by reference, <see cref="PageSize"/> of each (each array under the large object heap's threshold).</summary>
-    private sealed class Page
-    {
-        public readonly Slot[] Slots = new Slot[PageSize];
-        public readonly Held[] Held = new Held[PageSize];
-    }
-
-    /// <summary>A doubly linked list of slots, through their <see cref="Slot.Prev"/> and <see cref="Slot.Next"/>, oldest first.</summary>
-    private struct SlotList
-    {
-        public static readonly SlotList Empty = new() { Head = -1, Tail = -1 };
-
-        public int Head;
-        public int Tail;
-        public int Count;
-
-        public void Append(Page?[] pages, int slot)
-        {
-            ref Slot entry = ref pages[slot >> PageBits]!.Slots[slot & (PageSize - 1)];
-            (entry.Prev, entry.Next) = (Tail, -1);
-            if (Tail >= 0)
-            {
-                pages[Tail >> PageBits]!.Slots[Tail & (PageSize - 1)].Next = slot;
-            }
-            else
-            {
-                Head = slot;
-            }
-
-            Tail = slot;
-            Count++;
-        }
-
-        public void Remove(Page?[] pages, int slot)
-        {
-            ref Slot entry = ref pages[slot >> PageBits]!.Slots[slot & (PageSize - 1)];
-            if (entry.Prev >= 0)
-            {
-                pages[entry.Prev >> PageBits]!.Slots[entry.Prev & (PageSize - 1)].Next = entry.Next;
-            }
-            else
-            {
-                Head = entry.Next;
-            }
-
-            if (entry.Next >= 0)
-            {
-                pages[entry.Next >> PageBits]!.Slots[entry.Next & (PageSize - 1)].Prev = entry.Prev;
-            }
-            else
-            {
-                Tail = entry.Prev;
-            }
-
-            Count--;
-        }
     }
 
     /// <summary>Holds <see cref="_gate"/> until disposed.</summary>
