@@ -7,8 +7,11 @@ namespace Servables.Async;
 /// The result store is the record of truth; this object only connects the submitter, the worker
 /// and any waiters in process, so that waiting and cancelling need no store polling. Its completion
 /// moves once from "open" (no waiter yet), through "awaited" (a waiter's task), to "done".
-/// An in-memory table also lets the lane leave the request's outcome here (<see cref="TrySetOutcome"/>)
-/// for the table to move into its entry later, on a thread that uses the table anyway. Thread-safe.
+/// Where the request stands in process is one phase word that every start, finish and withdrawal
+/// changes with one compare-and-swap, so of any two racing exactly one wins: queued, running, then
+/// finished by its lane or ended by the table. An in-memory table also lets the lane leave the
+/// request's outcome here (<see cref="TrySetOutcome"/>) for the table to move into its entry later,
+/// on a thread that uses the table anyway. Thread-safe.
 /// </remarks>
 internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory<byte> payload, DateTimeOffset submittedAt, AsyncRequestState storedState, bool recovered)
 {
