@@ -102,6 +102,54 @@ public sealed class LiveRequestTests
     }
 
     [Fact]
+    public void Phase_StartedThenWithdrawn_WithdrawFails_ClaimWins_TheLaneCannotFinish()
+    {
+        LiveRequest request = NewRequest();
+        Assert.True(request.TryStart(5));
+        Assert.True(request.IsStarted);
+        Assert.False(request.TryStart(6));
+        Assert.False(request.TryWithdraw()); // a cancel of a queued request comes too late
+
+        Assert.True(request.TryClaimOutcome()); // a finish by id of a running request
+        Assert.False(request.IsStarted);
+        Assert.False(request.TrySetOutcome("1", null, 7));
+        Assert.False(request.TryGetOutcome(out _, out _, out _));
+    }
+
+    [Fact]
+    public void Phase_Withdrawn_NeverStarts_NorTakesALaneOutcome_WithdrawIsIdempotent()
+    {
+        LiveRequest request = NewRequest();
+        Assert.True(request.TryWithdraw());
+        Assert.True(request.TryWithdraw());
+
+        Assert.False(request.TryStart(5));
+        Assert.False(request.TrySetOutcome("1", null, 6));
+        Assert.False(request.TryClaimOutcome());
+    }
+
+    [Fact]
+    public async Task TryStart_RacingTryWithdraw_ExactlyOneWins()
+    {
+        for (int i = 0; i < 2_000; i++)
+        {
+            LiveRequest request = NewRequest();
+            using var go = new Barrier(2);
+            Task<bool> withdraw = Task.Run(() =>
+            {
+                go.SignalAndWait();
+                return request.TryWithdraw();
+            });
+            go.SignalAndWait();
+            bool started = request.TryStart(1);
+            bool withdrawn = await withdraw.WaitAsync(TimeSpan.FromSeconds(10));
+
+            Assert.NotEqual(started, withdrawn);
+            Assert.Equal(started, request.IsStarted);
+        }
+    }
+
+    [Fact]
     public void Payload_FromASlice_KeepsJustThoseBytes_UntilTheOutcome()
     {
         byte[] buffer = "xxhello!yy"u8.ToArray();

@@ -322,6 +322,52 @@ public sealed class InMemoryAsyncResultStoreTests : ResultStoreContractTests
         Assert.Equal(AsyncRequestState.InProgress, (await table.ReadAsync(running.Id, default)).Status.State);
     }
 
+    [Fact]
+    public async Task Full_RunningRequestsAheadOfUnreadOutcomes_SettlesFurtherBackAndFindsRoom()
+    {
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = 600, TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        var running = new List<LiveRequest>();
+        for (int i = 0; i < 300; i++)
+        {
+            running.Add(await AddStartedAsync(table)); // more than the 256 oldest live requests a full add looks at
+        }
+
+        var finished = new List<LiveRequest>();
+        for (int i = 0; i < 300; i++)
+        {
+            finished.Add(await AddFinishedAsync(table, i.ToString(System.Globalization.CultureInfo.InvariantCulture))); // never read
+        }
+
+        LiveRequest extra = await AddStartedAsync(table); // full: the oldest unread outcome makes room
+        Assert.Equal(600, store.Count);
+        Assert.Equal(AsyncRequestState.NotFound, (await table.ReadAsync(finished[0].Id, default)).Status.State);
+        Assert.Equal("1", (await table.ReadAsync(finished[1].Id, default)).Status.ResultJson);
+        Assert.All(running, r => Assert.False(r.IsDone));
+        Assert.Equal(AsyncRequestState.InProgress, (await table.ReadAsync(extra.Id, default)).Status.State);
+    }
+
+    [Fact]
+    public async Task ManyPages_EveryRequestReadsBack_AfterEvictionsAndReuseAcrossPages()
+    {
+        const int max = 2_500; // the table grows a page (1,024 slots) at a time
+        await using var store = new InMemoryAsyncResultStore(new AsyncResultStoreOptions { MaxEntries = max, TimeProvider = Time, Retention = Retention });
+        IAsyncRequestTable table = store;
+        var ids = new List<string>();
+        for (int i = 0; i < 2 * max; i++)
+        {
+            LiveRequest request = await AddFinishedAsync(table, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            ids.Add(request.Id);
+        }
+
+        Assert.Equal(max, store.Count);
+        for (int i = 0; i < 2 * max; i++)
+        {
+            AsyncRequestStatus status = (await table.ReadAsync(ids[i], default)).Status;
+            Assert.Equal(i >= max ? i.ToString(System.Globalization.CultureInfo.InvariantCulture) : null, status.ResultJson);
+        }
+    }
+
     /// <summary>Adds a request, starts it and finishes it now as its lane would (the outcome left on the live request).</summary>
     private async Task<LiveRequest> AddFinishedAsync(IAsyncRequestTable table, string result)
     {
