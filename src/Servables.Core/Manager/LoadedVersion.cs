@@ -5,14 +5,14 @@ namespace Servables;
 /// <summary>A version that loaded: the servable, and the leases held on it.</summary>
 /// <remarks>
 /// <para>
-/// Leases live in a fixed array of slots, each free (0) or holding the token of one lease. Taking a
-/// lease is one compare-and-swap of a free slot to a new token; ending it is one compare-and-swap of
-/// the token back to 0, which is what makes a handle's dispose idempotent across copies and threads:
-/// a stale copy's token no longer matches. Tokens are never issued twice in a process, whatever the
-/// thread history (managed thread ids are reused, so they cannot be part of a token): each thread
-/// takes a block of 65,535 tokens from a shared counter (one interlocked add per block) and counts
-/// through it; the block number is in the high bits, the sequence within the block below, the slot
-/// index in the low bits. 2^40 blocks last a process 2^56 leases.
+/// Leases live in a fixed array of slots. A slot's value holds its index, a held bit and a generation
+/// that moves on each time the slot is taken. Taking a lease is one compare-and-swap of a free slot
+/// to its next generation, held, which is the lease's token; ending it is one compare-and-swap of the
+/// token back to free, which is what makes a handle's dispose idempotent across copies and threads:
+/// a stale copy's token names a generation the slot has left. Tokens need no thread state (managed
+/// thread ids are reused, so they could not be part of one); a slot's 2^56 generations outlast any
+/// process. Each thread starts looking at a cache line of its own (8 slots), chosen by where its
+/// stack lies, so that threads taking leases on one version do not share a line.
 /// When every slot is taken (more than <see cref="SlotCount"/> handles held at once on one version),
 /// a lease falls back to an <see cref="OverflowLease"/> object and a shared counter.
 /// </para>
@@ -31,16 +31,12 @@ internal sealed class LoadedVersion : UntypedServableHandle
     public const int SlotCount = 128;
     private const long SlotMask = SlotCount - 1;
 
-    private const int SequenceShift = 7; // log2(SlotCount)
-    private const int BlockShift = SequenceShift + 16;
-    private const long SequenceMask = ((1L << 16) - 1) << SequenceShift;
+    // A slot's value: generation << GenerationShift | index << 1 | held.
+    private const int GenerationShift = 8;
+    private const long Held = 1;
+    private const long NextGenerationHeld = (1L << GenerationShift) + Held;
 
-    [ThreadStatic]
-    private static long t_nextToken;
-
-    private static long s_lastBlock;
-
-    private readonly long[] _slots = new long[SlotCount];
+    private readonly long[] _slots = NewSlots();
     private int _overflow;
     private int _retired;
     private int _drained;
@@ -66,7 +62,7 @@ internal sealed class LoadedVersion : UntypedServableHandle
             int held = Volatile.Read(ref _overflow);
             foreach (long slot in _slots)
             {
-                held += slot != 0 ? 1 : 0;
+                held += (int)(slot & Held);
             }
 
             return held;
@@ -79,23 +75,22 @@ internal sealed class LoadedVersion : UntypedServableHandle
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(out UntypedServableHandle lease, out long token)
     {
-        long unique = NextUnique();
-        int start = (int)(unique >> BlockShift) * 8; // a cache line (8 slots) per token block (one block per thread at a time), so threads do not share one
+        int start = ThreadLine();
         for (int i = 0; i < SlotCount; i++)
         {
-            int slot = (int)((start + i) & SlotMask);
-            long candidate = unique | (uint)slot;
-            if (Volatile.Read(ref _slots[slot]) == 0 && Interlocked.CompareExchange(ref _slots[slot], candidate, 0) == 0)
+            int slot = (start + i) & (int)SlotMask;
+            long free = Volatile.Read(ref _slots[slot]);
+            if ((free & Held) == 0 && Interlocked.CompareExchange(ref _slots[slot], free + NextGenerationHeld, free) == free)
             {
                 if (Volatile.Read(ref _retired) != 0)
                 {
-                    Volatile.Write(ref _slots[slot], 0);
+                    Volatile.Write(ref _slots[slot], free + NextGenerationHeld - Held);
                     CheckDrained();
                     break;
                 }
 
                 lease = this;
-                token = candidate;
+                token = free + NextGenerationHeld;
                 return true;
             }
         }
@@ -112,11 +107,11 @@ internal sealed class LoadedVersion : UntypedServableHandle
     }
 
     protected internal override bool IsLeaseHeld(long leaseToken) =>
-        leaseToken != 0 && Volatile.Read(ref _slots[leaseToken & SlotMask]) == leaseToken;
+        (leaseToken & Held) != 0 && Volatile.Read(ref _slots[(leaseToken >> 1) & SlotMask]) == leaseToken;
 
     protected internal override bool TryEndLease(long leaseToken)
     {
-        if (leaseToken == 0 || Interlocked.CompareExchange(ref _slots[leaseToken & SlotMask], 0, leaseToken) != leaseToken)
+        if ((leaseToken & Held) == 0 || Interlocked.CompareExchange(ref _slots[(leaseToken >> 1) & SlotMask], leaseToken - Held, leaseToken) != leaseToken)
         {
             return false;
         }
@@ -129,24 +124,25 @@ internal sealed class LoadedVersion : UntypedServableHandle
         return true;
     }
 
-    /// <summary>A token with free slot bits that no other lease in this process ever had.</summary>
+    /// <summary>The first slot of the calling thread's cache line: from the megabyte its stack lies in, so that it costs no thread-local read.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static long NextUnique()
+    private static int ThreadLine()
     {
-        long next = t_nextToken;
-        if ((next & SequenceMask) == 0)
-        {
-            // A new thread, or the thread's block is used up (the sequence wrapped into the block bits).
-            next = NextBlock();
-        }
-
-        t_nextToken = next + SlotCount;
-        return next;
+        byte here = 0;
+        nint address = Unsafe.ByteOffset(ref Unsafe.NullRef<byte>(), ref here);
+        return (int)(address >> 20) * 8;
     }
 
-    /// <summary>The first token of a block no thread has had: sequence 1 (0 marks "take a new block"), block numbers from 1.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static long NextBlock() => (Interlocked.Increment(ref s_lastBlock) << BlockShift) | (1L << SequenceShift);
+    private static long[] NewSlots()
+    {
+        var slots = new long[SlotCount];
+        for (int i = 0; i < SlotCount; i++)
+        {
+            slots[i] = (long)i << 1; // free, generation 0
+        }
+
+        return slots;
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool TryAcquireOverflow(out UntypedServableHandle lease, out long token)
@@ -188,7 +184,7 @@ internal sealed class LoadedVersion : UntypedServableHandle
 
         for (int i = 0; i < SlotCount; i++)
         {
-            if (Volatile.Read(ref _slots[i]) != 0)
+            if ((Volatile.Read(ref _slots[i]) & Held) != 0)
             {
                 return;
             }

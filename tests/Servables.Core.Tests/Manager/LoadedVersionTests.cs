@@ -48,29 +48,31 @@ public sealed class LoadedVersionTests
         Assert.True(version.TryEndLease(first));
         Assert.True(version.TryAcquire(out _, out long second)); // same thread: likely the same slot
 
-        Assert.Equal(first & (LoadedVersion.SlotCount - 1), second & (LoadedVersion.SlotCount - 1));
+        Assert.Equal((first >> 1) & (LoadedVersion.SlotCount - 1), (second >> 1) & (LoadedVersion.SlotCount - 1));
         Assert.False(version.TryEndLease(first));
         Assert.True(version.IsLeaseHeld(second));
     }
 
     [Fact]
-    public void NextUnique_AcrossThreadsAndBlocks_NeverRepeats()
+    public void Tokens_SlotsTakenAgainAndAgainFromManyThreads_NeverRepeat()
     {
+        LoadedVersion version = NewVersion();
         var seen = new System.Collections.Concurrent.ConcurrentDictionary<long, bool>();
         var threads = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
         {
-            for (int i = 0; i < 70_000; i++) // more than one block of 65,535 per thread
+            for (int i = 0; i < 70_000; i++)
             {
-                long token = LoadedVersion.NextUnique();
-                Assert.Equal(0, token & (LoadedVersion.SlotCount - 1));
-                Assert.NotEqual(0, token);
+                Assert.True(version.TryAcquire(out UntypedServableHandle lease, out long token));
+                Assert.Same(version, lease);
                 Assert.True(seen.TryAdd(token, true));
+                Assert.True(version.TryEndLease(token));
             }
         })).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => Assert.True(t.Join(TimeSpan.FromSeconds(30))));
 
         Assert.Equal(280_000, seen.Count);
+        Assert.Equal(0, version.LeaseCount);
     }
 
     [Fact]
