@@ -77,7 +77,17 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
     public T Get() => Value;
 
     /// <summary>Ends the lease; the version may unload once its last lease has ended. Idempotent.</summary>
-    public void Dispose() => _lease?.TryEndLease(_token);
+    public void Dispose()
+    {
+        if (_lease is LoadedVersion version)
+        {
+            version.EndLease(_token); // the manager's own lease, called directly: a dispose in a finally block gets no guessed devirtualisation
+        }
+        else
+        {
+            _lease?.TryEndLease(_token);
+        }
+    }
 
     /// <inheritdoc />
     public bool Equals(ServableHandle<T> other) => ReferenceEquals(_value, other._value) && _id == other._id;

@@ -109,7 +109,11 @@ internal sealed class LoadedVersion : UntypedServableHandle
     protected internal override bool IsLeaseHeld(long leaseToken) =>
         (leaseToken & Held) != 0 && Volatile.Read(ref _slots[(leaseToken >> 1) & SlotMask]) == leaseToken;
 
-    protected internal override bool TryEndLease(long leaseToken)
+    protected internal override bool TryEndLease(long leaseToken) => EndLease(leaseToken);
+
+    /// <inheritdoc cref="TryEndLease"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool EndLease(long leaseToken)
     {
         if ((leaseToken & Held) == 0 || Interlocked.CompareExchange(ref _slots[(leaseToken >> 1) & SlotMask], leaseToken - Held, leaseToken) != leaseToken)
         {
