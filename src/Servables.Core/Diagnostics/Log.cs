@@ -100,4 +100,7 @@ internal static partial class Log
 
     [LoggerMessage(131, LogLevel.Information, "Every registered servable has an available version (waited {ElapsedMs:F0} ms)")]
     public static partial void InitialLoadComplete(ILogger logger, double elapsedMs);
+
+    [LoggerMessage(132, LogLevel.Warning, "A batch of queue {QueueName} (size {BatchSize}, {TaskCount} tasks) failed; its tasks fail with the error")]
+    public static partial void BatchFailed(ILogger logger, string queueName, int batchSize, int taskCount, Exception exception);
 }
