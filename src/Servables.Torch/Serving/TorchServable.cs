@@ -1,0 +1,319 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Servables.Torch;
+
+/// <summary>
+/// One loaded version of a TorchSharp or TorchScript module, and <c>Forward</c> over it. The servable
+/// a <see cref="ServableHandle{T}"/> of <see cref="TorchLoader"/> gives.
+/// </summary>
+/// <remarks>
+/// <para>
+/// <c>Forward</c> runs on the caller's thread with autograd off (<c>torch.no_grad()</c>, which is
+/// per thread) inside its own <see cref="DisposeScope"/> that opens and closes within the call: the
+/// copies of inputs moved to the module's device, and every intermediate tensor, are disposed before
+/// it returns; only the output leaves it (to the caller's own dispose scope when there is one).
+/// Inputs on another device are copied to the module's device; the output comes back on the CPU
+/// unless the caller asks to keep it on the module's device.
+/// </para>
+/// <para>
+/// Inputs that the module cannot run throw <see cref="TorchInputException"/>: a floating-point element
+/// type other than the module's parameters' (checked before running), a wrong input count for a
+/// TorchSharp module, and any input that libtorch refuses while running (a wrong rank or shape: a
+/// TorchScript archive declares no input shapes, so libtorch's message is the one that names the
+/// problem). The module is unchanged and keeps serving.
+/// </para>
+/// <para>
+/// Lifetime: the loader creates it and disposes it on unload, which the manager starts only after
+/// the version's last handle was released. Disposing it is safe on its own too: <c>Forward</c> calls
+/// that started before keep the module alive until the last of them returns (that call disposes
+/// it), and later calls throw <see cref="ObjectDisposedException"/>.
+/// </para>
+/// <para>Thread-safe: any number of threads may call <c>Forward</c> at once on one servable.</para>
+/// </remarks>
+public sealed class TorchServable : IDisposable
+{
+    private const int DisposedFlag = int.MinValue;
+
+    private readonly nn.Module _module;
+    private readonly jit.ScriptModule? _script;
+    private readonly nn.Module<Tensor, Tensor>? _typed;
+    private readonly torch.Device _device;
+    private readonly ScalarType? _parameterType;
+    private readonly TorchMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly KeyValuePair<string, object?> _servableTag;
+
+    // Calls in flight in the low bits; DisposedFlag once disposed. The module is released when both
+    // the flag is set and the count is zero, exactly once.
+    private int _state;
+    private int _released;
+
+    /// <summary>Wraps <paramref name="module"/>, which it then owns and disposes; it must already be on <paramref name="device"/> in eval mode.</summary>
+    internal TorchServable(ServableId id, string modelPath, TorchModelKind modelKind, nn.Module module, torch.Device device, TorchMetrics metrics, ILogger logger)
+    {
+        Id = id;
+        ModelPath = modelPath;
+        ModelKind = modelKind;
+        _module = module;
+        _script = module as jit.ScriptModule;
+        _typed = module as nn.Module<Tensor, Tensor>;
+        if (_script is null && _typed is null)
+        {
+            throw new ArgumentException($"The module of {id} is a {module.GetType().Name}: it must be a TorchScript module or an nn.Module<Tensor, Tensor>.", nameof(module));
+        }
+
+        _device = device;
+        Device = device.type == DeviceType.CUDA ? TorchDevice.Cuda : TorchDevice.Cpu;
+        DeviceIndex = device.type == DeviceType.CUDA ? Math.Max(0, (int)device.index) : 0;
+        _parameterType = FirstFloatingParameterType(module);
+        _metrics = metrics;
+        _logger = logger;
+        _servableTag = new KeyValuePair<string, object?>("servable", id.Name);
+        _metrics.Modules.Add(1, new KeyValuePair<string, object?>("device", Device.ToString()));
+    }
+
+    /// <summary>The servable version this is.</summary>
+    public ServableId Id { get; }
+
+    /// <summary>The file the module was loaded from.</summary>
+    public string ModelPath { get; }
+
+    /// <summary>What kind of file that was.</summary>
+    public TorchModelKind ModelKind { get; }
+
+    /// <summary>Where the module runs: <see cref="TorchDevice.Cpu"/> or <see cref="TorchDevice.Cuda"/> (never Auto: what Auto chose).</summary>
+    public TorchDevice Device { get; }
+
+    /// <summary>The CUDA device index when <see cref="Device"/> is Cuda; 0 on the CPU.</summary>
+    public int DeviceIndex { get; }
+
+    /// <summary>The element type of the module's floating-point parameters (what floating-point inputs must have); null when it has none.</summary>
+    public ScalarType? ParameterType => _parameterType;
+
+    /// <summary>The module itself, for benchmarks and tests that compare against raw TorchSharp on the very same module.</summary>
+    internal nn.Module Module => _module;
+
+    /// <summary>True once <see cref="Dispose"/> was called.</summary>
+    internal bool IsDisposed => Volatile.Read(ref _state) < 0;
+
+    /// <summary>True once the module itself was disposed (after the last in-flight call).</summary>
+    internal bool IsModuleReleased => Volatile.Read(ref _released) != 0;
+
+    /// <summary>Runs the module's <c>forward</c> on one input.</summary>
+    /// <param name="input">The input, on any device (copied to the module's when it differs). The caller keeps ownership.</param>
+    /// <param name="outputOnCpu">True (the default) to return the output on the CPU; false to keep it on the module's device.</param>
+    /// <returns>The output tensor. The caller disposes it; when the caller has a <see cref="DisposeScope"/> open, it goes into that scope.</returns>
+    /// <exception cref="TorchInputException">The module cannot run this input (element type, rank, shape).</exception>
+    /// <exception cref="ObjectDisposedException">The servable was disposed.</exception>
+    public Tensor Forward(Tensor input, bool outputOnCpu = true)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return Run([input], outputOnCpu);
+    }
+
+    /// <summary>Runs the module's <c>forward</c> on several inputs (TorchScript modules whose <c>forward</c> takes more than one tensor).</summary>
+    /// <param name="inputs">The inputs in <c>forward</c>'s order, on any device. The caller keeps ownership.</param>
+    /// <param name="outputOnCpu">True (the default) to return the output on the CPU; false to keep it on the module's device.</param>
+    /// <returns>The output tensor. The caller disposes it; when the caller has a <see cref="DisposeScope"/> open, it goes into that scope.</returns>
+    /// <exception cref="TorchInputException">The module cannot run these inputs (count, element type, rank, shape).</exception>
+    /// <exception cref="ObjectDisposedException">The servable was disposed.</exception>
+    public Tensor Forward(IReadOnlyList<Tensor> inputs, bool outputOnCpu = true)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        Tensor[] copy = [.. inputs];
+        for (int i = 0; i < copy.Length; i++)
+        {
+            ArgumentNullException.ThrowIfNull(copy[i], $"{nameof(inputs)}[{i}]");
+        }
+
+        return Run(copy, outputOnCpu);
+    }
+
+    /// <summary>
+    /// Disposes the module, at once when no <c>Forward</c> is in flight, else when the last one returns.
+    /// Later <c>Forward</c> calls throw <see cref="ObjectDisposedException"/>. Idempotent.
+    /// </summary>
+    public void Dispose()
+    {
+        int prior = Interlocked.Or(ref _state, DisposedFlag);
+        if (prior == 0)
+        {
+            Release();
+        }
+    }
+
+    /// <summary>Describes it, such as <c>mlp:2 (TorchScript) on Cpu</c>.</summary>
+    public override string ToString() => $"{Id} ({ModelKind}) on {Device}{(Device == TorchDevice.Cuda ? ":" + DeviceIndex : string.Empty)}";
+
+    /// <summary>Describes inputs for messages, such as <c>(Float32[2, 4] on cpu)</c>.</summary>
+    internal static string Describe(IReadOnlyList<Tensor> inputs) =>
+        "(" + string.Join(", ", inputs.Select(t => t.IsInvalid ? "a disposed tensor" : $"{t.dtype}[{string.Join(", ", t.shape)}] on {t.device}")) + ")";
+
+    /// <summary>Counts a call in; throws once disposed. Internal so that tests can hold a call open.</summary>
+    internal void EnterRun()
+    {
+        int state = Volatile.Read(ref _state);
+        while (true)
+        {
+            ObjectDisposedException.ThrowIf(state < 0, this);
+            int seen = Interlocked.CompareExchange(ref _state, state + 1, state);
+            if (seen == state)
+            {
+                return;
+            }
+
+            state = seen;
+        }
+    }
+
+    /// <summary>Counts a call out; the last one out after <see cref="Dispose"/> releases the module.</summary>
+    internal void ExitRun()
+    {
+        if (Interlocked.Decrement(ref _state) == DisposedFlag)
+        {
+            Release();
+        }
+    }
+
+    private Tensor Run(Tensor[] inputs, bool outputOnCpu)
+    {
+        EnterRun();
+        long started = _metrics.ForwardDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+        try
+        {
+            if (CheckInputs(inputs) is { } problem)
+            {
+                Record(started, "bad_input");
+                throw new TorchInputException(Id, problem, Describe(inputs));
+            }
+
+            Tensor output;
+            using (DisposeScope scope = torch.NewDisposeScope())
+            using (torch.no_grad())
+            {
+                Tensor result;
+                try
+                {
+                    result = Invoke(inputs);
+                }
+                catch (ExternalException ex)
+                {
+                    Record(started, "bad_input");
+                    throw new TorchInputException(Id, "libtorch refused them: " + TorchErrors.FirstLine(ex), Describe(inputs), ex);
+                }
+
+                if (outputOnCpu && result.device_type != DeviceType.CPU)
+                {
+                    result = result.cpu();
+                }
+
+                output = scope.MoveToOuter(result);
+            }
+
+            Record(started, "success");
+            return output;
+        }
+        catch (Exception ex) when (ex is not TorchInputException && Record(started, "error"))
+        {
+            throw;
+        }
+        finally
+        {
+            ExitRun();
+        }
+    }
+
+    /// <summary>Calls forward inside the caller's dispose scope; inputs on another device are copied (the copies belong to the scope).</summary>
+    private Tensor Invoke(Tensor[] inputs)
+    {
+        if (_typed is not null)
+        {
+            return _typed.forward(OnDevice(inputs[0]));
+        }
+
+        var args = new object[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            args[i] = OnDevice(inputs[i]);
+        }
+
+        object result = _script!.forward(args);
+        return result as Tensor
+            ?? throw new InvalidOperationException($"The forward of {Id} returned {(result is null ? "nothing" : "a " + result.GetType().Name)}, not a tensor; TorchServable serves modules whose forward returns one tensor.");
+    }
+
+    private Tensor OnDevice(Tensor input) =>
+        input.device_type == _device.type && (_device.type != DeviceType.CUDA || input.device_index == _device.index)
+            ? input
+            : input.to(_device);
+
+    /// <summary>What is wrong with the inputs before running; null when nothing is known to be.</summary>
+    private string? CheckInputs(Tensor[] inputs)
+    {
+        if (_typed is not null && inputs.Length != 1)
+        {
+            return $"the module's forward takes one tensor; {inputs.Length} were given.";
+        }
+
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            Tensor t = inputs[i];
+            if (t.IsInvalid)
+            {
+                return $"input {i} was disposed.";
+            }
+
+            if (_parameterType is { } expected && t.is_floating_point() && t.dtype != expected)
+            {
+                return $"input {i} has element type {t.dtype}; the module's parameters are {expected}. Convert it with .to({expected}) or set TorchServableOptions.DType.";
+            }
+        }
+
+        return null;
+    }
+
+    private static ScalarType? FirstFloatingParameterType(nn.Module module)
+    {
+        foreach (TorchSharp.Modules.Parameter p in module.parameters())
+        {
+            if (p.is_floating_point())
+            {
+                return p.dtype;
+            }
+        }
+
+        return null;
+    }
+
+    private void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return;
+        }
+
+        _module.Dispose();
+        _metrics.Modules.Add(-1, new KeyValuePair<string, object?>("device", Device.ToString()));
+        Log.ModuleDisposed(_logger, Id);
+    }
+
+    /// <summary>Records a call's outcome (and duration when timed); returns false so that it can sit in an exception filter.</summary>
+    private bool Record(long started, string outcome)
+    {
+        if (started != 0)
+        {
+            _metrics.ForwardDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, _servableTag);
+        }
+
+        if (_metrics.Forwards.Enabled)
+        {
+            _metrics.Forwards.Add(1, _servableTag, new KeyValuePair<string, object?>("outcome", outcome));
+        }
+
+        return false;
+    }
+}
