@@ -13,9 +13,11 @@ namespace Servables.Torch;
 /// <remarks>
 /// <para>
 /// <c>Forward</c> runs on the caller's thread with autograd off (<c>torch.no_grad()</c>, which is
-/// per thread) inside its own <see cref="DisposeScope"/> that opens and closes within the call: the
-/// copies of inputs moved to the module's device, and every intermediate tensor, are disposed before
-/// it returns; only the output leaves it (to the caller's own dispose scope when there is one).
+/// per thread), and nothing it creates outlives the call but its output: a TorchSharp module runs inside
+/// a <see cref="DisposeScope"/> that opens and closes within the call (its intermediates and the inputs'
+/// device copies are disposed before it returns); a TorchScript module's intermediates never reach
+/// managed code, and the inputs' device copies are disposed explicitly. The output goes to the caller's
+/// own dispose scope when one is open.
 /// Inputs on another device are copied to the module's device; the output comes back on the CPU
 /// unless the caller asks to keep it on the module's device.
 /// </para>
@@ -192,26 +194,14 @@ public sealed class TorchServable : IDisposable
             }
 
             Tensor output;
-            using (DisposeScope scope = torch.NewDisposeScope())
-            using (torch.no_grad())
+            try
             {
-                Tensor result;
-                try
-                {
-                    result = Invoke(inputs);
-                }
-                catch (ExternalException ex)
-                {
-                    Record(started, "bad_input");
-                    throw new TorchInputException(Id, "libtorch refused them: " + TorchErrors.FirstLine(ex), Describe(inputs), ex);
-                }
-
-                if (outputOnCpu && result.device_type != DeviceType.CPU)
-                {
-                    result = result.cpu();
-                }
-
-                output = scope.MoveToOuter(result);
+                output = _typed is not null ? ForwardModule(inputs[0], outputOnCpu) : ForwardScript(inputs, outputOnCpu);
+            }
+            catch (ExternalException ex)
+            {
+                Record(started, "bad_input");
+                throw new TorchInputException(Id, "libtorch refused them: " + TorchErrors.FirstLine(ex), Describe(inputs), ex);
             }
 
             Record(started, "success");
@@ -227,25 +217,81 @@ public sealed class TorchServable : IDisposable
         }
     }
 
-    /// <summary>Calls forward inside the caller's dispose scope; inputs on another device are copied (the copies belong to the scope).</summary>
-    private Tensor Invoke(Tensor[] inputs)
+    /// <summary>
+    /// A TorchSharp module's forward, inside a dispose scope of its own: its managed intermediates (and
+    /// the input's device copy) are disposed before this returns; only the output leaves, to the caller's
+    /// scope when there is one.
+    /// </summary>
+    private Tensor ForwardModule(Tensor input, bool outputOnCpu)
     {
-        if (_typed is not null)
+        using DisposeScope scope = torch.NewDisposeScope();
+        using IDisposable noGrad = torch.no_grad();
+        Tensor result = _typed!.forward(OnDevice(input));
+        if (outputOnCpu && _device.type != DeviceType.CPU && result.device_type != DeviceType.CPU)
         {
-            return _typed.forward(OnDevice(inputs[0]));
+            result = result.cpu();
         }
 
-        var args = new object[inputs.Length];
-        for (int i = 0; i < inputs.Length; i++)
-        {
-            args[i] = OnDevice(inputs[i]);
-        }
-
-        object result = _script!.forward(args);
-        return result as Tensor
-            ?? throw new InvalidOperationException($"The forward of {Id} returned {(result is null ? "nothing" : "a " + result.GetType().Name)}, not a tensor; TorchServable serves modules whose forward returns one tensor.");
+        return scope.MoveToOuter(result);
     }
 
+    /// <summary>
+    /// A TorchScript module's forward. Its intermediates live in libtorch only and die with the call; the
+    /// only managed tensors are the input's device copies and the output, so no scope is needed: the copies
+    /// are disposed here, and the output joins the caller's dispose scope when there is one.
+    /// </summary>
+    private Tensor ForwardScript(Tensor[] inputs, bool outputOnCpu)
+    {
+        var args = new object[inputs.Length];
+        Tensor[]? copies = null;
+        try
+        {
+            for (int i = 0; i < inputs.Length; i++)
+            {
+                Tensor onDevice = OnDevice(inputs[i]);
+                if (!ReferenceEquals(onDevice, inputs[i]))
+                {
+                    (copies ??= new Tensor[inputs.Length])[i] = onDevice;
+                }
+
+                args[i] = onDevice;
+            }
+
+            object result;
+            using (torch.no_grad())
+            {
+                result = _script!.forward(args);
+            }
+
+            if (result is not Tensor tensor)
+            {
+                (result as IDisposable)?.Dispose();
+                throw new InvalidOperationException($"The forward of {Id} returned {(result is null ? "nothing" : "a " + result.GetType().Name)}, not a tensor; TorchServable serves modules whose forward returns one tensor.");
+            }
+
+            if (outputOnCpu && _device.type != DeviceType.CPU && tensor.device_type != DeviceType.CPU)
+            {
+                using (tensor)
+                {
+                    return tensor.cpu();
+                }
+            }
+
+            return tensor;
+        }
+        finally
+        {
+            if (copies is not null)
+            {
+                foreach (Tensor? copy in copies)
+                {
+                    copy?.Dispose();
+                }
+            }
+        }
+    }
+
+    /// <summary>The input itself when it is on the module's device, else a copy there (which the caller disposes).</summary>
     private Tensor OnDevice(Tensor input) =>
         input.device_type == _device.type && (_device.type != DeviceType.CUDA || input.device_index == _device.index)
             ? input
@@ -267,14 +313,17 @@ public sealed class TorchServable : IDisposable
                 return $"input {i} was disposed.";
             }
 
-            if (_parameterType is { } expected && t.is_floating_point() && t.dtype != expected)
+            if (_parameterType is { } expected && t.dtype is var actual && actual != expected && IsFloatingPoint(actual))
             {
-                return $"input {i} has element type {t.dtype}; the module's parameters are {expected}. Convert it with .to({expected}) or set TorchServableOptions.DType.";
+                return $"input {i} has element type {actual}; the module's parameters are {expected}. Convert it with .to({expected}) or set TorchServableOptions.DType.";
             }
         }
 
         return null;
     }
+
+    private static bool IsFloatingPoint(ScalarType type) =>
+        type is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64;
 
     private static ScalarType? FirstFloatingParameterType(nn.Module module)
     {

@@ -187,6 +187,20 @@ public sealed class TorchLoaderTests : IDisposable
     }
 
     [Fact]
+    public async Task LoadAsync_CudaDeviceTheProbeRejects_FailsWithTheProbesReasonAndTheDeviceIndex()
+    {
+        string folder = TestModels.WriteVersion(_folder.Path, 1, TestModels.MlpScript(1));
+        var loader = new TorchLoader(Id, Path.Combine(folder, "model.pt"), new TorchServableOptions { Device = TorchDevice.Cuda, CudaDeviceIndex = 3 })
+        {
+            CudaProbe = index => (false, $"CUDA device {index} does not exist (this process sees 1)"),
+        };
+
+        InvalidOperationException ex = await Assert.ThrowsAsync<InvalidOperationException>(() => loader.LoadAsync());
+
+        Assert.Contains("asks for device Cuda:3, but CUDA device 3 does not exist (this process sees 1)", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task LoadAsync_AutoWithoutACudaRuntime_RunsOnCpuAndLogsTheFallback()
     {
         using var logs = new CapturingLoggerProvider();

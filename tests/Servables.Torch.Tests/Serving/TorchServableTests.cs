@@ -111,15 +111,16 @@ public sealed class TorchServableTests : IAsyncLifetime, IDisposable
         Assert.True(torch.is_grad_enabled()); // no_grad ended with the call
     }
 
-    [Fact]
-    public void Forward_InsideTheCallersDisposeScope_OnlyTheOutputJoinsIt()
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Forward_InsideTheCallersDisposeScope_OnlyTheOutputJoinsIt(string kind)
     {
         using Tensor x = torch.ones(4, 8);
         Tensor y;
         using (DisposeScope scope = torch.NewDisposeScope())
         {
-            y = _module.Value!.Forward(x);
-            Assert.Equal(1, scope.DisposablesCount); // the MLP's intermediates were disposed inside the call
+            y = Servable(kind).Forward(x);
+            Assert.Equal(1, scope.DisposablesCount); // intermediates were disposed inside the call
             Assert.False(y.IsInvalid);
         }
 
