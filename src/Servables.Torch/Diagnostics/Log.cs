@@ -25,4 +25,7 @@ internal static partial class Log
 
     [LoggerMessage(406, LogLevel.Debug, "Module of {ServableId} disposed")]
     public static partial void ModuleDisposed(ILogger logger, ServableId servableId);
+
+    [LoggerMessage(407, LogLevel.Debug, "The tensors of TorchScript module {ServableId} could not all be emptied before disposal; what is left goes with the module")]
+    public static partial void ScriptTensorsNotReleased(ILogger logger, ServableId servableId, Exception exception);
 }

@@ -35,7 +35,8 @@ namespace Servables.Torch;
 /// </para>
 /// <para>
 /// Unload disposes the servable (and so the module and its parameters), which the manager does only
-/// after the version's last handle is released. Not thread-safe beyond the <see cref="Loader"/> contract
+/// after the version's last handle is released. A TorchScript module's tensors are emptied first:
+/// TorchSharp 0.107.0 / libtorch 2.10 keep a <c>torch.jit.load</c>ed module allocated after its disposal. Not thread-safe beyond the <see cref="Loader"/> contract
 /// (one manager drives it).
 /// </para>
 /// </remarks>

@@ -345,9 +345,72 @@ public sealed class TorchServable : IDisposable
             return;
         }
 
+        if (_script is not null)
+        {
+            ReleaseScriptTensors(_script);
+        }
+
         _module.Dispose();
         _metrics.Modules.Add(-1, new KeyValuePair<string, object?>("device", Device.ToString()));
         Log.ModuleDisposed(_logger, Id);
+    }
+
+    /// <summary>
+    /// Replaces every parameter and buffer of a TorchScript module (and of its submodules) with an empty
+    /// tensor before the module is disposed. With TorchSharp 0.107.0 and libtorch 2.10, a module from
+    /// <c>torch.jit.load</c> stays allocated after <c>Dispose</c> (about its whole weights per load, measured
+    /// with raw TorchSharp calls too); emptying its tensors first returns the weights' memory, which is
+    /// nearly all of it. Best effort: a tensor that cannot be replaced is left to the module.
+    /// </summary>
+    private void ReleaseScriptTensors(jit.ScriptModule module)
+    {
+        try
+        {
+            var names = new List<string>();
+            foreach ((string name, TorchSharp.Modules.Parameter parameter) in module.named_parameters())
+            {
+                names.Add(name);
+                parameter.Dispose();
+            }
+
+            foreach ((string name, Tensor buffer) in module.named_buffers())
+            {
+                names.Add(name);
+                buffer.Dispose();
+            }
+
+            foreach (string name in names)
+            {
+                string[] path = name.Split('.');
+                var children = new List<nn.Module>();
+                try
+                {
+                    jit.ScriptModule owner = module;
+                    for (int i = 0; i < path.Length - 1; i++)
+                    {
+                        nn.Module child = owner.named_children().First(c => c.name == path[i]).module;
+                        children.Add(child);
+                        owner = (jit.ScriptModule)child;
+                    }
+
+                    using Tensor empty = torch.empty(0);
+                    owner.set_attribute(path[^1], empty);
+                }
+                finally
+                {
+                    foreach (nn.Module child in children)
+                    {
+                        child.Dispose();
+                    }
+                }
+            }
+        }
+#pragma warning disable CA1031 // Best effort before Dispose: whatever is left is released with the module, as before.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.ScriptTensorsNotReleased(_logger, Id, ex);
+        }
     }
 
     /// <summary>Records a call's outcome (and duration when timed); returns false so that it can sit in an exception filter.</summary>

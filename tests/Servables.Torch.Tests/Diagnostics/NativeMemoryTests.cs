@@ -16,8 +16,8 @@ public sealed class NativeMemoryTests(ITestOutputHelper output) : IDisposable
     private const int Features = 1024;
     private const int Cycles = 50;
 
-    /// <summary>The bound on RSS growth over 50 cycles: 24 MiB, six times one model's weights (4 MiB); keeping one module per cycle would be 200 MiB.</summary>
-    private const long GrowthBound = 24L << 20;
+    /// <summary>The bound on RSS growth over 50 cycles: 32 MiB, eight times one model's weights (4 MiB); keeping one module per cycle would be 200 MiB. Measured: 2–18 MiB.</summary>
+    private const long GrowthBound = 32L << 20;
 
     private readonly TempFolder _folder = new();
 
@@ -45,13 +45,13 @@ public sealed class NativeMemoryTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>
-    /// TorchSharp 0.107.0 with libtorch 2.10 keeps about a TorchScript module's weights resident after
-    /// <c>torch.jit.load</c> and <c>Dispose</c>, outside Servables (measured here with raw calls, and the
-    /// same with an archive libtorch itself wrote with <c>torch.jit.save</c>). This checks that serving adds
-    /// nothing to it: the growth through the manager stays within the bound of the raw calls' own growth.
+    /// TorchSharp 0.107.0 with libtorch 2.10 keeps a TorchScript module allocated after
+    /// <c>torch.jit.load</c> and <c>Dispose</c>, weights and all, outside Servables (measured here with raw
+    /// calls; the same with an archive libtorch itself wrote with <c>torch.jit.save</c>). The servable empties
+    /// the module's tensors before disposing it, so that serving stays within the bound where raw calls do not.
     /// </summary>
     [Fact]
-    public async Task LoadUnload_FiftyCyclesOfTorchScript_ServingAddsNoGrowthToLibtorchsOwn()
+    public async Task LoadUnload_FiftyCyclesOfTorchScript_ResidentMemoryGrowsLessThanTheBound()
     {
         var w = new float[Features, Features];
         for (int i = 0; i < Features; i++)
@@ -65,19 +65,19 @@ public sealed class NativeMemoryTests(ITestOutputHelper output) : IDisposable
 
         await CycleAsync(driver, path, new TorchServableOptions(), 5);
         long start = ResidentBytes();
+        await CycleAsync(driver, path, new TorchServableOptions(), Cycles);
+        long served = ResidentBytes() - start;
+        start = ResidentBytes();
         for (int i = 0; i < Cycles; i++)
         {
             torch.jit.load(path).Dispose();
         }
 
         long raw = ResidentBytes() - start;
-        start = ResidentBytes();
-        await CycleAsync(driver, path, new TorchServableOptions(), Cycles);
-        long served = ResidentBytes() - start;
 
-        output.WriteLine(Describe("raw torch.jit.load + Dispose", raw));
         output.WriteLine(Describe("TorchScript through the manager", served));
-        Assert.True(served < raw + GrowthBound, $"Serving grew RSS {served >> 20} MiB over {Cycles} cycles; raw jit.load/Dispose grew it {raw >> 20} MiB; allowed {GrowthBound >> 20} MiB more.");
+        output.WriteLine(Describe("raw torch.jit.load + Dispose, for comparison", raw));
+        Assert.True(served < GrowthBound, $"Serving grew RSS {served >> 20} MiB over {Cycles} cycles (raw jit.load/Dispose: {raw >> 20} MiB); bound {GrowthBound >> 20} MiB.");
     }
 
     private static async Task CycleAsync(ManagerDriver driver, string path, TorchServableOptions options, int cycles)
