@@ -82,6 +82,13 @@ internal static class TestModels
         return TorchScriptWriter.Mlp(w1, b1, w2, b2);
     }
 
+    /// <summary>Version <paramref name="version"/>'s MLP as a TorchScript module with two submodules (parameters hidden.weight, hidden.bias, output.weight, output.bias).</summary>
+    public static byte[] NestedMlpScript(long version)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(version);
+        return TorchScriptWriter.NestedMlp(w1, b1, w2, b2);
+    }
+
     public static float[] ExpectedMlp(long version, float[] x)
     {
         (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(version);

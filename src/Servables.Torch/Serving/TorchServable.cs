@@ -105,6 +105,9 @@ public sealed class TorchServable : IDisposable
     /// <summary>True once the module itself was disposed (after the last in-flight call).</summary>
     internal bool IsModuleReleased => Volatile.Read(ref _released) != 0;
 
+    /// <summary>How many tensors of a TorchScript module were emptied before its disposal (see <see cref="ReleaseScriptTensors"/>).</summary>
+    internal int EmptiedScriptTensors { get; private set; }
+
     /// <summary>Runs the module's <c>forward</c> on one input.</summary>
     /// <param name="input">The input, on any device (copied to the module's when it differs). The caller keeps ownership.</param>
     /// <param name="outputOnCpu">True (the default) to return the output on the CPU; false to keep it on the module's device.</param>
@@ -395,6 +398,7 @@ public sealed class TorchServable : IDisposable
 
                     using Tensor empty = torch.empty(0);
                     owner.set_attribute(path[^1], empty);
+                    EmptiedScriptTensors++;
                 }
                 finally
                 {

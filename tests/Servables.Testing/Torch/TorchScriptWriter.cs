@@ -8,7 +8,7 @@ namespace Servables.Testing.Torch;
 /// <summary>
 /// Writes small, real TorchScript archives (what <c>torch.jit.save</c> writes) without Python, so
 /// that tests and benchmarks can load them with <c>torch.jit.load</c>: a module class with float
-/// tensor attributes (its parameters) and a <c>forward</c> written in TorchScript.
+/// tensor attributes (its parameters), optional submodules, and a <c>forward</c> written in TorchScript.
 /// </summary>
 /// <remarks>
 /// The archive is a zip of stored (uncompressed) entries under <c>archive/</c>: <c>code/__torch__.py</c>
@@ -21,6 +21,7 @@ public sealed class TorchScriptWriter
 {
     private readonly string _className;
     private readonly List<(string Name, float[] Values, long[] Shape)> _parameters = [];
+    private readonly List<(string Name, TorchScriptWriter Module)> _children = [];
     private string _forward = string.Empty;
 
     /// <summary>Starts a module whose class is <c>__torch__.<paramref name="className"/></c>.</summary>
@@ -41,6 +42,14 @@ public sealed class TorchScriptWriter
         }
 
         _parameters.Add((name, values, shape));
+        return this;
+    }
+
+    /// <summary>Adds a submodule attribute <paramref name="name"/> (its class must differ from this one's); its forward is callable as <c>self.name.forward(x)</c>.</summary>
+    public TorchScriptWriter Submodule(string name, TorchScriptWriter module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        _children.Add((name, module));
         return this;
     }
 
@@ -76,23 +85,44 @@ public sealed class TorchScriptWriter
             .ToArray();
     }
 
+    /// <summary>The same MLP as <see cref="Mlp"/>, as a module with two affine submodules (<c>hidden</c>, <c>output</c>): parameters <c>hidden.weight</c>, <c>hidden.bias</c>, <c>output.weight</c>, <c>output.bias</c>.</summary>
+    public static byte[] NestedMlp(float[,] w1, float[] b1, float[,] w2, float[] b2)
+    {
+        ArgumentNullException.ThrowIfNull(w1);
+        ArgumentNullException.ThrowIfNull(w2);
+        TorchScriptWriter Layer(string className, float[,] w, float[] b) => new TorchScriptWriter(className)
+            .Parameter("weight", Flatten(w), w.GetLength(0), w.GetLength(1))
+            .Parameter("bias", b, b.Length)
+            .Forward("return torch.addmm(self.bias, x, self.weight)");
+        return new TorchScriptWriter("NestedMlp")
+            .Submodule("hidden", Layer("Hidden", w1, b1))
+            .Submodule("output", Layer("Output", w2, b2))
+            .Forward("h = torch.relu(self.hidden.forward(x))", "return self.output.forward(h)")
+            .ToArray();
+    }
+
     /// <summary>The archive's bytes.</summary>
     public byte[] ToArray()
     {
-        if (_forward.Length == 0)
+        var modules = new List<TorchScriptWriter>();
+        Collect(modules);
+        if (modules.Any(m => m._forward.Length == 0))
         {
-            throw new InvalidOperationException("Call Forward first: a module needs a forward method.");
+            throw new InvalidOperationException("Call Forward on every module first: a module needs a forward method.");
         }
 
+        var storages = new List<float[]>();
+        byte[] data = DataPickle(storages);
         using var stream = new MemoryStream();
         using (var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true))
         {
-            Add(zip, "archive/data.pkl", DataPickle());
-            Add(zip, "archive/code/__torch__.py", Encoding.UTF8.GetBytes(Source()));
+            Add(zip, "archive/data.pkl", data);
+            // Classes a module uses come before it, as torch.jit.save orders them.
+            Add(zip, "archive/code/__torch__.py", Encoding.UTF8.GetBytes(string.Concat(modules.AsEnumerable().Reverse().Select(m => m.Source()))));
             Add(zip, "archive/constants.pkl", [0x80, 0x02, (byte)')', (byte)'.']);
-            for (int i = 0; i < _parameters.Count; i++)
+            for (int i = 0; i < storages.Count; i++)
             {
-                float[] values = _parameters[i].Values;
+                float[] values = storages[i];
                 var raw = new byte[values.Length * sizeof(float)];
                 for (int j = 0; j < values.Length; j++)
                 {
@@ -107,6 +137,16 @@ public sealed class TorchScriptWriter
         }
 
         return stream.ToArray();
+    }
+
+    /// <summary>This module and every submodule, parents first.</summary>
+    private void Collect(List<TorchScriptWriter> modules)
+    {
+        modules.Add(this);
+        foreach ((_, TorchScriptWriter child) in _children)
+        {
+            child.Collect(modules);
+        }
     }
 
     private static void Add(ZipArchive zip, string name, byte[] content)
@@ -128,25 +168,38 @@ public sealed class TorchScriptWriter
             text.Append("  ").Append(name).Append(" : Tensor\n");
         }
 
+        foreach ((string name, TorchScriptWriter child) in _children)
+        {
+            text.Append("  ").Append(name).Append(" : __torch__.").Append(child._className).Append('\n');
+        }
+
         text.Append("  def forward(self: __torch__.").Append(_className).Append(",\n    x: Tensor) -> Tensor:\n");
         text.Append(_forward);
         return text.ToString();
     }
 
-    /// <summary>The module object: <c>__torch__.Class</c> built from a dict of its attributes, in declaration order.</summary>
-    private byte[] DataPickle()
+    /// <summary>The module object: <c>__torch__.Class</c> built from a dict of its attributes, in declaration order; storages are numbered across the whole tree.</summary>
+    private byte[] DataPickle(List<float[]> storages)
     {
         var p = new Pickle();
         p.Op(0x80).Op(0x02); // PROTO 2
+        WriteObject(p, storages);
+        p.Op('.'); // STOP
+        return p.ToArray();
+    }
+
+    private void WriteObject(Pickle p, List<float[]> storages)
+    {
         p.Global("__torch__", _className).Op(')').Op(0x81); // EMPTY_TUPLE, NEWOBJ
         p.Op('}').Op('('); // EMPTY_DICT, MARK
         p.String("training").Op(0x89); // NEWFALSE: eval mode
-        for (int i = 0; i < _parameters.Count; i++)
+        foreach ((string name, float[] values, long[] shape) in _parameters)
         {
-            (string name, float[] values, long[] shape) = _parameters[i];
+            string key = storages.Count.ToString(CultureInfo.InvariantCulture);
+            storages.Add(values);
             p.String(name);
             p.Global("torch._utils", "_rebuild_tensor_v2").Op('('); // MARK of the argument tuple
-            p.Op('(').String("storage").Global("torch", "FloatStorage").String(i.ToString(CultureInfo.InvariantCulture)).String("cpu").Int(values.Length).Op('t').Op('Q'); // persistent id
+            p.Op('(').String("storage").Global("torch", "FloatStorage").String(key).String("cpu").Int(values.Length).Op('t').Op('Q'); // persistent id
             p.Int(0); // storage offset
             p.Op('(');
             foreach (long d in shape)
@@ -163,9 +216,9 @@ public sealed class TorchScriptWriter
                 stride *= shape[d];
             }
 
-            foreach (long s in strides)
+            foreach (long st in strides)
             {
-                p.Int(s);
+                p.Int(st);
             }
 
             p.Op('t');
@@ -174,8 +227,13 @@ public sealed class TorchScriptWriter
             p.Op('t').Op('R');
         }
 
-        p.Op('u').Op('b').Op('.'); // SETITEMS, BUILD, STOP
-        return p.ToArray();
+        foreach ((string name, TorchScriptWriter child) in _children)
+        {
+            p.String(name);
+            child.WriteObject(p, storages);
+        }
+
+        p.Op('u').Op('b'); // SETITEMS, BUILD
     }
 
     private static float[] Flatten(float[,] m)

@@ -50,6 +50,24 @@ public sealed class TorchLoaderTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task LoadAsync_TorchScriptWithSubmodules_ComputesAndUnloadEmptiesEveryNestedTensor()
+    {
+        string folder = TestModels.WriteVersion(_folder.Path, 4, TestModels.NestedMlpScript(4));
+        var loader = new TorchLoader(new ServableId("nested", 4), Path.Combine(folder, "model.pt"));
+        await loader.LoadAsync();
+        TorchServable servable = loader.Value!;
+        string[] names = [.. servable.Module.named_parameters().Select(p => p.name)];
+
+        float[] x = TestModels.Inputs(3, TestModels.MlpInputs);
+        TestModels.AssertClose(TestModels.ExpectedMlp(4, x), TestModels.RunFloat(servable, x, TestModels.MlpInputs));
+        await loader.UnloadAsync();
+
+        Assert.Equal(["hidden.bias", "hidden.weight", "output.bias", "output.weight"], names.Order(StringComparer.Ordinal));
+        Assert.True(servable.IsModuleReleased);
+        Assert.Equal(4, servable.EmptiedScriptTensors);
+    }
+
     [Theory]
     [InlineData(TorchModelKind.TorchSharpWeights)]
     [InlineData(TorchModelKind.PyTorchStateDict)]
