@@ -330,6 +330,8 @@ public sealed class TorchServable : IDisposable
 
     private static ScalarType? FirstFloatingParameterType(nn.Module module)
     {
+        // Not disposed: both TorchSharp and TorchScript modules hand out the parameter objects they keep
+        // (a TorchScript module registers its wrappers on first use), so disposing them here would empty the module.
         foreach (TorchSharp.Modules.Parameter p in module.parameters())
         {
             if (p.is_floating_point())
