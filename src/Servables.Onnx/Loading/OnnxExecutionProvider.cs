@@ -8,8 +8,8 @@ public enum OnnxExecutionProvider
 
     /// <summary>
     /// On an NVIDIA GPU through the CUDA execution provider. Needs the GPU package
-    /// (<c>Microsoft.ML.OnnxRuntime.Gpu</c>, selected by building with <c>-p:ServablesGpu=true</c>)
-    /// and a usable device; otherwise the load fails with an error that says so.
+    /// (<c>Microsoft.ML.OnnxRuntime.Gpu</c>) in the app instead of the CPU one, and a usable device;
+    /// otherwise the load fails with an error that says so.
     /// </summary>
     Cuda = 1,
 

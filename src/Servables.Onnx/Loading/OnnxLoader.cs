@@ -17,8 +17,10 @@ namespace Servables.Onnx;
 /// request the model refuses all fail the load with ONNX Runtime's message; nothing is left behind.
 /// </para>
 /// <para>
-/// Execution providers: <see cref="OnnxExecutionProvider.Cuda"/> fails the load when the ONNX Runtime
-/// in the process has no CUDA provider (the CPU package), naming the GPU package to reference;
+/// Native runtime: this package references ONNX Runtime's managed API only; the app adds
+/// <c>Microsoft.ML.OnnxRuntime</c> (CPU) or <c>Microsoft.ML.OnnxRuntime.Gpu</c> (CUDA). With neither, the
+/// load fails naming them. Execution providers: <see cref="OnnxExecutionProvider.Cuda"/> fails the load
+/// when the ONNX Runtime in the process has no CUDA provider (the CPU package), naming the GPU package to add;
 /// <see cref="OnnxExecutionProvider.Auto"/> then runs on CPU and logs that it did.
 /// </para>
 /// <para>
@@ -38,6 +40,11 @@ public sealed class OnnxLoader : Loader<OnnxServable>
 
     /// <summary>The package that carries the CUDA execution provider.</summary>
     internal const string GpuPackage = "Microsoft.ML.OnnxRuntime.Gpu";
+
+    /// <summary>The package that carries the CPU natives.</summary>
+    internal const string CpuPackage = "Microsoft.ML.OnnxRuntime";
+
+    private static readonly Lazy<Exception?> s_nativeLoadFailure = new(ProbeNative, LazyThreadSafetyMode.ExecutionAndPublication);
 
     private readonly OnnxServableOptions _options;
     private readonly ILogger _logger;
@@ -72,6 +79,9 @@ public sealed class OnnxLoader : Loader<OnnxServable>
     /// <summary>The model file, as a full path.</summary>
     public string ModelPath { get; }
 
+    /// <summary>Says why ONNX Runtime's native library cannot be used in this process (null when it can); replaceable by tests.</summary>
+    internal Func<Exception?> NativeProbe { get; init; } = static () => s_nativeLoadFailure.Value;
+
     /// <summary>Lists the execution providers the ONNX Runtime in this process has; replaceable by tests.</summary>
     internal Func<IReadOnlyCollection<string>> AvailableProviders { get; init; } = () => OrtEnv.Instance().GetAvailableProviders();
 
@@ -97,6 +107,7 @@ public sealed class OnnxLoader : Loader<OnnxServable>
     {
         cancellationToken.ThrowIfCancellationRequested();
         _estimate ??= EstimateBeforeLoad();
+        EnsureNativeLoaded(NativeProbe);
         OnnxServable servable = CreateServable(cancellationToken);
         try
         {
@@ -107,6 +118,31 @@ public sealed class OnnxLoader : Loader<OnnxServable>
         {
             servable.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Throws a clear error when the app has no usable ONNX Runtime native library (Servables.Onnx references the managed API only).</summary>
+    internal static void EnsureNativeLoaded(Func<Exception?> probe)
+    {
+        if (probe() is { } failure)
+        {
+            throw new InvalidOperationException(
+                $"ONNX Runtime's native library could not be loaded: {failure.Message.Split('\n')[0].Trim()} "
+                + $"Servables.Onnx references only the managed API (Microsoft.ML.OnnxRuntime.Managed): add one native package to the app, {CpuPackage} for the CPU or {GpuPackage} for CUDA (not both: the CPU library would win).",
+                failure);
+        }
+    }
+
+    private static Exception? ProbeNative()
+    {
+        try
+        {
+            _ = OrtEnv.Instance();
+            return null;
+        }
+        catch (Exception ex) when (ex is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            return ex is TypeInitializationException { InnerException: { } inner } ? inner : ex;
         }
     }
 
@@ -158,7 +194,7 @@ public sealed class OnnxLoader : Loader<OnnxServable>
         IReadOnlyCollection<string> available = AvailableProviders();
         if (!available.Contains(CudaProviderName))
         {
-            string reason = $"the ONNX Runtime in this process has no CUDA execution provider (it has {string.Join(", ", available)}); reference the package {GpuPackage} (build with -p:ServablesGpu=true) for CUDA";
+            string reason = $"the ONNX Runtime in this process has no CUDA execution provider (it has {string.Join(", ", available)}); add the package {GpuPackage} to the app, in place of {CpuPackage}, for CUDA";
             if (requested == OnnxExecutionProvider.Cuda)
             {
                 throw new InvalidOperationException(

@@ -74,9 +74,23 @@ public sealed class OnnxLoaderTests : IDisposable
 
         InvalidOperationException ex = await Assert.ThrowsAsync<InvalidOperationException>(() => loader.LoadAsync());
 
-        Assert.Contains("Microsoft.ML.OnnxRuntime.Gpu", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("ServablesGpu", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("add the package Microsoft.ML.OnnxRuntime.Gpu to the app, in place of Microsoft.ML.OnnxRuntime", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("ServablesGpu", ex.Message, StringComparison.Ordinal); // a consumer cannot rebuild Servables
         Assert.Contains("model:1", ex.Message, StringComparison.Ordinal);
+        Assert.Null(loader.Servable);
+    }
+
+    [Fact]
+    public async Task LoadAsync_NoNativeRuntime_FailsNamingBothNativePackages()
+    {
+        var missing = new DllNotFoundException("Unable to load shared library 'onnxruntime' or one of its dependencies.");
+        var loader = new OnnxLoader(Id, Write("model.onnx", TestModels.Linear(1))) { NativeProbe = () => missing };
+
+        InvalidOperationException ex = await Assert.ThrowsAsync<InvalidOperationException>(() => loader.LoadAsync());
+
+        Assert.Same(missing, ex.InnerException);
+        Assert.Contains("Unable to load shared library 'onnxruntime'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("Microsoft.ML.OnnxRuntime for the CPU or Microsoft.ML.OnnxRuntime.Gpu for CUDA", ex.Message, StringComparison.Ordinal);
         Assert.Null(loader.Servable);
     }
 

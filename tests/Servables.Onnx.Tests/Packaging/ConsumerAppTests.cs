@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Xunit.Abstractions;
+
+namespace Servables.Onnx.Tests.Packaging;
+
+[CollectionDefinition(nameof(ConsumerAppTests), DisableParallelization = true)]
+public sealed class ConsumerAppTestsRunAlone;
+
+/// <summary>
+/// The packages as a user gets them: packs Servables.Core and Servables.Onnx into a folder, builds a
+/// throw-away app that references Servables.Onnx and the CPU ONNX Runtime package from there (nothing
+/// from this repository's build), and runs a model through <c>AddOnnxServable</c>; without a native
+/// package the load fails naming the packages to add.
+/// </summary>
+[Collection(nameof(ConsumerAppTests))]
+public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
+{
+    private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(5);
+    private readonly TempFolder _folder = new();
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public async Task PackedPackagePlusCpuNatives_BuildsAndRuns_AndWithoutNativesTheLoadNamesThePackages()
+    {
+        string repo = RepositoryRoot();
+        string feed = _folder.Combine("feed");
+        string version = "0.1.0-consumer." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        foreach (string project in new[] { "src/Servables.Core/Servables.Core.csproj", "src/Servables.Onnx/Servables.Onnx.csproj" })
+        {
+            await RunAsync("dotnet", $"pack {Path.Combine(repo, project)} -c Release -o {feed} -p:Version={version} -nologo", repo);
+        }
+
+        string nuspec = await ReadNuspecAsync(Path.Combine(feed, $"Servables.Onnx.{version}.nupkg"));
+        Assert.Contains("id=\"Microsoft.ML.OnnxRuntime.Managed\"", nuspec, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"Microsoft.ML.OnnxRuntime\"", nuspec, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"Microsoft.ML.OnnxRuntime.Gpu\"", nuspec, StringComparison.Ordinal);
+
+        string app = WriteApp(feed, version);
+        string models = _folder.Combine("models", "linear");
+        TestModels.WriteVersion(models, 1, TestModels.Linear(1));
+
+        await RunAsync("dotnet", "build -c Debug -nologo", app);
+        (string run, int code) = await RunAsync("dotnet", $"bin/Debug/net10.0/linux-x64/Consumer.dll {models}", app, allowFailure: true);
+        Assert.True(code == 0, run);
+        string line = run.Split('\n').Single(l => l.StartsWith("OUTPUT ", StringComparison.Ordinal));
+        TestModels.AssertClose(TestModels.ExpectedLinear(1, [1, 2, 3, 4]), line["OUTPUT ".Length..].Trim().Split(' ').Select(v => float.Parse(v, CultureInfo.InvariantCulture)).ToArray());
+
+        await RunAsync("dotnet", "build -c Release -nologo -p:WithNatives=false", app);
+        Assert.False(File.Exists(Path.Combine(app, "bin/Release/net10.0/linux-x64/libonnxruntime.so")));
+        (string failed, int failedCode) = await RunAsync("dotnet", $"bin/Release/net10.0/linux-x64/Consumer.dll {models}", app, allowFailure: true);
+        Assert.NotEqual(0, failedCode);
+        Assert.Contains("add one native package to the app, Microsoft.ML.OnnxRuntime for the CPU or Microsoft.ML.OnnxRuntime.Gpu for CUDA", failed, StringComparison.Ordinal);
+    }
+
+    private static async Task<string> ReadNuspecAsync(string package)
+    {
+        using System.IO.Compression.ZipArchive zip = System.IO.Compression.ZipFile.OpenRead(package);
+        System.IO.Compression.ZipArchiveEntry entry = zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal));
+        using var reader = new StreamReader(entry.Open());
+        return await reader.ReadToEndAsync();
+    }
+
+    private string WriteApp(string feed, string version)
+    {
+        string app = _folder.Combine("app");
+        Directory.CreateDirectory(app);
+        // Only a local folder is added; every other source is the machine's own configuration.
+        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <add key="servables-consumer-test" value="{feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <RuntimeIdentifier>linux-x64</RuntimeIdentifier>
+                <SelfContained>false</SelfContained>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="Servables.Onnx" Version="{version}" />
+                <PackageReference Include="Microsoft.ML.OnnxRuntime" Version="1.31.1" Condition="'$(WithNatives)' != 'false'" />
+                <PackageReference Include="Microsoft.Extensions.Hosting" Version="11.0.0" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), """
+            using System.Globalization;
+            using Microsoft.Extensions.DependencyInjection;
+            using Microsoft.Extensions.Hosting;
+            using Microsoft.ML.OnnxRuntime;
+            using Servables;
+            using Servables.Onnx;
+
+            var builder = Host.CreateApplicationBuilder();
+            builder.Services.AddServables(o => o.MaxLoadRetries = 0).AddOnnxServable("linear", args[0]);
+            using IHost host = builder.Build();
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<IServableManager>();
+            using (ServableHandle<OnnxServable> handle = manager.GetServableHandle<OnnxServable>(ServableRequest.Latest("linear")))
+            using (OrtValue x = OrtValue.CreateTensorValueFromMemory(new float[] { 1, 2, 3, 4 }, new long[] { 1, 4 }))
+            using (var outputs = handle.Value.Run(new Dictionary<string, OrtValue> { ["X"] = x }))
+            {
+                Console.WriteLine("OUTPUT " + string.Join(" ", outputs[0].GetTensorDataAsSpan<float>().ToArray().Select(v => v.ToString("R", CultureInfo.InvariantCulture))));
+            }
+
+            await host.StopAsync();
+            return 0;
+            """);
+        return app;
+    }
+
+    private async Task<(string Output, int ExitCode)> RunAsync(string file, string arguments, string workingDirectory, bool allowFailure = false)
+    {
+        var start = new ProcessStartInfo(file, arguments)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+
+        // The test host's MSBuild settings must not leak into the nested builds.
+        foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(key);
+        }
+
+        using var process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(StepTimeout);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"'{file} {arguments}' did not finish within {StepTimeout.TotalMinutes} minutes.");
+        }
+
+        string text = await stdout + await stderr;
+        output.WriteLine($"$ {file} {arguments} (exit {process.ExitCode})");
+        output.WriteLine(text.Length > 4000 ? text[^4000..] : text);
+        if (!allowFailure && process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"'{file} {arguments}' exited with {process.ExitCode}:\n{text}");
+        }
+
+        return (text, process.ExitCode);
+    }
+
+    private static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Servables.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("The repository root (Servables.sln) was not found above " + AppContext.BaseDirectory);
+    }
+}

@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Xunit.Abstractions;
+
+namespace Servables.Torch.Tests.Packaging;
+
+[CollectionDefinition(nameof(ConsumerAppTests), DisableParallelization = true)]
+public sealed class ConsumerAppTestsRunAlone;
+
+/// <summary>
+/// The packages as a user gets them: packs Servables.Core and Servables.Torch into a folder, builds a
+/// throw-away app that references Servables.Torch and the CPU libtorch package from there (nothing from
+/// this repository's build), and runs a TorchScript model through <c>AddTorchServable</c>.
+/// </summary>
+[Collection(nameof(ConsumerAppTests))]
+public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
+{
+    private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(5);
+    private readonly TempFolder _folder = new();
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public async Task PackedPackagePlusCpuNatives_BuildsAndRunsTorch_AndTheOptOutGivesTheClearError()
+    {
+        string repo = RepositoryRoot();
+        string feed = _folder.Combine("feed");
+        string version = "0.1.0-consumer." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        foreach (string project in new[] { "src/Servables.Core/Servables.Core.csproj", "src/Servables.Torch/Servables.Torch.csproj" })
+        {
+            await RunAsync("dotnet", $"pack {Path.Combine(repo, project)} -c Release -o {feed} -p:Version={version} -nologo", repo);
+        }
+
+        string app = WriteApp(feed, version);
+        string models = _folder.Combine("models", "affine");
+        TestModels.WriteVersion(models, 1, TestModels.AffineScript(1));
+
+        (string build, _) = await RunAsync("dotnet", "build -c Debug -nologo -v n", app);
+        Assert.Contains("Servables.Torch: ", build, StringComparison.Ordinal); // the package's targets ran (patched, or said why not)
+
+        (string run, int code) = await RunAsync("dotnet", $"bin/Debug/net10.0/linux-x64/Consumer.dll {models}", app, allowFailure: true);
+        Assert.True(code == 0, run);
+        float[] expected = TestModels.ExpectedAffine(1, [1, 2, 3, 4]);
+        string line = run.Split('\n').Single(l => l.StartsWith("OUTPUT ", StringComparison.Ordinal));
+        TestModels.AssertClose(expected, line["OUTPUT ".Length..].Trim().Split(' ').Select(v => float.Parse(v, CultureInfo.InvariantCulture)).ToArray());
+
+        if (NativeLibraryPatchTests.SystemLibStdCxx() is { } lib && !File.ReadAllText(lib, Encoding.Latin1).Contains("GLIBCXX_3.4.32\0", StringComparison.Ordinal))
+        {
+            // Where the fix is needed, turning it off meets the old wall, now with an error that says what to do.
+            await RunAsync("dotnet", "build -c Release -nologo -p:ServablesTorchPatchLibStdCxx=false", app);
+            (string failed, int failedCode) = await RunAsync("dotnet", $"bin/Release/net10.0/linux-x64/Consumer.dll {models}", app, allowFailure: true);
+            Assert.NotEqual(0, failedCode);
+            Assert.Contains("libtorch-cpu-linux-x64", failed, StringComparison.Ordinal);
+            Assert.Contains("GLIBCXX_3.4.32", failed, StringComparison.Ordinal);
+            Assert.Contains("ServablesTorchPatchLibStdCxx", failed, StringComparison.Ordinal);
+        }
+    }
+
+    private string WriteApp(string feed, string version)
+    {
+        string app = _folder.Combine("app");
+        Directory.CreateDirectory(app);
+        // Only a local folder is added; every other source is the machine's own configuration.
+        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <add key="servables-consumer-test" value="{feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <RuntimeIdentifier>linux-x64</RuntimeIdentifier>
+                <SelfContained>false</SelfContained>
+                <NoWarn>$(NoWarn);NU1603</NoWarn>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="Servables.Torch" Version="{version}" />
+                <PackageReference Include="libtorch-cpu-linux-x64" Version="2.10.0" />
+                <PackageReference Include="Microsoft.Extensions.Hosting" Version="11.0.0" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), """
+            using System.Globalization;
+            using Microsoft.Extensions.DependencyInjection;
+            using Microsoft.Extensions.Hosting;
+            using Servables;
+            using Servables.Torch;
+            using TorchSharp;
+
+            var builder = Host.CreateApplicationBuilder();
+            builder.Services.AddServables(o => o.MaxLoadRetries = 0).AddTorchServable("affine", args[0]);
+            using IHost host = builder.Build();
+            await host.StartAsync();
+            var monitor = host.Services.GetRequiredService<ServableStateMonitor>();
+            ServableAvailability availability = await monitor.WaitUntilAvailableAsync([ServableRequest.Latest("affine")], TimeSpan.FromSeconds(60));
+            if (!availability.IsAvailable)
+            {
+                Console.WriteLine("ERROR " + (monitor.GetState(new ServableId("affine", 1))?.Error?.ToString() ?? availability.DescribeUnavailable()));
+                await host.StopAsync();
+                return 2;
+            }
+
+            var manager = host.Services.GetRequiredService<IServableManager>();
+            using (ServableHandle<TorchServable> handle = manager.GetServableHandle<TorchServable>(ServableRequest.Latest("affine")))
+            using (torch.Tensor x = torch.tensor(new float[] { 1, 2, 3, 4 }, [1, 4]))
+            using (torch.Tensor y = handle.Value.Forward(x))
+            {
+                Console.WriteLine("OUTPUT " + string.Join(" ", y.data<float>().ToArray().Select(v => v.ToString("R", CultureInfo.InvariantCulture))));
+            }
+
+            await host.StopAsync();
+            return 0;
+            """);
+        return app;
+    }
+
+    private async Task<(string Output, int ExitCode)> RunAsync(string file, string arguments, string workingDirectory, bool allowFailure = false)
+    {
+        var start = new ProcessStartInfo(file, arguments)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+
+        // The test host's MSBuild settings must not leak into the nested builds.
+        foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(key);
+        }
+
+        using var process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(StepTimeout);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"'{file} {arguments}' did not finish within {StepTimeout.TotalMinutes} minutes.");
+        }
+
+        string text = await stdout + await stderr;
+        output.WriteLine($"$ {file} {arguments} (exit {process.ExitCode})");
+        output.WriteLine(text.Length > 4000 ? text[^4000..] : text);
+        if (!allowFailure && process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"'{file} {arguments}' exited with {process.ExitCode}:\n{text}");
+        }
+
+        return (text, process.ExitCode);
+    }
+
+    private static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Servables.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("The repository root (Servables.sln) was not found above " + AppContext.BaseDirectory);
+    }
+}

@@ -1,0 +1,240 @@
+using System.Globalization;
+using Servables.Testing.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Servables.Torch.Tests;
+
+/// <summary>Small real modules (TorchScript archives from <see cref="TorchScriptWriter"/>, TorchSharp modules), and their outputs computed in C#.</summary>
+internal static class TestModels
+{
+    public const int AffineInputs = 4;
+    public const int AffineOutputs = 2;
+    public const int MlpInputs = 8;
+    public const int MlpHidden = 16;
+    public const int MlpOutputs = 3;
+
+    /// <summary>Y = X·W + B where W and B depend on <paramref name="version"/>, so that outputs tell versions apart.</summary>
+    public static (float[,] W, float[] B) AffineWeights(long version)
+    {
+        var w = new float[AffineInputs, AffineOutputs];
+        for (int i = 0; i < AffineInputs; i++)
+        {
+            for (int j = 0; j < AffineOutputs; j++)
+            {
+                w[i, j] = ((i + 1) * (j % 2 == 0 ? 1 : -1) * 0.5f) + version;
+            }
+        }
+
+        return (w, [version * 10, -version]);
+    }
+
+    public static byte[] AffineScript(long version)
+    {
+        (float[,] w, float[] b) = AffineWeights(version);
+        return TorchScriptWriter.Affine(w, b);
+    }
+
+    public static float[] ExpectedAffine(long version, float[] x)
+    {
+        (float[,] w, float[] b) = AffineWeights(version);
+        return Affine(x, w, b, relu: false);
+    }
+
+    /// <summary>A 2-layer MLP 8 → 16 (Relu) → 3 with deterministic weights of both signs that differ by <paramref name="version"/>.</summary>
+    public static (float[,] W1, float[] B1, float[,] W2, float[] B2) MlpWeights(long version)
+    {
+        var random = new Random(42 + (int)version);
+        float Next() => (float)Math.Round((random.NextDouble() * 2) - 1, 3);
+        var w1 = new float[MlpInputs, MlpHidden];
+        var w2 = new float[MlpHidden, MlpOutputs];
+        var b1 = new float[MlpHidden];
+        var b2 = new float[MlpOutputs];
+        for (int i = 0; i < MlpInputs; i++)
+        {
+            for (int j = 0; j < MlpHidden; j++)
+            {
+                w1[i, j] = Next();
+            }
+        }
+
+        for (int i = 0; i < MlpHidden; i++)
+        {
+            b1[i] = Next();
+            for (int j = 0; j < MlpOutputs; j++)
+            {
+                w2[i, j] = Next();
+            }
+        }
+
+        for (int j = 0; j < MlpOutputs; j++)
+        {
+            b2[j] = Next();
+        }
+
+        return (w1, b1, w2, b2);
+    }
+
+    public static byte[] MlpScript(long version)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(version);
+        return TorchScriptWriter.Mlp(w1, b1, w2, b2);
+    }
+
+    /// <summary>Version <paramref name="version"/>'s MLP as a TorchScript module with two submodules (parameters hidden.weight, hidden.bias, output.weight, output.bias).</summary>
+    public static byte[] NestedMlpScript(long version)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(version);
+        return TorchScriptWriter.NestedMlp(w1, b1, w2, b2);
+    }
+
+    public static float[] ExpectedMlp(long version, float[] x)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(version);
+        return Affine(Affine(x, w1, b1, relu: true), w2, b2, relu: false);
+    }
+
+    /// <summary>Row-major [batch, in] · [in, out] + bias, optionally through Relu, in double precision.</summary>
+    public static float[] Affine(float[] x, float[,] w, float[] b, bool relu)
+    {
+        int inputs = w.GetLength(0), outputs = w.GetLength(1), batch = x.Length / inputs;
+        var y = new float[batch * outputs];
+        for (int n = 0; n < batch; n++)
+        {
+            for (int j = 0; j < outputs; j++)
+            {
+                double sum = b[j];
+                for (int i = 0; i < inputs; i++)
+                {
+                    sum += (double)x[(n * inputs) + i] * w[i, j];
+                }
+
+                y[(n * outputs) + j] = relu ? (float)Math.Max(0, sum) : (float)sum;
+            }
+        }
+
+        return y;
+    }
+
+    public static float[] Inputs(int batch, int features, int seed = 1)
+    {
+        var random = new Random(seed);
+        return [.. Enumerable.Range(0, batch * features).Select(_ => (float)Math.Round((random.NextDouble() * 4) - 2, 3))];
+    }
+
+    /// <summary>A TorchSharp MLP with version <paramref name="version"/>'s weights (or fresh random ones when null).</summary>
+    public static MlpModule Mlp(long? version = null, int inputs = MlpInputs)
+    {
+        var module = new MlpModule(inputs);
+        if (version is { } v)
+        {
+            (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(v);
+            using (torch.no_grad())
+            {
+                // nn.Linear keeps its weight as [out, in]: the transpose of W.
+                using Tensor tw1 = torch.tensor(Flatten(w1), [MlpInputs, MlpHidden]);
+                using Tensor tw2 = torch.tensor(Flatten(w2), [MlpHidden, MlpOutputs]);
+                using Tensor tw1t = tw1.t();
+                using Tensor tw2t = tw2.t();
+                module.Hidden.weight!.copy_(tw1t);
+                module.Output.weight!.copy_(tw2t);
+                using Tensor tb1 = torch.tensor(b1);
+                using Tensor tb2 = torch.tensor(b2);
+                module.Hidden.bias!.copy_(tb1);
+                module.Output.bias!.copy_(tb2);
+            }
+        }
+
+        return module;
+    }
+
+    /// <summary>Writes <paramref name="model"/> as <c>&lt;basePath&gt;/&lt;version&gt;/&lt;fileName&gt;</c> in place.</summary>
+    public static string WriteVersion(string basePath, long version, byte[] model, string fileName = "model.pt")
+    {
+        string folder = Path.Combine(basePath, version.ToString(CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(folder);
+        File.WriteAllBytes(Path.Combine(folder, fileName), model);
+        return folder;
+    }
+
+    /// <summary>Writes a version elsewhere and moves its folder into <paramref name="basePath"/>, so that a poller sees it whole.</summary>
+    public static string MoveVersionIn(string basePath, long version, byte[] model, string fileName = "model.pt")
+    {
+        string staging = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(basePath))!, $"staging-{Guid.NewGuid():N}");
+        string written = WriteVersion(staging, version, model, fileName);
+        string target = Path.Combine(basePath, Path.GetFileName(written));
+        Directory.Move(written, target);
+        Directory.Delete(staging, recursive: true);
+        return target;
+    }
+
+    public static void AssertClose(float[] expected, ReadOnlySpan<float> actual, float tolerance = 1e-4f)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float allowed = tolerance * Math.Max(1, Math.Abs(expected[i]));
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= allowed, $"Element {i}: expected {expected[i]}, got {actual[i]}.");
+        }
+    }
+
+    /// <summary>Runs a float batch through the servable and copies the output out.</summary>
+    public static float[] RunFloat(TorchServable servable, float[] x, int features)
+    {
+        using Tensor input = torch.tensor(x, [x.Length / features, features]);
+        using Tensor output = servable.Forward(input);
+        return output.data<float>().ToArray();
+    }
+
+    private static float[] Flatten(float[,] m)
+    {
+        var flat = new float[m.Length];
+        int k = 0;
+        foreach (float v in m)
+        {
+            flat[k++] = v;
+        }
+
+        return flat;
+    }
+
+    /// <summary>relu(x·W1ᵀ + b1)·W2ᵀ + b2 with TorchSharp's Linear layers: the same function as <see cref="TorchScriptWriter.Mlp"/>.</summary>
+    public sealed class MlpModule : nn.Module<Tensor, Tensor>
+    {
+#pragma warning disable IDE1006, SA1300 // Field names are the state_dict keys, as in PyTorch: hidden.weight, output.bias.
+        private readonly Linear hidden;
+        private readonly Linear output;
+#pragma warning restore IDE1006, SA1300
+
+        public MlpModule(int inputs = MlpInputs)
+            : base("Mlp")
+        {
+            hidden = nn.Linear(inputs, MlpHidden);
+            output = nn.Linear(MlpHidden, MlpOutputs);
+            RegisterComponents();
+        }
+
+        public Linear Hidden => hidden;
+
+        public Linear Output => output;
+
+        public override Tensor forward(Tensor input)
+        {
+            using Tensor h = Hidden.forward(input);
+            using Tensor r = torch.nn.functional.relu(h);
+            return Output.forward(r);
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                Hidden.Dispose();
+                Output.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}
