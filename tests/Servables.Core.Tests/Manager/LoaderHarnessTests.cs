@@ -128,15 +128,18 @@ public sealed class LoaderHarnessTests
         var time = new ObservedTimeProvider();
         var hang = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
         CancellationToken seen = default;
+        var called = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var loader = new SimpleLoader<object>(ct =>
         {
             seen = ct;
+            called.TrySetResult();
             return hang.Task;
         });
         LoaderHarness h = NewHarness(loader);
 
         Task<LoadOutcome> loading = h.LoadWithRetriesAsync(TimeSpan.FromSeconds(5), Settings(time, maxRetries: 5));
         await time.WaitForTimersAsync(1, Patience);
+        await called.Task.WaitAsync(Patience); // the attempt runs on the pool: it may start after the timeout's timer exists
         time.Advance(TimeSpan.FromSeconds(5));
         LoadOutcome outcome = await loading.WaitAsync(Patience);
 
