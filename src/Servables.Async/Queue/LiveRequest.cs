@@ -153,8 +153,19 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <summary>Moves an unfinished request (queued, or running when <paramref name="fromRunning"/>) to <paramref name="to"/>; false when it is past that.</summary>
     private bool TryMove(int to, bool fromRunning)
     {
-        int seen = Interlocked.CompareExchange(ref _phase, to, Queued);
-        return seen == Queued || (fromRunning && seen == Running && Interlocked.CompareExchange(ref _phase, to, Running) == Running);
+        int seen = Volatile.Read(ref _phase); // one exchange from what is there, not a failing one first
+        while (seen == Queued || (fromRunning && seen == Running))
+        {
+            int found = Interlocked.CompareExchange(ref _phase, to, seen);
+            if (found == seen)
+            {
+                return true;
+            }
+
+            seen = found;
+        }
+
+        return false;
     }
 
     /// <summary>Marks the request done (its final state is in the store, or it was abandoned) and releases its waiters. Idempotent.</summary>

@@ -384,7 +384,8 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
         }
 
         Settle(found, out settledText);
-        if (now != long.MinValue && _slots[found].IsFinished && now - _slots[found].UpdatedTicks >= _retentionTicks)
+        ref SlotValues values = ref _slots[found];
+        if (now != long.MinValue && values.IsFinished && now - values.UpdatedTicks >= _retentionTicks)
         {
             Remove(found); // a result settled out of finishing order may outlive the timer's pass
             return -1;
@@ -396,14 +397,15 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     /// <summary>A request's state and when it last changed: a lane keeps the start on the live request. Under the lock, after settling.</summary>
     private AsyncRequestState StateOf(int slot, out long updatedTicks)
     {
-        if (!_slots[slot].IsFinished && _slots.References(slot).Live is { IsStarted: true } live)
+        ref SlotValues values = ref _slots[slot];
+        if (!values.IsFinished && _slots.References(slot).Live is { IsStarted: true } live)
         {
             updatedTicks = live.StartedTicks;
             return AsyncRequestState.InProgress;
         }
 
-        updatedTicks = _slots[slot].UpdatedTicks;
-        return _slots[slot].State;
+        updatedTicks = values.UpdatedTicks;
+        return values.State;
     }
 
     /// <summary>Ends an unfinished request by id (a finish by the store's API, or a caller's cancel of a queued one).</summary>

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace Servables.Async;
 
 /// <summary>
@@ -20,7 +23,9 @@ internal struct RequestSlots
 
     private const int PageBits = 10;
 
-    private readonly Page?[] _pages;
+    // Pages of both arrays; a page's arrays are allocated together.
+    private readonly SlotValues[]?[] _values;
+    private readonly SlotReferences[]?[] _references;
     private int _free;
     private SlotList _live;
     private SlotList _finished;
@@ -28,7 +33,8 @@ internal struct RequestSlots
     /// <summary>A table for up to <paramref name="capacity"/> slots in use at once.</summary>
     public RequestSlots(int capacity)
     {
-        _pages = new Page?[(capacity + PageSize - 1) >> PageBits];
+        int pages = (capacity + PageSize - 1) >> PageBits;
+        (_values, _references) = (new SlotValues[]?[pages], new SlotReferences[]?[pages]);
         (_free, _live, _finished) = (-1, SlotList.Empty, SlotList.Empty);
     }
 
@@ -45,10 +51,11 @@ internal struct RequestSlots
     public readonly int OldestFinished => _finished.Head;
 
     /// <summary>A slot's plain values.</summary>
-    public readonly ref SlotValues this[int slot] => ref _pages[slot >> PageBits]!.Values[slot & (PageSize - 1)];
+    /// <remarks>On every path of the store, several times a request: the index within a page needs no bounds check (a page holds <see cref="PageSize"/>).</remarks>
+    public readonly ref SlotValues this[int slot] => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_values[slot >> PageBits]!), slot & (PageSize - 1));
 
     /// <summary>What a slot holds by reference.</summary>
-    public readonly ref SlotReferences References(int slot) => ref _pages[slot >> PageBits]!.References[slot & (PageSize - 1)];
+    public readonly ref SlotReferences References(int slot) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_references[slot >> PageBits]!), slot & (PageSize - 1));
 
     /// <summary>A free slot, its generation kept and everything else cleared; the caller has checked that fewer than the capacity are in use.</summary>
     public int Allocate()
@@ -61,7 +68,11 @@ internal struct RequestSlots
         else
         {
             slot = Used++;
-            _pages[slot >> PageBits] ??= new Page(); // the one allocation, a page at a time
+            if (_values[slot >> PageBits] is null)
+            {
+                // The one allocation, a page at a time.
+                (_values[slot >> PageBits], _references[slot >> PageBits]) = (new SlotValues[PageSize], new SlotReferences[PageSize]);
+            }
         }
 
         this[slot] = new SlotValues { Generation = this[slot].Generation, Prev = -1, Next = -1, InUse = true };
@@ -137,13 +148,6 @@ internal struct RequestSlots
         public int Head;
         public int Tail;
         public int Count;
-    }
-
-    /// <summary>The two arrays of <see cref="PageSize"/> slots.</summary>
-    private sealed class Page
-    {
-        public readonly SlotValues[] Values = new SlotValues[PageSize];
-        public readonly SlotReferences[] References = new SlotReferences[PageSize];
     }
 }
 
