@@ -89,7 +89,7 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
         if (size <= MaxBatchSize)
         {
             var entry = new Entry(this, task, size, group: null);
-            Enqueue([entry], size, cancellationToken);
+            Enqueue(entry, size, cancellationToken);
             return entry.Completion!.Task;
         }
 
@@ -269,34 +269,29 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
         return size;
     }
 
+    private void Enqueue(Entry entry, int size, CancellationToken cancellationToken)
+    {
+        // One entry; the common case, without an array.
+        lock (_scheduler.Gate)
+        {
+            CheckRoomUnderLock(size);
+            AppendUnderLock(entry, size);
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            Register(entry, cancellationToken);
+        }
+    }
+
     private void Enqueue(Entry[] entries, int size, CancellationToken cancellationToken)
     {
         lock (_scheduler.Gate)
         {
-            if (_closed)
-            {
-                throw new ObjectDisposedException(nameof(BatchQueue<TTask>), $"Batch queue '{Name}' is closed (its servable version is unloading, or its scheduler stopped); schedule on the current one.");
-            }
-
-            if (_queuedSize + size > _capacity)
-            {
-                _scheduler.Metrics.Rejections.Add(1, new KeyValuePair<string, object?>("queue", Name));
-                throw new BatchQueueFullException(
-                    $"Batch queue '{Name}' holds tasks of size {_queuedSize} of {_capacity} (MaxEnqueuedBatches × MaxBatchSize {MaxBatchSize}); a task of size {size} does not fit. Retry later, or shed load.");
-            }
-
-            bool wasEmpty = _queuedSize == 0;
-            long now = _scheduler.Time.GetTimestamp();
+            CheckRoomUnderLock(size);
             foreach (Entry entry in entries)
             {
-                entry.QueuedAt = now;
-                _queued.Enqueue(entry);
-            }
-
-            _queuedSize += size;
-            if (wasEmpty || _timeout == 0 || _queuedSize >= MaxBatchSize)
-            {
-                _scheduler.WakeUnderLock(); // a batch is ready, or a worker must set the timer for this one
+                AppendUnderLock(entry, entry.Size);
             }
         }
 
@@ -304,8 +299,38 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
         {
             foreach (Entry entry in entries)
             {
-                entry.Registration = cancellationToken.UnsafeRegister(static (state, token) => ((Entry)state!).Queue.Cancel((Entry)state!, token), entry);
+                Register(entry, cancellationToken);
             }
+        }
+    }
+
+    private static void Register(Entry entry, CancellationToken cancellationToken) =>
+        entry.Registration = cancellationToken.UnsafeRegister(static (state, token) => ((Entry)state!).Queue.Cancel((Entry)state!, token), entry);
+
+    private void CheckRoomUnderLock(int size)
+    {
+        if (_closed)
+        {
+            throw new ObjectDisposedException(nameof(BatchQueue<TTask>), $"Batch queue '{Name}' is closed (its servable version is unloading, or its scheduler stopped); schedule on the current one.");
+        }
+
+        if (_queuedSize + size > _capacity)
+        {
+            _scheduler.Metrics.Rejections.Add(1, new KeyValuePair<string, object?>("queue", Name));
+            throw new BatchQueueFullException(
+                $"Batch queue '{Name}' holds tasks of size {_queuedSize} of {_capacity} (MaxEnqueuedBatches × MaxBatchSize {MaxBatchSize}); a task of size {size} does not fit. Retry later, or shed load.");
+        }
+    }
+
+    private void AppendUnderLock(Entry entry, int size)
+    {
+        bool wasEmpty = _queuedSize == 0;
+        entry.QueuedAt = _scheduler.Time.GetTimestamp();
+        _queued.Enqueue(entry);
+        _queuedSize += size;
+        if (wasEmpty || _timeout == 0 || _queuedSize >= MaxBatchSize)
+        {
+            _scheduler.WakeUnderLock(); // a batch is ready, or a worker must set the timer for this one
         }
     }
 

@@ -35,6 +35,7 @@ public sealed class BatchScheduler<TTask> : IAsyncDisposable
     private readonly CancellationTokenSource _hardStop = new();
     private TaskCompletionSource _wake = NewWake();
     private long _timerDue = long.MaxValue;
+    private int _sleeping;
     private int _nextQueue;
     private Task? _stopped;
 
@@ -150,6 +151,12 @@ public sealed class BatchScheduler<TTask> : IAsyncDisposable
     /// <summary>Wakes every sleeping worker to look for a ready batch. Under <see cref="Gate"/>.</summary>
     internal void WakeUnderLock()
     {
+        if (_sleeping == 0)
+        {
+            return; // every worker is busy, and looks at the queues again before it sleeps
+        }
+
+        _sleeping = 0;
         _wake.TrySetResult(); // continuations run asynchronously: never inside the lock
         _wake = NewWake();
     }
@@ -227,6 +234,7 @@ public sealed class BatchScheduler<TTask> : IAsyncDisposable
                     }
 
                     wake = _wake.Task;
+                    _sleeping++;
                     if (due < _timerDue)
                     {
                         _timerDue = due;
