@@ -1,3 +1,4 @@
+using Servables.Testing;
 using System.Globalization;
 using Servables.Testing.Torch;
 using TorchSharp;
@@ -95,33 +96,11 @@ internal static class TestModels
         return Affine(Affine(x, w1, b1, relu: true), w2, b2, relu: false);
     }
 
-    /// <summary>Row-major [batch, in] · [in, out] + bias, optionally through Relu, in double precision.</summary>
-    public static float[] Affine(float[] x, float[,] w, float[] b, bool relu)
-    {
-        int inputs = w.GetLength(0), outputs = w.GetLength(1), batch = x.Length / inputs;
-        var y = new float[batch * outputs];
-        for (int n = 0; n < batch; n++)
-        {
-            for (int j = 0; j < outputs; j++)
-            {
-                double sum = b[j];
-                for (int i = 0; i < inputs; i++)
-                {
-                    sum += (double)x[(n * inputs) + i] * w[i, j];
-                }
+    /// <inheritdoc cref="ReferenceMath.Affine"/>
+    public static float[] Affine(float[] x, float[,] w, float[] b, bool relu) => ReferenceMath.Affine(x, w, b, relu);
 
-                y[(n * outputs) + j] = relu ? (float)Math.Max(0, sum) : (float)sum;
-            }
-        }
-
-        return y;
-    }
-
-    public static float[] Inputs(int batch, int features, int seed = 1)
-    {
-        var random = new Random(seed);
-        return [.. Enumerable.Range(0, batch * features).Select(_ => (float)Math.Round((random.NextDouble() * 4) - 2, 3))];
-    }
+    /// <inheritdoc cref="ReferenceMath.Inputs"/>
+    public static float[] Inputs(int batch, int features, int seed = 1) => ReferenceMath.Inputs(batch, features, seed);
 
     /// <summary>A TorchSharp MLP with version <paramref name="version"/>'s weights (or fresh random ones when null).</summary>
     public static MlpModule Mlp(long? version = null, int inputs = MlpInputs)

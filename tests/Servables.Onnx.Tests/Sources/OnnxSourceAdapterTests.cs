@@ -1,3 +1,4 @@
+using Servables.Testing;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Servables.Testing.Onnx;

@@ -1,3 +1,4 @@
+using Servables.Testing;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using TorchSharp;

@@ -1,3 +1,4 @@
+using Servables.Testing;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -24,7 +25,7 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task PackedPackagePlusCpuNatives_BuildsAndRunsTorch_AndTheOptOutGivesTheClearError()
     {
-        string repo = RepositoryRoot();
+        string repo = ChildProcess.RepositoryRoot();
         string feed = _folder.Combine("feed");
         string version = "0.1.0-consumer." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
         foreach (string project in new[] { "src/Servables.Core/Servables.Core.csproj", "src/Servables.Torch/Servables.Torch.csproj" })
@@ -123,55 +124,6 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
         return app;
     }
 
-    private async Task<(string Output, int ExitCode)> RunAsync(string file, string arguments, string workingDirectory, bool allowFailure = false)
-    {
-        var start = new ProcessStartInfo(file, arguments)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-
-        // The test host's MSBuild settings must not leak into the nested builds.
-        foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase)).ToList())
-        {
-            start.Environment.Remove(key);
-        }
-
-        using var process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(StepTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"'{file} {arguments}' did not finish within {StepTimeout.TotalMinutes} minutes.");
-        }
-
-        string text = await stdout + await stderr;
-        output.WriteLine($"$ {file} {arguments} (exit {process.ExitCode})");
-        output.WriteLine(text.Length > 4000 ? text[^4000..] : text);
-        if (!allowFailure && process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"'{file} {arguments}' exited with {process.ExitCode}:\n{text}");
-        }
-
-        return (text, process.ExitCode);
-    }
-
-    private static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Servables.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("The repository root (Servables.sln) was not found above " + AppContext.BaseDirectory);
-    }
+    private Task<(string Output, int ExitCode)> RunAsync(string file, string arguments, string workingDirectory, bool allowFailure = false) =>
+        ChildProcess.RunAsync(file, arguments, workingDirectory, StepTimeout, output.WriteLine, allowFailure);
 }

@@ -1,3 +1,4 @@
+using Servables.Testing;
 using TorchSharp;
 using static TorchSharp.torch;
 

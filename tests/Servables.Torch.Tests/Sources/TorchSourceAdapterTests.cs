@@ -1,3 +1,4 @@
+using Servables.Testing;
 namespace Servables.Torch.Tests.Sources;
 
 public sealed class TorchSourceAdapterTests

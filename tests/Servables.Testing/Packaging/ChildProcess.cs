@@ -1,0 +1,67 @@
+using System.Diagnostics;
+
+namespace Servables.Testing;
+
+/// <summary>Runs a program (the dotnet CLI) from a test, for tests that pack the packages and build throw-away apps with them.</summary>
+public static class ChildProcess
+{
+    /// <summary>Runs <paramref name="file"/> and returns its output (stdout, then stderr) and exit code; the test host's MSBuild settings do not leak into it.</summary>
+    /// <param name="file">The program.</param>
+    /// <param name="arguments">Its arguments.</param>
+    /// <param name="workingDirectory">Where it runs.</param>
+    /// <param name="timeout">How long it may run; then it is killed with its children and a <see cref="TimeoutException"/> thrown.</param>
+    /// <param name="log">Receives the command line and the last 4,000 characters of its output; null for nowhere.</param>
+    /// <param name="allowFailure">False to throw when it exits with a code other than 0.</param>
+    public static async Task<(string Output, int ExitCode)> RunAsync(string file, string arguments, string workingDirectory, TimeSpan timeout, Action<string>? log = null, bool allowFailure = false)
+    {
+        var start = new ProcessStartInfo(file, arguments)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+
+        // The test host's MSBuild settings must not leak into the nested builds.
+        foreach (string key in start.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(key);
+        }
+
+        using var process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"'{file} {arguments}' did not finish within {timeout.TotalMinutes} minutes.");
+        }
+
+        string text = await stdout + await stderr;
+        log?.Invoke($"$ {file} {arguments} (exit {process.ExitCode})");
+        log?.Invoke(text.Length > 4000 ? text[^4000..] : text);
+        if (!allowFailure && process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"'{file} {arguments}' exited with {process.ExitCode}:\n{text}");
+        }
+
+        return (text, process.ExitCode);
+    }
+
+    /// <summary>The repository's root: the first folder above the test's binaries that holds Servables.sln.</summary>
+    public static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Servables.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("The repository root (Servables.sln) was not found above " + AppContext.BaseDirectory);
+    }
+}
