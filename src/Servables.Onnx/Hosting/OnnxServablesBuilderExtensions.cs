@@ -46,15 +46,21 @@ public static class OnnxServablesBuilderExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<OnnxServableOptions>, OnnxServableOptionsValidator>());
         services.TryAddSingleton(sp => OnnxMetrics.For(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.TryAddSingleton<OnnxBatchSchedulers>();
         return builder.AddStoragePathServable(
             name,
             basePath,
-            (sp, id, path) => OnnxSourceAdapter.CreateLoader(
-                id,
-                path,
-                sp.GetRequiredService<IOptionsMonitor<OnnxServableOptions>>().Get(name),
-                sp.GetService<ILoggerFactory>(),
-                sp.GetRequiredService<OnnxMetrics>()),
+            (sp, id, path) =>
+            {
+                OnnxServableOptions servableOptions = sp.GetRequiredService<IOptionsMonitor<OnnxServableOptions>>().Get(name);
+                return OnnxSourceAdapter.CreateLoader(
+                    id,
+                    path,
+                    servableOptions,
+                    sp.GetService<ILoggerFactory>(),
+                    sp.GetRequiredService<OnnxMetrics>(),
+                    servableOptions.Batching is { Scheduler: null } batching ? sp.GetRequiredService<OnnxBatchSchedulers>().For(name, batching.BatchWorkers, sp) : null);
+            },
             versionPolicy);
     }
 }

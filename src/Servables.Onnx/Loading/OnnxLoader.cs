@@ -49,6 +49,7 @@ public sealed class OnnxLoader : Loader<OnnxServable>
     private readonly OnnxServableOptions _options;
     private readonly ILogger _logger;
     private readonly OnnxMetrics _metrics;
+    private readonly BatchScheduler<OnnxBatchTask>? _sharedScheduler;
     private ResourceAllocation? _estimate;
 
     /// <summary>Creates a loader for the model file <paramref name="modelPath"/>; does no work until loaded.</summary>
@@ -63,8 +64,9 @@ public sealed class OnnxLoader : Loader<OnnxServable>
     {
     }
 
-    internal OnnxLoader(ServableId id, string modelPath, OnnxServableOptions? options, ILoggerFactory? loggerFactory, OnnxMetrics metrics)
+    internal OnnxLoader(ServableId id, string modelPath, OnnxServableOptions? options, ILoggerFactory? loggerFactory, OnnxMetrics metrics, BatchScheduler<OnnxBatchTask>? sharedScheduler = null)
     {
+        _sharedScheduler = sharedScheduler;
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         Id = id;
         ModelPath = Path.GetFullPath(modelPath);
@@ -112,6 +114,11 @@ public sealed class OnnxLoader : Loader<OnnxServable>
         try
         {
             Warmup(servable, cancellationToken);
+            if (_options.Batching is { } batching)
+            {
+                servable.StartBatching(batching, _sharedScheduler);
+            }
+
             return Task.FromResult(servable);
         }
         catch

@@ -72,6 +72,10 @@ public sealed class OnnxServableOptions
     /// <value>Defaults to null.</value>
     public Action<SessionOptions>? ConfigureSessionOptions { get; set; }
 
+    /// <summary>Batches <see cref="OnnxServable.RunAsync"/> calls from many threads into one session run; null runs each call on its own.</summary>
+    /// <value>Defaults to null. See <see cref="OnnxBatchingOptions"/>.</value>
+    public OnnxBatchingOptions? Batching { get; set; }
+
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -130,6 +134,11 @@ public sealed class OnnxServableOptions
             errors.Add($"{nameof(ResourceEstimateFactor)} must be greater than 0 and at most 1000; it is {ResourceEstimateFactor}.");
         }
 
+        if (Batching is not null)
+        {
+            errors.AddRange(Batching.Validate());
+        }
+
         return errors;
     }
 
@@ -156,6 +165,7 @@ public sealed class OnnxServableOptions
             ResourceEstimateFactor = ResourceEstimateFactor,
             ResourceEstimate = ResourceEstimate,
             ConfigureSessionOptions = ConfigureSessionOptions,
+            Batching = Batching?.Copy(),
         };
         foreach (IReadOnlyDictionary<string, OnnxWarmupTensor> request in WarmupRequests)
         {

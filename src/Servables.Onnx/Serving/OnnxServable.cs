@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 
@@ -31,7 +33,7 @@ namespace Servables.Onnx;
 /// </para>
 /// <para>Thread-safe: any number of threads may call <c>Run</c> at once on one servable.</para>
 /// </remarks>
-public sealed class OnnxServable : IDisposable
+public sealed class OnnxServable : IDisposable, IAsyncDisposable
 {
     private const int DisposedFlag = int.MinValue;
 
@@ -50,6 +52,11 @@ public sealed class OnnxServable : IDisposable
     // the flag is set and the count is zero, exactly once.
     private int _state;
     private int _released;
+
+    // Set once by the loader when OnnxServableOptions.Batching is on.
+    private BatchQueue<OnnxBatchTask>? _batchQueue;
+    private BatchScheduler<OnnxBatchTask>? _ownedScheduler;
+    private int[] _allowedBatchSizes = [];
 
     /// <summary>Wraps <paramref name="session"/>, which it then owns and disposes.</summary>
     internal OnnxServable(ServableId id, string modelPath, InferenceSession session, OnnxExecutionProvider executionProvider, OnnxMetrics metrics, ILogger logger)
@@ -177,6 +184,181 @@ public sealed class OnnxServable : IDisposable
         }
         finally
         {
+            ExitRun();
+        }
+    }
+
+    /// <summary>Whether <see cref="RunAsync"/> batches calls (<see cref="OnnxServableOptions.Batching"/>).</summary>
+    public bool IsBatching => _batchQueue is not null;
+
+    /// <summary>
+    /// Runs the model on named inputs, batched with other callers' when <see cref="OnnxServableOptions.Batching"/>
+    /// is on (see <see cref="OnnxBatchingOptions"/>); otherwise as <see cref="Run(IReadOnlyDictionary{string, OrtValue}, IReadOnlyCollection{string}?, RunOptions?)"/>.
+    /// The results are the same as an unbatched run's.
+    /// </summary>
+    /// <param name="inputs">The inputs by name, each with the call's rows as its first dimension. The caller keeps ownership and keeps them alive until the task completes.</param>
+    /// <param name="outputNames">The outputs to compute; null for all of them, in the model's order.</param>
+    /// <param name="cancellationToken">Cancels the call while it waits for its batch.</param>
+    /// <returns>The call's rows of each output, in the order of <paramref name="outputNames"/>. The caller disposes the collection, which disposes every value in it.</returns>
+    /// <exception cref="ArgumentException">Batching is on and an input is not a numeric tensor with the call's rows first.</exception>
+    /// <exception cref="BatchQueueFullException">Batching is on and the queue is full: retry later.</exception>
+    /// <exception cref="OnnxInputException">The inputs or output names do not match the model.</exception>
+    /// <exception cref="ObjectDisposedException">The servable was disposed.</exception>
+    public async Task<IDisposableReadOnlyCollection<OrtValue>> RunAsync(
+        IReadOnlyDictionary<string, OrtValue> inputs,
+        IReadOnlyCollection<string>? outputNames = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_batchQueue is not { } queue)
+        {
+            return Run(inputs, outputNames);
+        }
+
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        OnnxBatchTask task = OnnxBatchTask.Create(Id, inputs, outputNames is null ? _outputNames : [.. outputNames]);
+        await queue.ScheduleAsync(task, cancellationToken).ConfigureAwait(false);
+        if (task.Failure is { } failure)
+        {
+            ExceptionDispatchInfo.Throw(failure);
+        }
+
+        return task.Outputs!;
+    }
+
+    /// <summary>
+    /// Disposes the servable once what its batch queue holds has run (at once without batching):
+    /// what the loader's unload calls.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_batchQueue is { } queue)
+        {
+            await queue.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_ownedScheduler is { } scheduler)
+        {
+            await scheduler.DisposeAsync().ConfigureAwait(false);
+        }
+
+        Dispose();
+    }
+
+    /// <summary>Starts batching <see cref="RunAsync"/> calls on <paramref name="options"/>' scheduler, or on one of its own. Called once, by the loader, before the version is available.</summary>
+    internal void StartBatching(OnnxBatchingOptions options, BatchScheduler<OnnxBatchTask>? shared)
+    {
+        BatchScheduler<OnnxBatchTask> scheduler = options.Scheduler ?? shared
+            ?? (_ownedScheduler = new BatchScheduler<OnnxBatchTask>(new BatchSchedulerOptions { BatchWorkers = options.BatchWorkers }));
+        _allowedBatchSizes = [.. options.Queue.AllowedBatchSizes];
+        _batchQueue = scheduler.AddQueue(Id.ToString(), RunBatch, options.Queue);
+    }
+
+    /// <summary>The batch function: runs each group of calls that can run together as one session run, each call's failure its own group's.</summary>
+    private ValueTask RunBatch(Batch<OnnxBatchTask> batch, CancellationToken cancellationToken)
+    {
+        foreach (IGrouping<string, OnnxBatchTask> group in batch.Tasks.GroupBy(t => t.Key, StringComparer.Ordinal))
+        {
+            RunGroup([.. group]);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Concatenates the calls' inputs along dimension 0 (padded to an allowed size), runs once, and gives each call its rows of every output.</summary>
+    private void RunGroup(OnnxBatchTask[] tasks)
+    {
+        OnnxBatchTask first = tasks[0];
+        int rows = tasks.Sum(t => t.Size);
+        int padded = _allowedBatchSizes.FirstOrDefault(size => size >= rows, rows);
+        var inputs = new OrtValue[first.InputNames.Length];
+        var buffers = new byte[inputs.Length][];
+        var outputs = new OrtValue[tasks.Length][];
+        try
+        {
+            EnterRun();
+        }
+        catch (ObjectDisposedException ex)
+        {
+            Array.ForEach(tasks, t => t.Failure = ex);
+            return;
+        }
+
+        long started = StartTiming();
+        try
+        {
+            for (int k = 0; k < inputs.Length; k++)
+            {
+                (Microsoft.ML.OnnxRuntime.Tensors.TensorElementType type, long[] trailing, long rowBytes) = OnnxBatchTask.RowLayout(first.Inputs[k], first.Size);
+                byte[] data = buffers[k] = GC.AllocateUninitializedArray<byte>(checked((int)(padded * rowBytes)), pinned: true);
+                int offset = 0;
+                foreach (OnnxBatchTask task in tasks)
+                {
+                    Span<byte> rowsOfTask = task.Inputs[k].GetTensorMutableRawData();
+                    rowsOfTask.CopyTo(data.AsSpan(offset));
+                    offset += rowsOfTask.Length;
+                }
+
+                data.AsSpan(offset).Clear(); // padding rows
+                inputs[k] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, type, [padded, .. trailing], Marshal.UnsafeAddrOfPinnedArrayElement(data, 0), data.Length);
+            }
+
+            using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(_runOptions, first.InputNames, inputs, first.OutputNames);
+            for (int i = 0; i < tasks.Length; i++)
+            {
+                outputs[i] = new OrtValue[results.Count];
+            }
+
+            for (int j = 0; j < results.Count; j++)
+            {
+                OrtTensorTypeAndShapeInfo info = results[j].GetTensorTypeAndShape();
+                if (info.IsString || info.Shape.Length == 0 || info.Shape[0] != padded)
+                {
+                    throw new InvalidOperationException($"Output '{first.OutputNames[j]}' of {Id} is {info.ElementDataType}[{string.Join(", ", info.Shape)}] for {padded} input rows: batching needs every output to have the rows as its first dimension. Turn Batching off for this model.");
+                }
+
+                long rowBytes = results[j].GetTensorSizeInBytes() / padded;
+                ReadOnlySpan<byte> all = results[j].GetTensorMutableRawData();
+                long row = 0;
+                for (int i = 0; i < tasks.Length; i++)
+                {
+                    OrtValue mine = outputs[i][j] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, info.ElementDataType, [tasks[i].Size, .. info.Shape[1..]]);
+                    all.Slice((int)(row * rowBytes), (int)(tasks[i].Size * rowBytes)).CopyTo(mine.GetTensorMutableRawData());
+                    row += tasks[i].Size;
+                }
+            }
+
+            for (int i = 0; i < tasks.Length; i++)
+            {
+                tasks[i].Outputs = new OnnxOutputs(outputs[i]);
+            }
+
+            Record(started, "success");
+        }
+#pragma warning disable CA1031 // A group that fails fails its own calls, never the others in the batch.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Exception failure = ex is OnnxRuntimeException native && Diagnose(first.InputNames, first.Inputs, first.OutputNames, null) is { } problem
+                ? new OnnxInputException(Id, problem, Signature, native)
+                : ex;
+            Record(started, failure is OnnxInputException ? "bad_input" : "error");
+            foreach (OrtValue? value in outputs.Where(o => o is not null).SelectMany(o => o))
+            {
+                value?.Dispose();
+            }
+
+            Array.ForEach(tasks, t => (t.Outputs, t.Failure) = (null, failure));
+        }
+        finally
+        {
+            foreach (OrtValue? input in inputs)
+            {
+                input?.Dispose();
+            }
+
+            GC.KeepAlive(buffers);
             ExitRun();
         }
     }

@@ -39,9 +39,9 @@ public sealed class OnnxSourceAdapter : SourceAdapter<string, Loader>
     protected override Loader Convert(ServableId id, string versionPath) => CreateLoader(id, versionPath, _options, _loggerFactory, _metrics);
 
     /// <summary>The loader for the model file inside <paramref name="versionPath"/>.</summary>
-    internal static OnnxLoader CreateLoader(ServableId id, string versionPath, OnnxServableOptions options, ILoggerFactory? loggerFactory, OnnxMetrics metrics)
+    internal static OnnxLoader CreateLoader(ServableId id, string versionPath, OnnxServableOptions options, ILoggerFactory? loggerFactory, OnnxMetrics metrics, BatchScheduler<OnnxBatchTask>? sharedScheduler = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(versionPath);
-        return new OnnxLoader(id, Path.Combine(versionPath, options.ModelFileName), options, loggerFactory, metrics);
+        return new OnnxLoader(id, Path.Combine(versionPath, options.ModelFileName), options, loggerFactory, metrics, sharedScheduler);
     }
 }

@@ -155,6 +155,61 @@ public sealed class AddOnnxServableTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Batching_HotSwapUnderBatchedLoad_NoFailedCall_VersionsShareTheScheduler()
+    {
+        string basePath = _folder.Combine("batched");
+        TestModels.WriteVersion(basePath, 1, TestModels.Linear(1));
+        using IHost host = BuildHost(basePath, "batched", o =>
+        {
+            o.Batching = new OnnxBatchingOptions();
+            (o.Batching.Queue.MaxBatchSize, o.Batching.Queue.BatchTimeout) = (8, TimeSpan.FromMilliseconds(2));
+        });
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<IServableManager>();
+        var monitor = host.Services.GetRequiredService<ServableStateMonitor>();
+        Assert.True((await monitor.WaitUntilAvailableAsync([ServableRequest.Latest("batched")], Patience)).IsAvailable);
+
+        using var stop = new CancellationTokenSource();
+        long failures = 0;
+        var callsPerVersion = new long[3];
+        string? firstFailure = null;
+        Task[] callers = [.. Enumerable.Range(0, 8).Select(c => Task.Run(async () =>
+        {
+            float[] x = TestModels.Inputs(1, 4, seed: c);
+            float[][] expected = [[], TestModels.ExpectedLinear(1, x), TestModels.ExpectedLinear(2, x)];
+            using OrtValue input = OrtValue.CreateTensorValueFromMemory(x, [1, 4]);
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using ServableHandle<OnnxServable> handle = manager.GetServableHandle<OnnxServable>(ServableRequest.Latest("batched"));
+                    using IDisposableReadOnlyCollection<OrtValue> outputs = await handle.Value.RunAsync(new Dictionary<string, OrtValue> { ["X"] = input });
+                    TestModels.AssertClose(expected[handle.Id.Version], outputs[0].GetTensorDataAsSpan<float>());
+                    Interlocked.Increment(ref callsPerVersion[handle.Id.Version]);
+                }
+#pragma warning disable CA1031 // Every failure is counted and the first reported.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    Interlocked.CompareExchange(ref firstFailure, ex.ToString(), null);
+                    Interlocked.Increment(ref failures);
+                }
+            }
+        }))];
+
+        await Eventually.WaitUntilAsync(() => Interlocked.Read(ref callsPerVersion[1]) > 100, Patience);
+        TestModels.MoveVersionIn(basePath, 2, TestModels.Linear(2));
+        Assert.True((await monitor.WaitUntilAvailableAsync([ServableRequest.Specific("batched", 2)], Patience)).IsAvailable);
+        await Eventually.WaitUntilAsync(() => Interlocked.Read(ref callsPerVersion[2]) > 100, Patience);
+        await Eventually.WaitUntilAsync(() => !manager.ListAvailableServableIds().Contains(new ServableId("batched", 1)), Patience);
+        stop.Cancel();
+        await Task.WhenAll(callers).WaitAsync(Patience);
+        await host.StopAsync();
+
+        Assert.True(failures == 0, $"{failures} failed call(s); the first: {firstFailure}");
+    }
+
     private IHost BuildHost(string basePath, string name = "linear", Action<OnnxServableOptions>? configure = null)
     {
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
