@@ -5,7 +5,8 @@ namespace Servables.Benchmarks;
 /// <summary>
 /// Runs the benchmarks picked on the command line (for example <c>--filter '*ServableHandle*'</c>), or,
 /// with <c>--side-by-side</c>, a class's baseline and some of its benchmarks in turn in one process, or,
-/// with <c>--swap-memory</c>, the resident memory of a process that swaps ONNX model versions.
+/// with <c>--swap-memory</c>, the resident memory of a process that swaps ONNX model versions, or, with
+/// <c>--batching</c>, concurrent callers of an ONNX model batched against unbatched.
 /// </summary>
 public static class Program
 {
@@ -19,6 +20,11 @@ public static class Program
         if (args.Contains("--swap-memory"))
         {
             return await Onnx.SwapMemory.RunAsync(args);
+        }
+
+        if (args.Contains("--batching"))
+        {
+            return await Onnx.BatchingLoad.RunAsync(args);
         }
 
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
