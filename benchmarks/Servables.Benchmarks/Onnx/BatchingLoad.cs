@@ -7,7 +7,7 @@ using Servables.Testing.Onnx;
 namespace Servables.Benchmarks.Onnx;
 
 /// <summary>
-/// <c>--batching [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 16] [--workers 1] [--batched-intra-op 1]</c>:
+/// <c>--batching [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 16] [--workers 1] [--batched-intra-op 1] [--no-spin]</c>:
 /// <see cref="Callers"/> concurrent callers each run one example at a time through an ONNX MLP
 /// (256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights), unbatched (<see cref="OnnxServable.Run(IReadOnlyDictionary{string, OrtValue}, IReadOnlyCollection{string}?, RunOptions?)"/>
 /// on their own threads) and batched (<see cref="OnnxServable.RunAsync"/>), in alternating rounds of
@@ -27,6 +27,7 @@ internal static class BatchingLoad
         int maxBatch = Arg(args, "--max-batch", 16);
         int workers = Arg(args, "--workers", 1);
         int batchedIntraOp = Arg(args, "--batched-intra-op", 1);
+        bool noSpin = args.Contains("--no-spin");
         string folder = Path.Combine(Path.GetTempPath(), $"servables-batching-{Guid.NewGuid():N}");
         string modelPath = Path.Combine(folder, "model.onnx");
         Directory.CreateDirectory(folder);
@@ -49,6 +50,11 @@ internal static class BatchingLoad
 
             var plain = new OnnxLoader(new ServableId("mlp", 1), modelPath, new OnnxServableOptions { IntraOpThreads = 1 });
             var batchedOptions = new OnnxServableOptions { IntraOpThreads = batchedIntraOp, Batching = new OnnxBatchingOptions { BatchWorkers = workers } };
+            if (noSpin)
+            {
+                batchedOptions.ConfigureSessionOptions = o => o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); // the intra-op threads sleep instead of spinning between runs
+            }
+
             (batchedOptions.Batching.Queue.MaxBatchSize, batchedOptions.Batching.Queue.BatchTimeout, batchedOptions.Batching.Queue.MaxEnqueuedBatches) = (maxBatch, TimeSpan.FromMilliseconds(timeoutMs), 64);
             var batchedLoader = new OnnxLoader(new ServableId("mlp", 2), modelPath, batchedOptions);
             await plain.LoadAsync();
@@ -98,7 +104,7 @@ internal static class BatchingLoad
                 }
             }
 
-            Console.WriteLine($"ONNX MLP {Inputs}→{Hidden}→{Hidden}→{Outputs}, {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s); {seconds} rounds of 1 s each");
+            Console.WriteLine($"ONNX MLP {Inputs}→{Hidden}→{Hidden}→{Outputs}, {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s); {seconds} rounds of 1 s each");
             double[] throughput = [calls[0] / wall[0], calls[1] / wall[1]];
             for (int side = 0; side < 2; side++)
             {
