@@ -38,38 +38,8 @@ internal static class TestModels
     }
 
     /// <summary>A 2-layer MLP with <paramref name="inputs"/> → <paramref name="hidden"/> (Relu) → <paramref name="outputs"/>, deterministic weights with both signs.</summary>
-    public static (float[,] W1, float[] B1, float[,] W2, float[] B2) MlpWeights(int inputs = 8, int hidden = 16, int outputs = 3)
-    {
-        var random = new Random(42);
-        float Next() => (float)Math.Round((random.NextDouble() * 2) - 1, 3);
-        var w1 = new float[inputs, hidden];
-        var w2 = new float[hidden, outputs];
-        var b1 = new float[hidden];
-        var b2 = new float[outputs];
-        for (int i = 0; i < inputs; i++)
-        {
-            for (int j = 0; j < hidden; j++)
-            {
-                w1[i, j] = Next();
-            }
-        }
-
-        for (int i = 0; i < hidden; i++)
-        {
-            b1[i] = Next();
-            for (int j = 0; j < outputs; j++)
-            {
-                w2[i, j] = Next();
-            }
-        }
-
-        for (int j = 0; j < outputs; j++)
-        {
-            b2[j] = Next();
-        }
-
-        return (w1, b1, w2, b2);
-    }
+    public static (float[,] W1, float[] B1, float[,] W2, float[] B2) MlpWeights(int inputs = 8, int hidden = 16, int outputs = 3) =>
+        ReferenceMath.MlpWeights(42, inputs, hidden, outputs);
 
     public static byte[] Mlp()
     {

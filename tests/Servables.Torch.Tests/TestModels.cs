@@ -44,38 +44,8 @@ internal static class TestModels
     }
 
     /// <summary>A 2-layer MLP 8 → 16 (Relu) → 3 with deterministic weights of both signs that differ by <paramref name="version"/>.</summary>
-    public static (float[,] W1, float[] B1, float[,] W2, float[] B2) MlpWeights(long version)
-    {
-        var random = new Random(42 + (int)version);
-        float Next() => (float)Math.Round((random.NextDouble() * 2) - 1, 3);
-        var w1 = new float[MlpInputs, MlpHidden];
-        var w2 = new float[MlpHidden, MlpOutputs];
-        var b1 = new float[MlpHidden];
-        var b2 = new float[MlpOutputs];
-        for (int i = 0; i < MlpInputs; i++)
-        {
-            for (int j = 0; j < MlpHidden; j++)
-            {
-                w1[i, j] = Next();
-            }
-        }
-
-        for (int i = 0; i < MlpHidden; i++)
-        {
-            b1[i] = Next();
-            for (int j = 0; j < MlpOutputs; j++)
-            {
-                w2[i, j] = Next();
-            }
-        }
-
-        for (int j = 0; j < MlpOutputs; j++)
-        {
-            b2[j] = Next();
-        }
-
-        return (w1, b1, w2, b2);
-    }
+    public static (float[,] W1, float[] B1, float[,] W2, float[] B2) MlpWeights(long version) =>
+        ReferenceMath.MlpWeights(42 + (int)version, MlpInputs, MlpHidden, MlpOutputs);
 
     public static byte[] MlpScript(long version)
     {

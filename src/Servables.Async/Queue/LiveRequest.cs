@@ -72,7 +72,7 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
     /// <inheritdoc cref="StoreSlot"/>
     public int StoreGeneration { get; set; }
 
-    /// <summary>Whether a lane started the request through <see cref="TryStart"/>.</summary>
+    /// <summary>Whether a lane is running the request: started through <see cref="TryStart"/>, and not yet finished or ended by the table.</summary>
     public bool IsStarted => Volatile.Read(ref _phase) == Running;
 
     /// <summary>When <see cref="TryStart"/> started the request (UTC ticks); read it after <see cref="IsStarted"/>.</summary>

@@ -26,13 +26,8 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task PackedPackagePlusCpuNatives_BuildsAndRuns_AndWithoutNativesTheLoadNamesThePackages()
     {
-        string repo = ChildProcess.RepositoryRoot();
         string feed = _folder.Combine("feed");
-        string version = "0.1.0-consumer." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        foreach (string project in new[] { "src/Servables.Core/Servables.Core.csproj", "src/Servables.Onnx/Servables.Onnx.csproj" })
-        {
-            await RunAsync("dotnet", $"pack {Path.Combine(repo, project)} -c Release -o {feed} -p:Version={version} -nologo", repo);
-        }
+        string version = await ChildProcess.PackAsync(feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Onnx/Servables.Onnx.csproj");
 
         string nuspec = await ReadNuspecAsync(Path.Combine(feed, $"Servables.Onnx.{version}.nupkg"));
         Assert.Contains("id=\"Microsoft.ML.OnnxRuntime.Managed\"", nuspec, StringComparison.Ordinal);

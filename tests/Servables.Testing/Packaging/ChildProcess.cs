@@ -53,6 +53,23 @@ public static class ChildProcess
         return (text, process.ExitCode);
     }
 
+    /// <summary>Packs <paramref name="projects"/> (paths from the repository root) into <paramref name="feed"/> at a version no earlier test used; returns that version.</summary>
+    /// <param name="feed">The folder the packages go to, a local package source for a throw-away app.</param>
+    /// <param name="timeout">How long each pack may run.</param>
+    /// <param name="log">Receives each command and its output; null for nowhere.</param>
+    /// <param name="projects">The project files to pack, such as <c>src/Servables.Core/Servables.Core.csproj</c>.</param>
+    public static async Task<string> PackAsync(string feed, TimeSpan timeout, Action<string>? log, params string[] projects)
+    {
+        string repo = RepositoryRoot();
+        string version = "0.1.0-consumer." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture) + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (string project in projects)
+        {
+            await RunAsync("dotnet", $"pack {Path.Combine(repo, project)} -c Release -o {feed} -p:Version={version} -nologo", repo, timeout, log);
+        }
+
+        return version;
+    }
+
     /// <summary>The repository's root: the first folder above the test's binaries that holds Servables.sln.</summary>
     public static string RepositoryRoot()
     {

@@ -25,13 +25,8 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task PackedPackagePlusCpuNatives_BuildsAndRunsTorch_AndTheOptOutGivesTheClearError()
     {
-        string repo = ChildProcess.RepositoryRoot();
         string feed = _folder.Combine("feed");
-        string version = "0.1.0-consumer." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        foreach (string project in new[] { "src/Servables.Core/Servables.Core.csproj", "src/Servables.Torch/Servables.Torch.csproj" })
-        {
-            await RunAsync("dotnet", $"pack {Path.Combine(repo, project)} -c Release -o {feed} -p:Version={version} -nologo", repo);
-        }
+        string version = await ChildProcess.PackAsync(feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Torch/Servables.Torch.csproj");
 
         string app = WriteApp(feed, version);
         string models = _folder.Combine("models", "affine");
