@@ -6,7 +6,8 @@ namespace Servables.Benchmarks;
 /// Runs the benchmarks picked on the command line (for example <c>--filter '*ServableHandle*'</c>), or,
 /// with <c>--side-by-side</c>, a class's baseline and some of its benchmarks in turn in one process, or,
 /// with <c>--swap-memory</c>, the resident memory of a process that swaps ONNX model versions, or, with
-/// <c>--batching</c>, concurrent callers of an ONNX model batched against unbatched.
+/// <c>--batching</c>, concurrent callers of an ONNX model batched against unbatched, or, with
+/// <c>--threading</c>, concurrent callers of ONNX sessions with shared and with their own thread pools.
 /// </summary>
 public static class Program
 {
@@ -20,6 +21,11 @@ public static class Program
         if (args.Contains("--swap-memory"))
         {
             return await Onnx.SwapMemory.RunAsync(args);
+        }
+
+        if (args.Contains("--threading"))
+        {
+            return await Onnx.ThreadingLoad.RunAsync(args);
         }
 
         if (args.Contains("--batching"))

@@ -15,7 +15,7 @@ namespace Servables.Benchmarks.Onnx;
 /// </summary>
 internal static class BatchingLoad
 {
-    private const int Inputs = 256;
+    internal const int Inputs = 256;
     private const int Hidden = 1024;
     private const int Outputs = 10;
 
@@ -29,25 +29,11 @@ internal static class BatchingLoad
         int batchedIntraOp = Arg(args, "--batched-intra-op", 1);
         bool noSpin = args.Contains("--no-spin");
         string folder = Path.Combine(Path.GetTempPath(), $"servables-batching-{Guid.NewGuid():N}");
-        string modelPath = Path.Combine(folder, "model.onnx");
         Directory.CreateDirectory(folder);
         try
         {
-            var random = new Random(7);
-            new OnnxModelWriter { GraphName = "mlp3" }
-                .Input("X", OnnxModelWriter.FloatType, "batch", (long)Inputs)
-                .Output("Y", OnnxModelWriter.FloatType, "batch", (long)Outputs)
-                .Initializer("W1", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Inputs, Hidden)), Inputs, Hidden)
-                .Initializer("B1", RandomWeights.Vector(random, Hidden), Hidden)
-                .Initializer("W2", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Hidden, Hidden)), Hidden, Hidden)
-                .Initializer("B2", RandomWeights.Vector(random, Hidden), Hidden)
-                .Initializer("W3", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Hidden, Outputs)), Hidden, Outputs)
-                .Initializer("B3", RandomWeights.Vector(random, Outputs), Outputs)
-                .Node("MatMul", ["X", "W1"], ["A1"]).Node("Add", ["A1", "B1"], ["Z1"]).Node("Relu", ["Z1"], ["H1"])
-                .Node("MatMul", ["H1", "W2"], ["A2"]).Node("Add", ["A2", "B2"], ["Z2"]).Node("Relu", ["Z2"], ["H2"])
-                .Node("MatMul", ["H2", "W3"], ["A3"]).Node("Add", ["A3", "B3"], ["Y"])
-                .WriteTo(modelPath);
-
+            string modelPath = WriteMlp(folder);
+            var random = new Random(8);
             var plain = new OnnxLoader(new ServableId("mlp", 1), modelPath, new OnnxServableOptions { IntraOpThreads = 1 });
             var batchedOptions = new OnnxServableOptions { IntraOpThreads = batchedIntraOp, Batching = new OnnxBatchingOptions { BatchWorkers = workers } };
             if (noSpin)
@@ -123,6 +109,27 @@ internal static class BatchingLoad
         }
     }
 
+    /// <summary>Writes the MLP into <paramref name="folder"/>; returns the model's path.</summary>
+    internal static string WriteMlp(string folder)
+    {
+        string modelPath = Path.Combine(folder, "model.onnx");
+        var random = new Random(7);
+        new OnnxModelWriter { GraphName = "mlp3" }
+            .Input("X", OnnxModelWriter.FloatType, "batch", (long)Inputs)
+            .Output("Y", OnnxModelWriter.FloatType, "batch", (long)Outputs)
+            .Initializer("W1", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Inputs, Hidden)), Inputs, Hidden)
+            .Initializer("B1", RandomWeights.Vector(random, Hidden), Hidden)
+            .Initializer("W2", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Hidden, Hidden)), Hidden, Hidden)
+            .Initializer("B2", RandomWeights.Vector(random, Hidden), Hidden)
+            .Initializer("W3", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Hidden, Outputs)), Hidden, Outputs)
+            .Initializer("B3", RandomWeights.Vector(random, Outputs), Outputs)
+            .Node("MatMul", ["X", "W1"], ["A1"]).Node("Add", ["A1", "B1"], ["Z1"]).Node("Relu", ["Z1"], ["H1"])
+            .Node("MatMul", ["H1", "W2"], ["A2"]).Node("Add", ["A2", "B2"], ["Z2"]).Node("Relu", ["Z2"], ["H2"])
+            .Node("MatMul", ["H2", "W3"], ["A3"]).Node("Add", ["A3", "B3"], ["Y"])
+            .WriteTo(modelPath);
+        return modelPath;
+    }
+
     private static async Task<(List<double> Latencies, double Seconds)> RoundAsync(OnnxServable servable, float[][] examples, TimeSpan length, bool batched)
     {
         long started = Stopwatch.GetTimestamp();
@@ -144,9 +151,9 @@ internal static class BatchingLoad
         return ([.. perCaller.SelectMany(l => l)], Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
-    private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
+    internal static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
 
-    private static int Arg(string[] args, string name, int fallback)
+    internal static int Arg(string[] args, string name, int fallback)
     {
         int at = Array.IndexOf(args, name);
         return at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;

@@ -25,4 +25,7 @@ internal static partial class Log
 
     [LoggerMessage(306, LogLevel.Debug, "ONNX Runtime session of {ServableId} disposed")]
     public static partial void SessionDisposed(ILogger logger, ServableId servableId);
+
+    [LoggerMessage(307, LogLevel.Warning, "The session of {ServableId} gets its own thread pools: ONNX Runtime's environment was created before Servables could give it shared pools (see OnnxEnvironment)")]
+    public static partial void SharedThreadPoolsUnavailable(ILogger logger, ServableId servableId);
 }

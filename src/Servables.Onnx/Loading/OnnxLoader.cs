@@ -82,7 +82,10 @@ public sealed class OnnxLoader : Loader<OnnxServable>
     public string ModelPath { get; }
 
     /// <summary>Says why ONNX Runtime's native library cannot be used in this process (null when it can); replaceable by tests.</summary>
-    internal Func<Exception?> NativeProbe { get; init; } = static () => s_nativeLoadFailure.Value;
+    internal Func<Exception?> NativeProbe { get; init; } = DefaultNativeProbe;
+
+    /// <summary>Says why ONNX Runtime's native library cannot be used in this process (null when it can); probed once.</summary>
+    internal static Func<Exception?> DefaultNativeProbe { get; } = static () => s_nativeLoadFailure.Value;
 
     /// <summary>Lists the execution providers the ONNX Runtime in this process has; replaceable by tests.</summary>
     internal Func<IReadOnlyCollection<string>> AvailableProviders { get; init; } = () => OrtEnv.Instance().GetAvailableProviders();
@@ -144,7 +147,7 @@ public sealed class OnnxLoader : Loader<OnnxServable>
     {
         try
         {
-            _ = OrtEnv.Instance();
+            OnnxEnvironment.EnsureCreated(); // the first native call: it creates the environment with the shared pools
             return null;
         }
         catch (Exception ex) when (ex is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
@@ -238,7 +241,8 @@ public sealed class OnnxLoader : Loader<OnnxServable>
         activity?.SetTag("execution_provider", provider.ToString());
         long started = Stopwatch.GetTimestamp();
         InferenceSession session;
-        using (SessionOptions sessionOptions = CreateSessionOptions(provider))
+        bool sharedPools;
+        using (SessionOptions sessionOptions = CreateSessionOptions(provider, out sharedPools))
         using (cancellationToken.UnsafeRegister(static state => ((SessionOptions)state!).SetLoadCancellationFlag(true), sessionOptions))
         {
             try
@@ -258,7 +262,7 @@ public sealed class OnnxLoader : Loader<OnnxServable>
         try
         {
             cancellationToken.ThrowIfCancellationRequested();
-            servable = new OnnxServable(Id, ModelPath, session, provider, _metrics, _logger);
+            servable = new OnnxServable(Id, ModelPath, session, provider, _metrics, _logger) { SharedThreadPools = sharedPools };
         }
         catch
         {
@@ -273,14 +277,31 @@ public sealed class OnnxLoader : Loader<OnnxServable>
     }
 
     /// <summary>Builds the session options for <paramref name="provider"/>; the caller disposes them.</summary>
-    private SessionOptions CreateSessionOptions(OnnxExecutionProvider provider)
+    /// <param name="provider">Where the session runs.</param>
+    /// <param name="sharedPools">Whether the session runs on the process's shared thread pools.</param>
+    private SessionOptions CreateSessionOptions(OnnxExecutionProvider provider, out bool sharedPools)
     {
+        sharedPools = false;
         var sessionOptions = new SessionOptions();
         try
         {
             sessionOptions.LogId = Id.ToString();
-            sessionOptions.IntraOpNumThreads = _options.IntraOpThreads;
-            sessionOptions.InterOpNumThreads = _options.InterOpThreads;
+            if (_options.IntraOpThreads == 0 && _options.InterOpThreads == 0 && OnnxEnvironment.EnsureCreated())
+            {
+                sharedPools = true;
+                sessionOptions.DisablePerSessionThreads(); // the process's shared pools (OnnxEnvironment)
+            }
+            else
+            {
+                if (_options.IntraOpThreads == 0 && _options.InterOpThreads == 0)
+                {
+                    Log.SharedThreadPoolsUnavailable(_logger, Id);
+                }
+
+                sessionOptions.IntraOpNumThreads = _options.IntraOpThreads;
+                sessionOptions.InterOpNumThreads = _options.InterOpThreads;
+            }
+
             sessionOptions.ExecutionMode = _options.ExecutionMode;
             sessionOptions.GraphOptimizationLevel = _options.GraphOptimizationLevel;
             sessionOptions.EnableCpuMemArena = _options.EnableMemoryArena;

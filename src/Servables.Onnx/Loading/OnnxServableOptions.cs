@@ -21,12 +21,18 @@ public sealed class OnnxServableOptions
     /// <value>0 to 255. Defaults to 0.</value>
     public int CudaDeviceId { get; set; }
 
-    /// <summary>Threads one operator may use (ONNX Runtime's intra-op pool).</summary>
-    /// <value>0 (ONNX Runtime's default: one per physical core) to 1024. Defaults to 0.</value>
+    /// <summary>Threads one operator may use, in a pool of the session's own; 0 for the process's shared pools.</summary>
+    /// <value>
+    /// 0 to 1024. Defaults to 0: with <see cref="InterOpThreads"/> also 0, the session runs on the pools
+    /// every session in the process shares (<see cref="OnnxEnvironment"/>), so that concurrent callers and
+    /// the two versions of a hot swap do not oversubscribe the cores. Set a count to give the session its
+    /// own pools (ONNX Runtime's default is one thread per physical core; 1 suits many concurrent callers
+    /// of a small model).
+    /// </value>
     public int IntraOpThreads { get; set; }
 
-    /// <summary>Threads that run independent operators in parallel (only with <see cref="ExecutionMode.ORT_PARALLEL"/>).</summary>
-    /// <value>0 (ONNX Runtime's default) to 1024. Defaults to 0.</value>
+    /// <summary>Threads that run independent operators in parallel (only with <see cref="ExecutionMode.ORT_PARALLEL"/>), in a pool of the session's own; 0 for the shared pools.</summary>
+    /// <value>0 to 1024. Defaults to 0. Setting it gives the session its own pools, as <see cref="IntraOpThreads"/> does.</value>
     public int InterOpThreads { get; set; }
 
     /// <summary>Whether independent operators run one after another or in parallel.</summary>

@@ -87,6 +87,9 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
     /// <summary>Where the model runs: <see cref="OnnxExecutionProvider.Cpu"/> or <see cref="OnnxExecutionProvider.Cuda"/> (never Auto: what Auto chose).</summary>
     public OnnxExecutionProvider ExecutionProvider { get; }
 
+    /// <summary>Whether the session runs on the process's shared thread pools (<see cref="OnnxEnvironment"/>) rather than its own.</summary>
+    internal bool SharedThreadPools { get; init; }
+
     /// <summary>The model's inputs, in the model's order.</summary>
     public IReadOnlyList<OnnxTensorInfo> Inputs => _inputs;
 
