@@ -43,7 +43,18 @@ public sealed class OnnxBatchTask : IBatchTask
             throw new ArgumentException($"A batched call of {id} needs at least one input.", nameof(inputs));
         }
 
-        string[] names = [.. inputs.Keys.Order(StringComparer.Ordinal)];
+        var names = new string[inputs.Count];
+        int named = 0;
+        foreach (KeyValuePair<string, OrtValue> input in inputs)
+        {
+            names[named++] = input.Key;
+        }
+
+        if (names.Length > 1)
+        {
+            Array.Sort(names, StringComparer.Ordinal);
+        }
+
         var values = new OrtValue[names.Length];
         var key = new StringBuilder();
         long rows = -1;
@@ -60,7 +71,13 @@ public sealed class OnnxBatchTask : IBatchTask
             }
 
             rows = shape[0];
-            key.Append(names[i]).Append(':').Append((int)info.ElementDataType).Append('[').AppendJoin(',', shape.Skip(1)).Append("];");
+            key.Append(names[i]).Append(':').Append((int)info.ElementDataType).Append('[');
+            for (int d = 1; d < shape.Length; d++)
+            {
+                key.Append(d > 1 ? "," : string.Empty).Append(shape[d]);
+            }
+
+            key.Append("];");
         }
 
         key.Append("->").AppendJoin(';', outputNames);

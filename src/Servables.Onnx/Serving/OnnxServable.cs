@@ -261,7 +261,21 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
     /// <summary>The batch function: runs each group of calls that can run together as one session run, each call's failure its own group's.</summary>
     private ValueTask RunBatch(Batch<OnnxBatchTask> batch, CancellationToken cancellationToken)
     {
-        foreach (IGrouping<string, OnnxBatchTask> group in batch.Tasks.GroupBy(t => t.Key, StringComparer.Ordinal))
+        IReadOnlyList<OnnxBatchTask> tasks = batch.Tasks;
+        string key = tasks[0].Key;
+        bool oneGroup = true;
+        for (int i = 1; i < tasks.Count && oneGroup; i++)
+        {
+            oneGroup = string.Equals(tasks[i].Key, key, StringComparison.Ordinal);
+        }
+
+        if (oneGroup)
+        {
+            RunGroup(tasks);
+            return ValueTask.CompletedTask;
+        }
+
+        foreach (IGrouping<string, OnnxBatchTask> group in tasks.GroupBy(t => t.Key, StringComparer.Ordinal))
         {
             RunGroup([.. group]);
         }
@@ -269,22 +283,28 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Concatenates the calls' inputs along dimension 0 (padded to an allowed size), runs once, and gives each call its rows of every output.</summary>
-    private void RunGroup(OnnxBatchTask[] tasks)
+    /// <summary>Concatenates the calls' inputs along dimension 0 (padded to an allowed size), runs once, and gives each call views of its rows of every output.</summary>
+    private void RunGroup(IReadOnlyList<OnnxBatchTask> tasks)
     {
         OnnxBatchTask first = tasks[0];
-        int rows = tasks.Sum(t => t.Size);
+        int rows = 0;
+        for (int i = 0; i < tasks.Count; i++)
+        {
+            rows += tasks[i].Size;
+        }
+
         int padded = _allowedBatchSizes.FirstOrDefault(size => size >= rows, rows);
         var inputs = new OrtValue[first.InputNames.Length];
         var buffers = new byte[inputs.Length][];
-        var outputs = new OrtValue[tasks.Length][];
+        var outputs = new OrtValue[tasks.Count][];
+        OnnxOutputs.BatchRun? run = null;
         try
         {
             EnterRun();
         }
         catch (ObjectDisposedException ex)
         {
-            Array.ForEach(tasks, t => t.Failure = ex);
+            Fail(tasks, ex);
             return;
         }
 
@@ -296,9 +316,9 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
                 (Microsoft.ML.OnnxRuntime.Tensors.TensorElementType type, long[] trailing, long rowBytes) = OnnxBatchTask.RowLayout(first.Inputs[k], first.Size);
                 byte[] data = buffers[k] = GC.AllocateUninitializedArray<byte>(checked((int)(padded * rowBytes)), pinned: true);
                 int offset = 0;
-                foreach (OnnxBatchTask task in tasks)
+                for (int i = 0; i < tasks.Count; i++)
                 {
-                    Span<byte> rowsOfTask = task.Inputs[k].GetTensorMutableRawData();
+                    Span<byte> rowsOfTask = tasks[i].Inputs[k].GetTensorMutableRawData();
                     rowsOfTask.CopyTo(data.AsSpan(offset));
                     offset += rowsOfTask.Length;
                 }
@@ -307,8 +327,9 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
                 inputs[k] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, type, [padded, .. trailing], Marshal.UnsafeAddrOfPinnedArrayElement(data, 0), data.Length);
             }
 
-            using IDisposableReadOnlyCollection<OrtValue> results = _session.Run(_runOptions, first.InputNames, inputs, first.OutputNames);
-            for (int i = 0; i < tasks.Length; i++)
+            run = new OnnxOutputs.BatchRun(_session.Run(_runOptions, first.InputNames, inputs, first.OutputNames), tasks.Count + 1);
+            IDisposableReadOnlyCollection<OrtValue> results = run.Results;
+            for (int i = 0; i < tasks.Count; i++)
             {
                 outputs[i] = new OrtValue[results.Count];
             }
@@ -316,25 +337,27 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
             for (int j = 0; j < results.Count; j++)
             {
                 OrtTensorTypeAndShapeInfo info = results[j].GetTensorTypeAndShape();
-                if (info.IsString || info.Shape.Length == 0 || info.Shape[0] != padded)
+                long[] shape = info.Shape;
+                if (info.IsString || shape.Length == 0 || shape[0] != padded)
                 {
-                    throw new InvalidOperationException($"Output '{first.OutputNames[j]}' of {Id} is {info.ElementDataType}[{string.Join(", ", info.Shape)}] for {padded} input rows: batching needs every output to have the rows as its first dimension. Turn Batching off for this model.");
+                    throw new InvalidOperationException($"Output '{first.OutputNames[j]}' of {Id} is {info.ElementDataType}[{string.Join(", ", shape)}] for {padded} input rows: batching needs every output to have the rows as its first dimension. Turn Batching off for this model.");
                 }
 
                 long rowBytes = results[j].GetTensorSizeInBytes() / padded;
-                ReadOnlySpan<byte> all = results[j].GetTensorMutableRawData();
+                nint all = AddressOf(results[j].GetTensorMutableRawData());
                 long row = 0;
-                for (int i = 0; i < tasks.Length; i++)
+                for (int i = 0; i < tasks.Count; i++)
                 {
-                    OrtValue mine = outputs[i][j] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, info.ElementDataType, [tasks[i].Size, .. info.Shape[1..]]);
-                    all.Slice((int)(row * rowBytes), (int)(tasks[i].Size * rowBytes)).CopyTo(mine.GetTensorMutableRawData());
+                    long[] mine = (long[])shape.Clone();
+                    mine[0] = tasks[i].Size;
+                    outputs[i][j] = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, info.ElementDataType, mine, all + (nint)(row * rowBytes), tasks[i].Size * rowBytes);
                     row += tasks[i].Size;
                 }
             }
 
-            for (int i = 0; i < tasks.Length; i++)
+            for (int i = 0; i < tasks.Count; i++)
             {
-                tasks[i].Outputs = new OnnxOutputs(outputs[i]);
+                tasks[i].Outputs = new OnnxOutputs(outputs[i], run);
             }
 
             Record(started, "success");
@@ -352,10 +375,13 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
                 value?.Dispose();
             }
 
-            Array.ForEach(tasks, t => (t.Outputs, t.Failure) = (null, failure));
+            run?.Results.Dispose();
+            run = null;
+            Fail(tasks, failure);
         }
         finally
         {
+            run?.Release(); // the batch function's own hold
             foreach (OrtValue? input in inputs)
             {
                 input?.Dispose();
@@ -363,6 +389,23 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
 
             GC.KeepAlive(buffers);
             ExitRun();
+        }
+    }
+
+    private static void Fail(IReadOnlyList<OnnxBatchTask> tasks, Exception failure)
+    {
+        for (int i = 0; i < tasks.Count; i++)
+        {
+            (tasks[i].Outputs, tasks[i].Failure) = (null, failure);
+        }
+    }
+
+    /// <summary>The address of a tensor's data, which ONNX Runtime allocated (native memory the collector never moves).</summary>
+    private static unsafe nint AddressOf(Span<byte> native)
+    {
+        fixed (byte* start = native)
+        {
+            return (nint)start;
         }
     }
 

@@ -57,6 +57,32 @@ public sealed class OnnxBatchingTests : IDisposable
     }
 
     [Fact]
+    public async Task OutputsOfOneBatch_DisposedInAnyOrder_EachStaysReadableUntilItsOwnDispose()
+    {
+        await using OnnxServable mlp = await LoadAsync("mlpviews", TestModels.Mlp(), batching => (batching.Queue.MaxBatchSize, batching.Queue.BatchTimeout) = (4, TimeSpan.FromSeconds(10)));
+        float[][] rows = [.. Enumerable.Range(0, 4).Select(i => TestModels.Inputs(1, Features, seed: i + 20))];
+        var inputs = rows.Select(row => OrtValue.CreateTensorValueFromMemory(row, [1, Features])).ToArray();
+        try
+        {
+            // Full at 4 calls: one run, whose output tensors the four calls' views share.
+            IDisposableReadOnlyCollection<OrtValue>[] outputs = await Task.WhenAll(inputs.Select(x => mlp.RunAsync(new Dictionary<string, OrtValue> { ["X"] = x }))).WaitAsync(Wait);
+
+            Assert.Equal(4, Assert.Single(_batches, b => b.Queue == "mlpviews:1" && b.Size > 0).Size);
+            foreach (int i in new[] { 2, 0, 3, 1 })
+            {
+                Assert.Equal(new long[] { 1, 3 }, outputs[i][0].GetTensorTypeAndShape().Shape);
+                Assert.Equal(Unbatched(mlp, rows[i], Features), outputs[i][0].GetTensorDataAsSpan<float>().ToArray()); // the others disposed before it
+                outputs[i].Dispose();
+                outputs[i].Dispose(); // idempotent: the shared run is released once per call
+            }
+        }
+        finally
+        {
+            Array.ForEach(inputs, x => x.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task PaddedToTheNextAllowedSize_PaddingNeverReachesAResult()
     {
         var time = new FakeTimeProvider();
