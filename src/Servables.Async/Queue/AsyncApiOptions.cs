@@ -116,7 +116,8 @@ public sealed class AsyncApiOptions
     /// <para>
     /// Requests wait in the API's queue (<see cref="QueueCapacity"/>); up to
     /// <see cref="BatchQueueOptions.MaxEnqueuedBatches"/> × <see cref="BatchQueueOptions.MaxBatchSize"/> of them
-    /// are taken from it at a time, to wait for a batch or to run in one. <see cref="WorkerCount"/> ×
+    /// are taken from it at a time, to wait for a batch or to run in one (those no longer count against
+    /// <see cref="QueueCapacity"/>, as a request a lane runs does not). <see cref="WorkerCount"/> ×
     /// <see cref="MaxConcurrencyPerWorker"/> (at most 256 for a batched API) is how many batches run at once.
     /// <see cref="BatchQueueOptions.AllowedBatchSizes"/> only shows in the <c>servables.batch.padding</c> metric:
     /// the handler receives the requests themselves and pads where its model needs it. Copied when the API starts.

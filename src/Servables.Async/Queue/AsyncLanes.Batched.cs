@@ -144,8 +144,8 @@ internal sealed partial class AsyncLanes
         }
         catch (Exception ex) when (task.Phase is AsyncBatchTask.BatchPhase.Queued)
         {
-            // Never expected: the stage keeps the batch queue from filling, and it closes only after the last schedule.
-            string error = $"The request could not join a batch ({TypeNames.Readable(ex.GetType())}: {ex.Message}).";
+            // Never expected: the stage keeps the batch queue from filling, it closes only after the last schedule, and the batch function does not throw.
+            string error = $"The request could not run in a batch ({TypeNames.Readable(ex.GetType())}: {ex.Message}).";
             if (await FailOrReportAsync(request, error, _time.GetUtcNow()).ConfigureAwait(false))
             {
                 _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
@@ -153,6 +153,12 @@ internal sealed partial class AsyncLanes
             }
 
             return;
+        }
+#pragma warning disable CA1031 // The request has its outcome: store it, whatever else failed.
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            // The batch function failed after the request's outcome was set (the scheduler logged it): go on with that outcome.
         }
 
         switch (task.Phase)
