@@ -1,7 +1,9 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Servables.Async.Tests.Queue;
+using Servables.Testing;
 
 namespace Servables.Async.Tests.Handlers;
 
@@ -50,6 +52,25 @@ public sealed class BatchAsyncHandlerHostingTests
     }
 
     [Fact]
+    public async Task HealthCheck_BatchedApi_HealthyWithItsOneFeedingLane_UnhealthyOnceStopped()
+    {
+        AsyncHost host = await AsyncHost.StartAsync(s =>
+        {
+            s.AddHealthChecks().AddAsyncApis();
+            s.AddSingleton<BatchProbe>().AddAsyncHandler<RecordingBatchHandler>("batched", o => o.WorkerCount = 2);
+        });
+        HealthCheckService health = host.Host.Services.GetRequiredService<HealthCheckService>();
+
+        HealthReportEntry running = (await health.CheckHealthAsync()).Entries["async-api:batched"];
+        Assert.Equal(HealthStatus.Healthy, running.Status);
+        Assert.Equal((1, 1), ((int)running.Data["lanes"], (int)running.Data["lanes_alive"]));
+
+        await host.Host.StopAsync();
+        Assert.Equal(HealthStatus.Unhealthy, (await health.CheckHealthAsync()).Entries["async-api:batched"].Status);
+        await host.DisposeAsync();
+    }
+
+    [Fact]
     public async Task BatchedApi_RecordsCoreBatchMetrics_AsyncOutcomes_AndTheHandlersOwn()
     {
         string api = $"b{Guid.NewGuid():N}";
@@ -89,6 +110,17 @@ public sealed class BatchAsyncHandlerHostingTests
         Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(await client.SubmitTextAsync("ok"), TimeSpan.FromSeconds(10))).State);
         Assert.Equal(AsyncRequestState.Failed, (await client.WaitForCompletionAsync(await client.SubmitTextAsync("fail"), TimeSpan.FromSeconds(10))).State);
 
+        // An outcome is counted just after it is stored, which is what wakes the waiter: wait for the second count.
+        await Eventually.WaitUntilAsync(
+            () =>
+            {
+                lock (seen)
+                {
+                    return seen.Count(m => m.Name == "servables.async.requests") == 2;
+                }
+            },
+            TimeSpan.FromSeconds(10),
+            "both outcomes to be counted");
         lock (seen)
         {
             Assert.Equal(2, seen.Count(m => m.Name == "servables.batch.size" && m.Value == 1));

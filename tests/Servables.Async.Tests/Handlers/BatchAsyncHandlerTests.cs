@@ -154,8 +154,10 @@ public class BatchAsyncHandlerTests
         string cancelled = await client.SubmitTextAsync("cancelme");
         string kept = await client.SubmitTextAsync("kept");
         await ReleaseWhenQueuedAsync(host, 2);
-        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(cancelled)).State == AsyncRequestState.InProgress, Wait, "the second batch to start");
-        Assert.Equal(AsyncRequestState.InProgress, (await client.GetStatusAsync(kept)).State);
+        await Eventually.WaitUntilAsync(
+            async () => (await client.GetStatusAsync(cancelled)).State == AsyncRequestState.InProgress && (await client.GetStatusAsync(kept)).State == AsyncRequestState.InProgress,
+            Wait,
+            "the second batch to start both its requests");
         Assert.True(await client.CancelAsync(cancelled));
 
         AsyncRequestStatus failed = await client.WaitForCompletionAsync(cancelled, Wait);
