@@ -24,11 +24,13 @@ public sealed class AsyncApiOptions
     public int QueueCapacity { get; set; } = 1024;
 
     /// <summary>How many workers take requests from the queue; each runs <see cref="MaxConcurrencyPerWorker"/> lanes, and a lane runs one request at a time.</summary>
+    /// <remarks>For an <see cref="IBatchAsyncHandler"/>, <see cref="WorkerCount"/> × <see cref="MaxConcurrencyPerWorker"/> (at most 256) is how many batches run at once (see <see cref="Batching"/>).</remarks>
     /// <value>1 to 256. Defaults to 1.</value>
     [OptionRange(1, 256)]
     public int WorkerCount { get; set; } = 1;
 
     /// <summary>How many requests each worker runs at once: its lanes, each an idle async loop of a few hundred bytes until a request arrives.</summary>
+    /// <remarks>For an <see cref="IBatchAsyncHandler"/>, how many batches each worker runs at once (see <see cref="WorkerCount"/>).</remarks>
     /// <value>1 to 1024. Defaults to 1.</value>
     [OptionRange(1, 1024)]
     public int MaxConcurrencyPerWorker { get; set; } = 1;
