@@ -221,7 +221,12 @@ internal sealed partial class AsyncLanes
         {
             foreach (AsyncBatchTask task in running)
             {
-                if (task.Cancellation is { } cancellation && task.Request.Stopped())
+                if (task.Cancellation is not { } cancellation)
+                {
+                    continue; // never ran (only if the code above threw): its continuation fails it
+                }
+
+                if (task.Request.Stopped())
                 {
                     cancellation.Dispose(); // else a canceller took it, and it belongs to nobody now
                 }
