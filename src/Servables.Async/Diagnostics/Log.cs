@@ -55,4 +55,16 @@ internal static partial class Log
 
     [LoggerMessage(216, LogLevel.Warning, "The result store of async API {ApiName} could not mark request {RequestId} in progress; it runs anyway, and the store reads it queued until its outcome is stored")]
     public static partial void StartNotStored(ILogger logger, string apiName, string requestId, Exception exception);
+
+    [LoggerMessage(217, LogLevel.Error, "The batch handler of async API {ApiName} threw; the {Count} request(s) of its batch fail")]
+    public static partial void BatchHandlerThrew(ILogger logger, string apiName, int count, Exception exception);
+
+    [LoggerMessage(218, LogLevel.Error, "The batch handler of async API {ApiName} failed request {RequestId}")]
+    public static partial void BatchRequestFailed(ILogger logger, string apiName, string requestId, Exception exception);
+
+    [LoggerMessage(219, LogLevel.Error, "The batch handler of async API {ApiName} returned {Results} result(s) for {Count} request(s); every request of the batch fails")]
+    public static partial void BatchResultsMiscounted(ILogger logger, string apiName, string results, int count);
+
+    [LoggerMessage(220, LogLevel.Information, "Async API {ApiName} runs its handler on batches: up to {MaxBatchSize} request(s) each, batch timeout {BatchTimeout}, {Workers} batch(es) at once, {Stage} request(s) taken from the queue at most")]
+    public static partial void BatchingStarted(ILogger logger, string apiName, int maxBatchSize, TimeSpan batchTimeout, int workers, int stage);
 }

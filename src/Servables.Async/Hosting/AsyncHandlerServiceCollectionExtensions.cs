@@ -13,12 +13,13 @@ public static class AsyncHandlerServiceCollectionExtensions
     /// <summary>Registers the async API named <see cref="AsyncApiOptions.DefaultName"/> with handler <typeparamref name="THandler"/>.</summary>
     /// <inheritdoc cref="AddAsyncHandler{THandler}(IServiceCollection, string, Action{AsyncApiOptions}?)" />
     public static IServiceCollection AddAsyncHandler<THandler>(this IServiceCollection services, Action<AsyncApiOptions>? configure = null)
-        where THandler : class, IAsyncHandler =>
+        where THandler : class =>
         services.AddAsyncHandler<THandler>(AsyncApiOptions.DefaultName, configure);
 
     /// <summary>
     /// Registers an async API: its queue, result store and workers (a hosted service), its handler
-    /// (constructed once at start) and its client — a keyed <see cref="IAsyncApiClient"/> under
+    /// (an <see cref="IAsyncHandler"/>, called once per request, or an <see cref="IBatchAsyncHandler"/>, called
+    /// with batches as <see cref="AsyncApiOptions.Batching"/> says; constructed once at start) and its client — a keyed <see cref="IAsyncApiClient"/> under
     /// <paramref name="apiName"/>, the unkeyed <see cref="IAsyncApiClient"/> for the first API
     /// registered, and <see cref="IAsyncApiClientFactory"/>. Options are validated when the host starts.
     /// Calling it again with the same name and handler only adds configuration.
@@ -26,16 +27,23 @@ public static class AsyncHandlerServiceCollectionExtensions
     /// <param name="services">The service collection.</param>
     /// <param name="apiName">The API's name (1 to 128 of <c>A-Z a-z 0-9 - _ . ~</c>).</param>
     /// <param name="configure">Configures the API; null for the defaults.</param>
+    /// <typeparam name="THandler">The handler class: it implements <see cref="IAsyncHandler"/> or <see cref="IBatchAsyncHandler"/>, not both.</typeparam>
     /// <returns>The service collection, for chaining.</returns>
-    /// <exception cref="InvalidOperationException">The name is already registered with another handler type.</exception>
+    /// <exception cref="ArgumentException">The name is malformed.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// <typeparamref name="THandler"/> implements both <see cref="IAsyncHandler"/> and <see cref="IBatchAsyncHandler"/>, or neither;
+    /// or the name is already registered with another handler type.
+    /// </exception>
     public static IServiceCollection AddAsyncHandler<THandler>(this IServiceCollection services, string apiName, Action<AsyncApiOptions>? configure = null)
-        where THandler : class, IAsyncHandler
+        where THandler : class
     {
         ArgumentNullException.ThrowIfNull(services);
         if (!AsyncRequestIds.IsWellFormed(apiName))
         {
             throw new ArgumentException($"The API name '{apiName}' is malformed; use 1 to 128 of A-Z a-z 0-9 - _ . ~.", nameof(apiName));
         }
+
+        AsyncHandlerKind.CheckOne(typeof(THandler), apiName);
 
         OptionsBuilder<AsyncApiOptions> options = services.AddOptions<AsyncApiOptions>(apiName);
         if (configure is not null)

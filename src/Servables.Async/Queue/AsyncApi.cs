@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -32,7 +33,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     public AsyncApi(string apiName, AsyncApiOptions options, IServiceProvider services, Type handlerType, AsyncMetrics metrics, ILoggerFactory? loggerFactory, TimeProvider? timeProvider)
     {
-        IReadOnlyList<string> errors = options.Validate();
+        List<string> errors = options.ValidateFor(handlerType);
         if (errors.Count > 0)
         {
             throw new ArgumentException($"Invalid AsyncApiOptions for API '{apiName}': " + string.Join(" ", errors), nameof(options));
@@ -45,7 +46,8 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _time = timeProvider ?? TimeProvider.System;
         _apiTag = new KeyValuePair<string, object?>("api", apiName);
         _queued = new QueueSlots(options.QueueCapacity);
-        _queue = Channel.CreateUnbounded<LiveRequest>(new UnboundedChannelOptions { SingleReader = options.WorkerCount * options.MaxConcurrencyPerWorker == 1 });
+        bool batched = AsyncHandlerKind.IsBatched(handlerType);
+        _queue = Channel.CreateUnbounded<LiveRequest>(new UnboundedChannelOptions { SingleReader = batched || options.WorkerCount * options.MaxConcurrencyPerWorker == 1 });
         var storeOptions = new AsyncResultStoreOptions
         {
             Retention = options.ResultRetention,
@@ -54,7 +56,10 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         };
         _store = options.StoreFactory?.Invoke(services, storeOptions) ?? AsyncResultStores.Create(options, storeOptions, apiName);
         _table = _store as IAsyncRequestTable ?? new StoreRequestTable(_store);
-        _lanes = new AsyncLanes(apiName, options, _table, _queue, _queued, metrics, _logger, _time);
+        _lanes = new AsyncLanes(apiName, options, _table, _queue, _queued, metrics, _logger, _time)
+        {
+            Batching = batched ? new AsyncLanes.BatchingSetup(loggerFactory, services.GetService(typeof(IMeterFactory)) as IMeterFactory) : null,
+        };
         _lifecycle = new AsyncApiLifecycle(apiName, options, services, handlerType, _table, _queue, _queued, _lanes, metrics, _logger, _time);
         metrics.Register(this);
     }
@@ -69,14 +74,20 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     /// <summary>The queue's capacity (<see cref="AsyncApiOptions.QueueCapacity"/>).</summary>
     public int QueueCapacity => _options.QueueCapacity;
 
-    /// <summary>How many lanes the API runs once started.</summary>
-    public int LaneCount => _options.WorkerCount * _options.MaxConcurrencyPerWorker;
+    /// <summary>How many lanes the API runs once started (one, that feeds the batch queue, for a batched handler).</summary>
+    public int LaneCount => _lanes.LaneCount;
 
     /// <summary>How many lanes run now (a lane ends only when the API stops).</summary>
     public int LanesAlive => _lanes.Alive;
 
     /// <summary>Started and not stopping: it accepts and runs requests.</summary>
     public bool IsRunning => _lifecycle.IsRunning;
+
+    /// <summary>Requests of a batched API taken from the queue and waiting for their batch.</summary>
+    public int BatchQueuedSize => _lanes.BatchQueuedSize;
+
+    /// <summary>When the batch timeout's timer of a batched API fires (a timestamp of <see cref="Time"/>); <see cref="long.MaxValue"/> when it is not set. A worker that set it found no batch ready.</summary>
+    public long BatchTimerDue => _lanes.BatchTimerDue;
 
     /// <summary>The API's clock.</summary>
     public TimeProvider Time => _time;

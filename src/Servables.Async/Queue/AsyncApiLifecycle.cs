@@ -28,7 +28,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
     private readonly QueueSlots _queued;
     private readonly AsyncLanes _lanes;
     private readonly CancellationTokenSource _expiryStop = new();
-    private IAsyncHandler? _handler;
+    private object? _handler; // an IAsyncHandler or an IBatchAsyncHandler
     private Task _expiryLoop = Task.CompletedTask;
 
     // Stopping and disposing are each one sequence, begun once under _gate; every caller awaits it.
@@ -79,7 +79,10 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
         }
 
         _handler = CreateHandler();
-        await _handler.InitializeAsync(cancellationToken).ConfigureAwait(false);
+        ValueTask initializing = _handler is IBatchAsyncHandler batched
+            ? batched.InitializeAsync(cancellationToken)
+            : ((IAsyncHandler)_handler).InitializeAsync(cancellationToken);
+        await initializing.ConfigureAwait(false);
         _lanes.Start(_handler);
         _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
         _started = true;
@@ -226,7 +229,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
         _expiryStop.Dispose();
     }
 
-    private IAsyncHandler CreateHandler()
+    private object CreateHandler()
     {
         // Hand the handler its per-API config and metrics only where its constructors ask for them.
         Type[] wanted = [.. _handlerType.GetConstructors().SelectMany(c => c.GetParameters()).Select(p => p.ParameterType)];
@@ -241,7 +244,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
             args.Add(new AsyncHandlerMetrics(_metrics.HandlerMeter, ApiName));
         }
 
-        return (IAsyncHandler)ActivatorUtilities.CreateInstance(_services, _handlerType, [.. args]);
+        return ActivatorUtilities.CreateInstance(_services, _handlerType, [.. args]);
     }
 
     private async Task RunExpiryLoopAsync()

@@ -24,11 +24,13 @@ public sealed class AsyncApiOptions
     public int QueueCapacity { get; set; } = 1024;
 
     /// <summary>How many workers take requests from the queue; each runs <see cref="MaxConcurrencyPerWorker"/> lanes, and a lane runs one request at a time.</summary>
+    /// <remarks>For an <see cref="IBatchAsyncHandler"/>, <see cref="WorkerCount"/> × <see cref="MaxConcurrencyPerWorker"/> (at most 256) is how many batches run at once (see <see cref="Batching"/>).</remarks>
     /// <value>1 to 256. Defaults to 1.</value>
     [OptionRange(1, 256)]
     public int WorkerCount { get; set; } = 1;
 
     /// <summary>How many requests each worker runs at once: its lanes, each an idle async loop of a few hundred bytes until a request arrives.</summary>
+    /// <remarks>For an <see cref="IBatchAsyncHandler"/>, how many batches each worker runs at once (see <see cref="WorkerCount"/>).</remarks>
     /// <value>1 to 1024. Defaults to 1.</value>
     [OptionRange(1, 1024)]
     public int MaxConcurrencyPerWorker { get; set; } = 1;
@@ -104,6 +106,30 @@ public sealed class AsyncApiOptions
     /// <summary>The handler's <c>config</c>, handed to it as <see cref="AsyncHandlerConfig"/>.</summary>
     public IDictionary<string, string?> Config { get; } = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>How the queue forms batches for an <see cref="IBatchAsyncHandler"/>; null for the defaults of <see cref="BatchQueueOptions"/>.</summary>
+    /// <remarks>
+    /// <para>
+    /// Only for an API whose handler implements <see cref="IBatchAsyncHandler"/>: set for a one-request
+    /// <see cref="IAsyncHandler"/>, it fails validation. Null (the default) gives a batched handler
+    /// <see cref="BatchQueueOptions"/>' defaults: batches of up to 32 requests, no batch timeout (a batch runs
+    /// as soon as a worker is free, and fills while every worker is busy), and 10 batches' worth of requests
+    /// taken from the queue at most.
+    /// </para>
+    /// <para>
+    /// Requests wait in the API's queue (<see cref="QueueCapacity"/>); up to
+    /// <see cref="BatchQueueOptions.MaxEnqueuedBatches"/> × <see cref="BatchQueueOptions.MaxBatchSize"/> of them
+    /// are taken from it at a time, to wait for a batch or to run in one (those no longer count against
+    /// <see cref="QueueCapacity"/>, as a request a lane runs does not). <see cref="WorkerCount"/> ×
+    /// <see cref="MaxConcurrencyPerWorker"/> (at most 256 for a batched API) is how many batches run at once.
+    /// <see cref="BatchQueueOptions.AllowedBatchSizes"/> only shows in the <c>servables.batch.padding</c> metric:
+    /// the handler receives the requests themselves and pads where its model needs it. Copied when the API starts.
+    /// </para>
+    /// </remarks>
+    /// <value>Defaults to null.</value>
+#pragma warning disable SYSLIB1212 // Checked by Validate() with BatchQueueOptions.Validate(), which also checks AllowedBatchSizes (no attribute can).
+    public BatchQueueOptions? Batching { get; set; }
+#pragma warning restore SYSLIB1212
+
     /// <summary>How handler results are serialised; null for the defaults (web casing not applied).</summary>
     public JsonSerializerOptions? JsonSerializerOptions { get; set; }
 
@@ -158,6 +184,33 @@ public sealed class AsyncApiOptions
             errors.Add($"{nameof(SqlitePath)} must be set when {nameof(Store)} is Sqlite (see UseSqliteStore).");
         }
 
+        if (Batching is not null)
+        {
+            errors.AddRange(Batching.Validate().Select(e => $"{nameof(Batching)}: {e}"));
+        }
+
         return errors;
     }
+
+    /// <summary>Lists what is wrong with these options for an API whose handler is <paramref name="handlerType"/>: <see cref="Validate()"/>'s problems, and those that depend on the handler.</summary>
+    internal List<string> ValidateFor(Type handlerType)
+    {
+        List<string> errors = [.. Validate()];
+        if (AsyncHandlerKind.IsBatched(handlerType))
+        {
+            if ((long)WorkerCount * MaxConcurrencyPerWorker > MaxBatchWorkers)
+            {
+                errors.Add($"{nameof(WorkerCount)} × {nameof(MaxConcurrencyPerWorker)} is how many batches a batched handler runs at once, at most {MaxBatchWorkers}; it is {WorkerCount} × {MaxConcurrencyPerWorker}.");
+            }
+        }
+        else if (Batching is not null)
+        {
+            errors.Add($"{nameof(Batching)} is set, but handler {TypeNames.Qualified(handlerType)} implements {nameof(IAsyncHandler)}, which takes one request per call. Implement {nameof(IBatchAsyncHandler)} to be called with batches, or leave {nameof(Batching)} null.");
+        }
+
+        return errors;
+    }
+
+    /// <summary>The most batches a batched API runs at once (the Core scheduler's most workers).</summary>
+    internal const int MaxBatchWorkers = 256;
 }

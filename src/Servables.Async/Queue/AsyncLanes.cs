@@ -13,9 +13,11 @@ namespace Servables.Async;
 /// cancellation, and stores the outcome; a store that fails is retried <see cref="AsyncApiOptions.StoreRetries"/>
 /// times, then the request fails in the store or, failing that, in process. Every request ends
 /// completed or failed; a faulty payload, handler or store call fails that request only. After a
-/// hard stop (<see cref="HardStopAsync"/>) lanes abandon what they take. Thread-safe.
+/// hard stop (<see cref="HardStopAsync"/>) lanes abandon what they take. For an <see cref="IBatchAsyncHandler"/>
+/// one lane feeds a batch queue instead, and each request keeps these semantics (see the other part of this class).
+/// Thread-safe.
 /// </remarks>
-internal sealed class AsyncLanes : IDisposable
+internal sealed partial class AsyncLanes : IDisposable
 {
     private readonly AsyncApiOptions _options;
     private readonly IAsyncRequestTable _table;
@@ -51,18 +53,31 @@ internal sealed class AsyncLanes : IDisposable
     /// <summary>How many lanes run now (a lane ends only when the API stops).</summary>
     public int Alive => Tasks.Count(lane => !lane.IsCompleted);
 
-    /// <summary>Starts the lanes with the initialised handler; called once.</summary>
-    public void Start(IAsyncHandler handler)
+    /// <summary>How many lanes run once started: <see cref="AsyncApiOptions.WorkerCount"/> × <see cref="AsyncApiOptions.MaxConcurrencyPerWorker"/>, or the one that feeds the batch queue.</summary>
+    public int LaneCount => Batching is null ? _options.WorkerCount * _options.MaxConcurrencyPerWorker : 1;
+
+    /// <summary>Starts the lanes with the initialised handler (an <see cref="IAsyncHandler"/>, or an <see cref="IBatchAsyncHandler"/> when <see cref="Batching"/> is set); called once.</summary>
+    public void Start(object handler)
     {
-        _handler = handler;
+        if (Batching is not null)
+        {
+            StartBatched((IBatchAsyncHandler)handler);
+            return;
+        }
+
+        _handler = (IAsyncHandler)handler;
         Tasks = [.. Enumerable.Range(0, _options.WorkerCount * _options.MaxConcurrencyPerWorker).Select(_ => Task.Run(RunLaneAsync, CancellationToken.None))];
     }
 
     /// <summary>Out of shutdown time: cancels running handlers' tokens; lanes abandon what they take from now on.</summary>
     public Task HardStopAsync() => _hardStop.CancelAsync();
 
-    /// <summary>Releases the hard-stop source; only when no lane runs.</summary>
-    public void Dispose() => _hardStop.Dispose();
+    /// <summary>Releases the hard-stop source (and the batch stage's places); only when no lane runs.</summary>
+    public void Dispose()
+    {
+        _hardStop.Dispose();
+        _stage?.Dispose();
+    }
 
     /// <summary>One lane: runs queued requests one at a time until the channel is completed and empty.</summary>
     /// <remarks>
@@ -129,50 +144,13 @@ internal sealed class AsyncLanes : IDisposable
             return;
         }
 
-        // Stamps come from the API's TimeProvider (never before the submit's); durations are measured
-        // with its timestamps, and only when a metric or a log takes them.
-        DateTimeOffset stamp = _time.GetUtcNow();
-        DateTimeOffset started = stamp > request.SubmittedAt ? stamp : request.SubmittedAt;
-        bool resumed = request.Recovered && request.StoredState == AsyncRequestState.InProgress;
-        bool start;
-        if (resumed)
-        {
-            start = request.TryStart(started.UtcTicks);
-        }
-        else
-        {
-            try
-            {
-                start = await _table.TryStartAsync(request, started).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (IsStoreFailure(ex))
-            {
-                // The in-progress mark is advisory (a request read queued after a crash runs again just as one
-                // read in progress), and a full store may refuse it yet take the outcome, which drops the payload
-                // and so makes room: run the request. The table took the start on the live request first, so a
-                // cancel meanwhile is not lost, and this process reads it in progress.
-                Log.StartNotStored(_logger, ApiName, request.Id, ex);
-                start = request.IsStarted || request.TryStart(started.UtcTicks);
-            }
-        }
-
-        if (!start)
+        DateTimeOffset started = StartStamp(request);
+        if (!await TryStartAsync(request, started).ConfigureAwait(false))
         {
             return; // cancelled while queued
         }
 
-        bool debug = _logger.IsEnabled(LogLevel.Debug);
-        bool timed = debug || _metrics.HandleDuration.Enabled;
-        bool waitTimed = debug || _metrics.QueueWait.Enabled;
-        long startedTimestamp = timed || waitTimed ? _time.GetTimestamp() : 0;
-        if (waitTimed)
-        {
-            double queueWait = request.SubmittedTimestamp != 0 && startedTimestamp != 0
-                ? _time.GetElapsedTime(request.SubmittedTimestamp, startedTimestamp).TotalSeconds
-                : Math.Max(0, (started - request.SubmittedAt).TotalSeconds);
-            _metrics.QueueWait.Record(queueWait, _apiTag);
-            Log.RequestStarted(_logger, queueWait * 1000);
-        }
+        long startedTimestamp = RecordStart(request, started);
 
         // One source per request, with the deadline's timer when there is one; the caller's cancel
         // and a hard stop reach it through the live request. Without a deadline the lane reuses its
@@ -197,18 +175,7 @@ internal sealed class AsyncLanes : IDisposable
         }
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
-            if (request.CancelledByCaller)
-            {
-                failure = "Cancelled by the caller while it ran.";
-            }
-            else if (_hardStop.IsCancellationRequested)
-            {
-                abandoned = true;
-            }
-            else
-            {
-                failure = $"The request exceeded its deadline of {_options.RequestTimeout} (RequestTimeout) and was cancelled.";
-            }
+            failure = CancelledFailure(request, out abandoned);
         }
 #pragma warning disable CA1031 // A throwing handler fails its own request only.
         catch (Exception ex)
@@ -237,9 +204,88 @@ internal sealed class AsyncLanes : IDisposable
             return;
         }
 
-        stamp = _time.GetUtcNow();
+        await FinishAsync(request, resultJson, failure, started, startedTimestamp).ConfigureAwait(false);
+    }
+
+    /// <summary>When a lane starts the request: the API clock's time, never before the submit's.</summary>
+    /// <remarks>Stamps come from the API's TimeProvider; durations are measured with its timestamps, and only when a metric or a log takes them.</remarks>
+    private DateTimeOffset StartStamp(LiveRequest request)
+    {
+        DateTimeOffset stamp = _time.GetUtcNow();
+        return stamp > request.SubmittedAt ? stamp : request.SubmittedAt;
+    }
+
+    /// <summary>Moves the request to in progress (in the store, and on the live request); false when it was cancelled while queued: do not run it.</summary>
+    private async ValueTask<bool> TryStartAsync(LiveRequest request, DateTimeOffset started)
+    {
+        if (request.Recovered && request.StoredState == AsyncRequestState.InProgress)
+        {
+            return request.TryStart(started.UtcTicks); // resumed: the store reads it in progress already
+        }
+
+        try
+        {
+            return await _table.TryStartAsync(request, started).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex))
+        {
+            // The in-progress mark is advisory (a request read queued after a crash runs again just as one
+            // read in progress), and a full store may refuse it yet take the outcome, which drops the payload
+            // and so makes room: run the request. The table took the start on the live request first, so a
+            // cancel meanwhile is not lost, and this process reads it in progress.
+            Log.StartNotStored(_logger, ApiName, request.Id, ex);
+            return request.IsStarted || request.TryStart(started.UtcTicks);
+        }
+    }
+
+    /// <summary>Records the queue wait of a request that starts now; returns the start's timestamp when the handle duration is timed, else 0.</summary>
+    private long RecordStart(LiveRequest request, DateTimeOffset started)
+    {
+        bool debug = _logger.IsEnabled(LogLevel.Debug);
+        bool timed = debug || _metrics.HandleDuration.Enabled;
+        bool waitTimed = debug || _metrics.QueueWait.Enabled;
+        long startedTimestamp = timed || waitTimed ? _time.GetTimestamp() : 0;
+        if (waitTimed)
+        {
+            double queueWait = request.SubmittedTimestamp != 0 && startedTimestamp != 0
+                ? _time.GetElapsedTime(request.SubmittedTimestamp, startedTimestamp).TotalSeconds
+                : Math.Max(0, (started - request.SubmittedAt).TotalSeconds);
+            _metrics.QueueWait.Record(queueWait, _apiTag);
+            Log.RequestStarted(_logger, queueWait * 1000);
+        }
+
+        return timed ? startedTimestamp : 0;
+    }
+
+    /// <summary>Why a request whose token was cancelled while it ran ends: its caller, its deadline, or a hard stop (<paramref name="abandoned"/>, no failure).</summary>
+    private string? CancelledFailure(LiveRequest request, out bool abandoned)
+    {
+        abandoned = false;
+        if (request.CancelledByCaller)
+        {
+            return "Cancelled by the caller while it ran.";
+        }
+
+        if (_hardStop.IsCancellationRequested)
+        {
+            abandoned = true;
+            return null;
+        }
+
+        return $"The request exceeded its deadline of {_options.RequestTimeout} (RequestTimeout) and was cancelled.";
+    }
+
+    /// <summary>Stores the outcome of a request that ran (retrying the store), and counts and logs it.</summary>
+    /// <param name="request">The request.</param>
+    /// <param name="resultJson">Its result, when <paramref name="failure"/> is null.</param>
+    /// <param name="failure">Why it failed, or null.</param>
+    /// <param name="started">When it started.</param>
+    /// <param name="startedTimestamp">The start's timestamp when the duration is timed, else 0 (the stamps are used).</param>
+    private async Task FinishAsync(LiveRequest request, string? resultJson, string? failure, DateTimeOffset started, long startedTimestamp)
+    {
+        DateTimeOffset stamp = _time.GetUtcNow();
         DateTimeOffset finished = stamp > started ? stamp : started;
-        double elapsed = timed && startedTimestamp != 0 ? _time.GetElapsedTime(startedTimestamp).TotalSeconds : (finished - started).TotalSeconds;
+        double elapsed = startedTimestamp != 0 ? _time.GetElapsedTime(startedTimestamp).TotalSeconds : (finished - started).TotalSeconds;
         _metrics.HandleDuration.Record(elapsed, _apiTag);
         try
         {

@@ -247,6 +247,9 @@ public class AsyncApiTests
         string slow = await client.SubmitTextAsync("slow");
         await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(slow)).State == AsyncRequestState.InProgress);
 
+        // In progress comes first, then the lane arms the deadline's timer on the fake clock, then calls the handler:
+        // move the clock only once the handler runs, or the timer is set after the move and never fires.
+        await Eventually.WaitUntilAsync(() => host.Probe.StartedIds.Contains(slow));
         time.Advance(TimeSpan.FromSeconds(30));
 
         AsyncRequestStatus failed = await client.WaitForCompletionAsync(slow, Wait);
