@@ -47,6 +47,17 @@ public sealed class AsyncMetricsTests
         await client.WaitForCompletionAsync(await client.SubmitTextAsync("ok"), TimeSpan.FromSeconds(10));
         await client.WaitForCompletionAsync(await client.SubmitTextAsync("throw"), TimeSpan.FromSeconds(10));
         await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await client.SubmitAsync(Array.Empty<byte>(), "text/plain"));
+
+        // A lane counts an outcome just after the store write that wakes the waiter: wait for both counts.
+        await Eventually.WaitUntilAsync(
+            () =>
+            {
+                lock (seen)
+                {
+                    return seen.Count(m => m.Name == "servables.async.requests") >= 2;
+                }
+            },
+            what: "both outcomes counted");
         listener.RecordObservableInstruments();
 
         lock (seen)
