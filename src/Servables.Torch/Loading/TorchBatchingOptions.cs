@@ -6,8 +6,8 @@ namespace Servables.Torch;
 /// zero rows to the next of <see cref="BatchQueueOptions.AllowedBatchSizes"/> when set, run once under
 /// <c>torch.no_grad()</c>, and each call gets its own rows of the output back, as a tensor it owns. Calls
 /// whose inputs differ in count, element type, device or trailing dimensions run in separate forwards.
-/// Every input must have the call's rows as its first dimension, and so must the output. The module is
-/// copied from these values when a loader is created; later changes reach only loaders created afterwards.
+/// Every input must have the call's rows as its first dimension, and so must the output. Loaders copy
+/// these values when they are created; later changes reach only loaders created afterwards. Not thread-safe while being changed.
 /// </remarks>
 public sealed class TorchBatchingOptions
 {
