@@ -14,7 +14,8 @@ namespace Servables.Benchmarks.Torch;
 /// (256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights, written with <see cref="TorchScriptWriter"/>),
 /// unbatched (<see cref="TorchServable.Forward(Tensor, bool)"/> on their own threads) and batched
 /// (<see cref="TorchServable.ForwardAsync(Tensor, bool, CancellationToken)"/> with <see cref="TorchServableOptions.Batching"/>),
-/// in alternating rounds of one second in one process; prints throughput and p50/p99 latency of both.
+/// in alternating rounds of one second in one process; prints throughput and p50/p99 latency of both, then
+/// one more batched round observed through the metrics (batch sizes, the batch function's forward time, queue delay).
 /// libtorch's intra-op threads belong to the process (<see cref="TorchRuntime.SetThreads"/>, <c>--torch-threads</c>),
 /// so both sides run with the same setting.
 /// </summary>
@@ -115,6 +116,7 @@ internal static class TorchBatchingLoad
             }
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  throughput batched/unbatched {throughput[1] / throughput[0]:F2}×; p99 batched − unbatched {Percentile(results[1], 0.99) - Percentile(results[0], 0.99):F3} ms (BatchTimeout {timeoutMs} ms)"));
+            await DescribeBatchesAsync(batched, examples);
             await batched.DisposeAsync();
             unbatched.Dispose();
             return 0;
@@ -143,6 +145,43 @@ internal static class TorchBatchingLoad
         }))];
         await Task.WhenAll(callers);
         return ([.. perCaller.SelectMany(l => l)], Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>One more batched round, observed through the metrics: batch sizes, queue delay, and the time the batched forwards took.</summary>
+    private static async Task DescribeBatchesAsync(TorchServable batched, float[][] examples)
+    {
+        var sizes = new List<int>();
+        var delays = new List<double>();
+        var forwards = new List<double>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name is "servables.batch.size" or "servables.batch.queue_delay" or "servables.torch.forward.duration")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<int>((_, value, _, _) =>
+        {
+            lock (sizes)
+            {
+                sizes.Add(value);
+            }
+        });
+        listener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
+        {
+            lock (sizes)
+            {
+                (instrument.Name == "servables.batch.queue_delay" ? delays : forwards).Add(value * 1000);
+            }
+        });
+        listener.Start();
+        (List<double> latencies, double elapsed) = await RoundAsync(batched, examples, TimeSpan.FromSeconds(1), batched: true);
+        listener.Dispose();
+        lock (sizes)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  observed batched round: {latencies.Count / elapsed:F0} calls/s, {sizes.Count} batches of {sizes.DefaultIfEmpty().Average():F1} calls on average, the batch function's forward {forwards.DefaultIfEmpty().Average():F3} ms, queue delay {delays.DefaultIfEmpty().Average():F3} ms on average"));
+        }
     }
 
     private static float[] Flatten(float[,] m)
