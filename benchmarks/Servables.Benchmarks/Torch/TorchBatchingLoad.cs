@@ -10,7 +10,7 @@ namespace Servables.Benchmarks.Torch;
 
 /// <summary>
 /// <c>--batching --backend torch [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 8] [--workers 2] [--torch-threads 1]</c>:
-/// <see cref="Callers"/> concurrent callers each run one example at a time through a TorchScript MLP
+/// <c>--callers</c> concurrent callers each run one example at a time through a TorchScript MLP
 /// (256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights, written with <see cref="TorchScriptWriter"/>),
 /// unbatched (<see cref="TorchServable.Forward(Tensor, bool)"/> on their own threads) and batched
 /// (<see cref="TorchServable.ForwardAsync(Tensor, bool, CancellationToken)"/> with <see cref="TorchServableOptions.Batching"/>),
