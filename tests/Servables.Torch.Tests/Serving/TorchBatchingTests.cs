@@ -157,6 +157,29 @@ public sealed class TorchBatchingTests : IDisposable
         Assert.Equal(3, _forwards.Count(f => f.Servable == "relu" && f.Outcome == "success")); // ... three forwards: float[·, 3], float[·, 5], double[·, 3]
     }
 
+    [Fact]
+    public async Task ModuleOfTwoInputs_EachInputConcatenatedWithItsOwnKind_EachCallCorrect_RowsMustAgree()
+    {
+        string path = _folder.Combine("scale.pt");
+        File.WriteAllBytes(path, new TorchScriptWriter("ScaleAdd").Parameter("w", [0.5f, -2f, 4f], 3).ForwardParameters("x", "y").Forward("return x * self.w + y").ToArray());
+        var loader = new TorchLoader(new ServableId("scale", 1), path, new TorchServableOptions { Batching = Batching(b => (b.Queue.MaxBatchSize, b.Queue.BatchTimeout) = (3, TimeSpan.FromSeconds(10))) });
+        await loader.LoadAsync();
+        await using TorchServable scale = loader.Value!;
+        using Tensor x1 = torch.tensor(new float[] { 1, 2, 3 }, [1, 3]);
+        using Tensor y1 = torch.tensor(new float[] { 10, 20, 30 }, [1, 3]);
+        using Tensor x2 = torch.tensor(new float[] { -1, -2, -3, 4, 5, 6 }, [2, 3]);
+        using Tensor y2 = torch.tensor(new float[] { 1, 1, 1, 2, 2, 2 }, [2, 3]);
+
+        Tensor[] outputs = await Task.WhenAll(scale.ForwardAsync([x1, y1]), scale.ForwardAsync([x2, y2])).WaitAsync(Wait); // three rows fill the batch
+        using Tensor first = outputs[0];
+        using Tensor second = outputs[1];
+
+        Assert.Equal(new float[] { 10.5f, 16, 42 }, first.data<float>().ToArray());
+        Assert.Equal(new float[] { 0.5f, 5, -11, 4, -8, 26 }, second.data<float>().ToArray());
+        Assert.Equal(3, Assert.Single(_batches, b => b.Queue == "scale:1" && b.Size > 0).Size);
+        Assert.Contains("the same for every input (1 here)", (await Assert.ThrowsAsync<ArgumentException>(() => scale.ForwardAsync([x1, y2]))).Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(Kinds))]
     public async Task OneBadCallInABatch_FailsAlone_OthersGetTheirResults(string kind)
