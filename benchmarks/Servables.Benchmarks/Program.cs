@@ -6,8 +6,9 @@ namespace Servables.Benchmarks;
 /// Runs the benchmarks picked on the command line (for example <c>--filter '*ServableHandle*'</c>), or,
 /// with <c>--side-by-side</c>, a class's baseline and some of its benchmarks in turn in one process, or,
 /// with <c>--swap-memory</c>, the resident memory of a process that swaps ONNX model versions, or, with
-/// <c>--batching</c>, concurrent callers of an ONNX model batched against unbatched, or, with
-/// <c>--threading</c>, concurrent callers of ONNX sessions with shared and with their own thread pools.
+/// <c>--batching</c>, concurrent callers of an ONNX model and then of a TorchScript model, batched against
+/// unbatched (<c>--backend onnx</c> or <c>--backend torch</c> for one of them), or, with <c>--threading</c>,
+/// concurrent callers of ONNX sessions with shared and with their own thread pools.
 /// </summary>
 public static class Program
 {
@@ -30,7 +31,16 @@ public static class Program
 
         if (args.Contains("--batching"))
         {
-            return await Onnx.BatchingLoad.RunAsync(args);
+            int at = Array.IndexOf(args, "--backend");
+            string backend = at >= 0 && at + 1 < args.Length ? args[at + 1] : "both";
+            if (backend is not ("onnx" or "torch" or "both"))
+            {
+                await Console.Error.WriteLineAsync($"--backend must be onnx, torch or both; it is '{backend}'.");
+                return 2;
+            }
+
+            int exit = backend == "torch" ? 0 : await Onnx.BatchingLoad.RunAsync(args);
+            return exit != 0 || backend == "onnx" ? exit : await Torch.TorchBatchingLoad.RunAsync(args);
         }
 
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

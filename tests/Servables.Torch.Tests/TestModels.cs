@@ -60,6 +60,63 @@ internal static class TestModels
         return TorchScriptWriter.NestedMlp(w1, b1, w2, b2);
     }
 
+    /// <summary>
+    /// Weights of an MLP 8 → 16 (Relu) → 3 that are multiples of 1/4 in [-1, 1], different for each
+    /// <paramref name="version"/>. With <see cref="ExactInputs"/> (multiples of 1/4 in [-2, 2]) every product
+    /// and partial sum is exact in float32 (at most 15 significant bits), so the result is the same bits in any
+    /// summation order: whatever GEMM kernel libtorch picks for a batch size, and equal to <see cref="ExpectedMlp(long, float[])"/>'s
+    /// double-precision reference. (With ordinary weights libtorch's CPU results differ in the last bits between
+    /// batch sizes: its kernels sum in another order from about 4 rows up.)
+    /// </summary>
+    public static (float[,] W1, float[] B1, float[,] W2, float[] B2) ExactMlpWeights(long version)
+    {
+        var random = new Random(1000 + (int)version);
+        float Next() => random.Next(-4, 5) / 4f;
+        var w1 = new float[MlpInputs, MlpHidden];
+        var w2 = new float[MlpHidden, MlpOutputs];
+        for (int i = 0; i < MlpInputs; i++)
+        {
+            for (int j = 0; j < MlpHidden; j++)
+            {
+                w1[i, j] = Next();
+            }
+        }
+
+        for (int i = 0; i < MlpHidden; i++)
+        {
+            for (int j = 0; j < MlpOutputs; j++)
+            {
+                w2[i, j] = Next();
+            }
+        }
+
+        return (w1, [.. Enumerable.Range(0, MlpHidden).Select(_ => Next())], w2, [.. Enumerable.Range(0, MlpOutputs).Select(_ => Next())]);
+    }
+
+    /// <summary>Version <paramref name="version"/>'s exact MLP (<see cref="ExactMlpWeights"/>) as a TorchScript archive.</summary>
+    public static byte[] ExactMlpScript(long version)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = ExactMlpWeights(version);
+        return TorchScriptWriter.Mlp(w1, b1, w2, b2);
+    }
+
+    /// <summary>Version <paramref name="version"/>'s exact MLP as a TorchSharp module (nn.Linear layers).</summary>
+    public static MlpModule ExactMlp(long version) => WithWeights(new MlpModule(), ExactMlpWeights(version));
+
+    /// <summary>What the exact MLP of <paramref name="version"/> computes, exactly.</summary>
+    public static float[] ExpectedExactMlp(long version, float[] x)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = ExactMlpWeights(version);
+        return Affine(Affine(x, w1, b1, relu: true), w2, b2, relu: false);
+    }
+
+    /// <summary><paramref name="batch"/> × <paramref name="features"/> inputs that are multiples of 1/4 in [-2, 2], the same for a seed.</summary>
+    public static float[] ExactInputs(int batch, int features, int seed)
+    {
+        var random = new Random(seed);
+        return [.. Enumerable.Range(0, batch * features).Select(_ => random.Next(-8, 9) / 4f)];
+    }
+
     public static float[] ExpectedMlp(long version, float[] x)
     {
         (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(version);
@@ -76,23 +133,26 @@ internal static class TestModels
     public static MlpModule Mlp(long? version = null, int inputs = MlpInputs)
     {
         var module = new MlpModule(inputs);
-        if (version is { } v)
+        return version is { } v ? WithWeights(module, MlpWeights(v)) : module;
+    }
+
+    /// <summary>Copies the weights of an 8 → 16 → 3 MLP into <paramref name="module"/>.</summary>
+    private static MlpModule WithWeights(MlpModule module, (float[,] W1, float[] B1, float[,] W2, float[] B2) weights)
+    {
+        (float[,] w1, float[] b1, float[,] w2, float[] b2) = weights;
+        using (torch.no_grad())
         {
-            (float[,] w1, float[] b1, float[,] w2, float[] b2) = MlpWeights(v);
-            using (torch.no_grad())
-            {
-                // nn.Linear keeps its weight as [out, in]: the transpose of W.
-                using Tensor tw1 = torch.tensor(Flatten(w1), [MlpInputs, MlpHidden]);
-                using Tensor tw2 = torch.tensor(Flatten(w2), [MlpHidden, MlpOutputs]);
-                using Tensor tw1t = tw1.t();
-                using Tensor tw2t = tw2.t();
-                module.Hidden.weight!.copy_(tw1t);
-                module.Output.weight!.copy_(tw2t);
-                using Tensor tb1 = torch.tensor(b1);
-                using Tensor tb2 = torch.tensor(b2);
-                module.Hidden.bias!.copy_(tb1);
-                module.Output.bias!.copy_(tb2);
-            }
+            // nn.Linear keeps its weight as [out, in]: the transpose of W.
+            using Tensor tw1 = torch.tensor(Flatten(w1), [MlpInputs, MlpHidden]);
+            using Tensor tw2 = torch.tensor(Flatten(w2), [MlpHidden, MlpOutputs]);
+            using Tensor tw1t = tw1.t();
+            using Tensor tw2t = tw2.t();
+            module.Hidden.weight!.copy_(tw1t);
+            module.Output.weight!.copy_(tw2t);
+            using Tensor tb1 = torch.tensor(b1);
+            using Tensor tb2 = torch.tensor(b2);
+            module.Hidden.bias!.copy_(tb1);
+            module.Output.bias!.copy_(tb2);
         }
 
         return module;

@@ -28,4 +28,13 @@ internal static partial class Log
 
     [LoggerMessage(407, LogLevel.Debug, "The tensors of TorchScript module {ServableId} could not all be emptied before disposal; what is left goes with the module")]
     public static partial void ScriptTensorsNotReleased(ILogger logger, ServableId servableId, Exception exception);
+
+    [LoggerMessage(408, LogLevel.Information, "Batching ForwardAsync calls of {ServableId}: MaxBatchSize {MaxBatchSize}, BatchTimeout {BatchTimeoutMs} ms, AllowedBatchSizes [{AllowedBatchSizes}], {BatchWorkers} worker(s), shared scheduler {SharedScheduler}")]
+    public static partial void BatchingStarted(ILogger logger, ServableId servableId, int maxBatchSize, double batchTimeoutMs, string allowedBatchSizes, int batchWorkers, bool sharedScheduler);
+
+    [LoggerMessage(409, LogLevel.Debug, "A batched forward of {ServableId} failed for its {Calls} call(s) ({Rows} row(s)); the other calls of the batch are unaffected")]
+    public static partial void BatchedForwardFailed(ILogger logger, ServableId servableId, int calls, int rows, Exception exception);
+
+    [LoggerMessage(410, LogLevel.Debug, "The batch queue of {ServableId} drained: every call queued before the unload ran")]
+    public static partial void BatchQueueDrained(ILogger logger, ServableId servableId);
 }

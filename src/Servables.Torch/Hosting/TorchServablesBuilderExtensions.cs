@@ -17,14 +17,18 @@ public static class TorchServablesBuilderExtensions
     /// <param name="builder">The builder from <c>AddServables</c>.</param>
     /// <param name="name">The servable's name; unique. Also the name of its <see cref="TorchServableOptions"/> (named options).</param>
     /// <param name="basePath">The folder that holds the version folders.</param>
-    /// <param name="configure">Configures the model kind, device, warm-up and resource estimate; null for the defaults (TorchScript on the CPU). Validated when the host starts.</param>
+    /// <param name="configure">Configures the model kind, device, warm-up, resource estimate and batching; null for the defaults (TorchScript on the CPU, no batching). Validated when the host starts.</param>
     /// <param name="versionPolicy">Which versions to serve; null for the latest one.</param>
     /// <returns>The builder, so that calls chain.</returns>
     /// <remarks>
     /// Put each version into place whole (write it elsewhere, then move the folder in): a folder is
     /// loaded as soon as a poll sees it. A load that fails is retried as the manager's options say
     /// (<c>MaxLoadRetries</c>, <c>ShouldRetryLoad</c>) and then leaves the version in error, while the
-    /// version that was serving keeps serving. libtorch's thread pools are per process: set them once with
+    /// version that was serving keeps serving. With <see cref="TorchServableOptions.Batching"/> on (and no
+    /// <see cref="TorchBatchingOptions.Scheduler"/> of the caller's), the servable's versions share one batch
+    /// scheduler (made with the first version's <see cref="TorchBatchingOptions.BatchWorkers"/>, stopped with the
+    /// host's container), so that an old and a new version interleave during a swap; a version's queue runs
+    /// what it holds before the version unloads. libtorch's thread pools are per process: set them once with
     /// <see cref="TorchRuntime.SetThreads"/>.
     /// </remarks>
     public static IServablesBuilder AddTorchServable(
@@ -47,15 +51,21 @@ public static class TorchServablesBuilderExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TorchServableOptions>, TorchServableOptionsValidator>());
         services.TryAddSingleton(sp => TorchMetrics.For(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.TryAddSingleton<TorchBatchSchedulers>();
         return builder.AddStoragePathServable(
             name,
             basePath,
-            (sp, id, path) => TorchSourceAdapter.CreateLoader(
-                id,
-                path,
-                sp.GetRequiredService<IOptionsMonitor<TorchServableOptions>>().Get(name),
-                sp.GetService<ILoggerFactory>(),
-                sp.GetRequiredService<TorchMetrics>()),
+            (sp, id, path) =>
+            {
+                TorchServableOptions servableOptions = sp.GetRequiredService<IOptionsMonitor<TorchServableOptions>>().Get(name);
+                return TorchSourceAdapter.CreateLoader(
+                    id,
+                    path,
+                    servableOptions,
+                    sp.GetService<ILoggerFactory>(),
+                    sp.GetRequiredService<TorchMetrics>(),
+                    servableOptions.Batching is { Scheduler: null } batching ? sp.GetRequiredService<TorchBatchSchedulers>().For(name, batching.BatchWorkers, sp) : null);
+            },
             versionPolicy);
     }
 }

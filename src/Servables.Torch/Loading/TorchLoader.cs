@@ -19,7 +19,8 @@ namespace Servables.Torch;
 /// into the module that <see cref="TorchServableOptions.ModuleFactory"/> builds, after checking that every
 /// parameter and buffer is there with the module's shape. It converts the module to
 /// <see cref="TorchServableOptions.DType"/> when set, switches it to eval mode and runs every warm-up
-/// request; the version becomes available only after that. A file that is missing, corrupt or truncated,
+/// request; the version becomes available only after that (and, with <see cref="TorchServableOptions.Batching"/>, starts
+/// its batch queue). A file that is missing, corrupt or truncated,
 /// weights that do not fit the module, a CUDA device that is asked for but not usable, and a warm-up request
 /// the module refuses all fail the load with the reason; nothing is left behind.
 /// </para>
@@ -35,7 +36,7 @@ namespace Servables.Torch;
 /// </para>
 /// <para>
 /// Unload disposes the servable (and so the module and its parameters), which the manager does only
-/// after the version's last handle is released. A TorchScript module's tensors are emptied first:
+/// after the version's last handle is released; with batching, what the version's queue holds runs first. A TorchScript module's tensors are emptied first:
 /// TorchSharp 0.107.0 / libtorch 2.10 keep a <c>torch.jit.load</c>ed module allocated after its disposal. Not thread-safe beyond the <see cref="Loader"/> contract
 /// (one manager drives it).
 /// </para>
@@ -45,6 +46,7 @@ public sealed class TorchLoader : Loader<TorchServable>
     private readonly TorchServableOptions _options;
     private readonly ILogger _logger;
     private readonly TorchMetrics _metrics;
+    private readonly BatchScheduler<TorchBatchTask>? _sharedScheduler;
     private ResourceAllocation? _estimate;
 
     /// <summary>Creates a loader for the model file <paramref name="modelPath"/>; does no work until loaded.</summary>
@@ -59,8 +61,9 @@ public sealed class TorchLoader : Loader<TorchServable>
     {
     }
 
-    internal TorchLoader(ServableId id, string modelPath, TorchServableOptions? options, ILoggerFactory? loggerFactory, TorchMetrics metrics)
+    internal TorchLoader(ServableId id, string modelPath, TorchServableOptions? options, ILoggerFactory? loggerFactory, TorchMetrics metrics, BatchScheduler<TorchBatchTask>? sharedScheduler = null)
     {
+        _sharedScheduler = sharedScheduler;
         ArgumentException.ThrowIfNullOrEmpty(modelPath);
         Id = id;
         ModelPath = Path.GetFullPath(modelPath);
@@ -106,6 +109,11 @@ public sealed class TorchLoader : Loader<TorchServable>
         try
         {
             Warmup(servable, cancellationToken);
+            if (_options.Batching is { } batching)
+            {
+                servable.StartBatching(batching, _sharedScheduler);
+            }
+
             return Task.FromResult(servable);
         }
         catch

@@ -9,7 +9,7 @@ namespace Servables.Torch;
 /// belong to the process, not to a module. Set them once, at start-up, with <see cref="TorchRuntime.SetThreads"/>.
 /// </para>
 /// <para>
-/// Loaders and adapters copy these values (and the warm-up list) when they are created; later
+/// Loaders and adapters copy these values (and the warm-up list and batching options) when they are created; later
 /// changes affect only loaders created afterwards. Not thread-safe while being changed.
 /// </para>
 /// </remarks>
@@ -71,6 +71,13 @@ public sealed class TorchServableOptions
     /// <value>Defaults to null: file size × <see cref="ResourceEstimateFactor"/>.</value>
     public ResourceAllocation? ResourceEstimate { get; set; }
 
+    /// <summary>
+    /// Batches <see cref="TorchServable.ForwardAsync(Tensor, bool, CancellationToken)"/> calls from many threads into one
+    /// forward of the module; null runs each call on its own (on the caller's thread).
+    /// </summary>
+    /// <value>Defaults to null. See <see cref="TorchBatchingOptions"/>.</value>
+    public TorchBatchingOptions? Batching { get; set; }
+
     /// <summary>The file name the loader reads: <see cref="ModelFileName"/>, or the default of <see cref="ModelKind"/>.</summary>
     public string EffectiveModelFileName => ModelFileName ?? DefaultFileName(ModelKind);
 
@@ -130,6 +137,11 @@ public sealed class TorchServableOptions
             errors.Add($"{nameof(ResourceEstimateFactor)} must be greater than 0 and at most 1000; it is {ResourceEstimateFactor}.");
         }
 
+        if (Batching is not null)
+        {
+            errors.AddRange(Batching.Validate());
+        }
+
         return errors;
     }
 
@@ -153,6 +165,7 @@ public sealed class TorchServableOptions
             WarmupIterations = WarmupIterations,
             ResourceEstimateFactor = ResourceEstimateFactor,
             ResourceEstimate = ResourceEstimate,
+            Batching = Batching?.Copy(),
         };
         foreach (IReadOnlyList<TorchWarmupTensor> request in WarmupRequests)
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
@@ -32,11 +33,17 @@ namespace Servables.Torch;
 /// Lifetime: the loader creates it and disposes it on unload, which the manager starts only after
 /// the version's last handle was released. Disposing it is safe on its own too: <c>Forward</c> calls
 /// that started before keep the module alive until the last of them returns (that call disposes
-/// it), and later calls throw <see cref="ObjectDisposedException"/>.
+/// it), and later calls throw <see cref="ObjectDisposedException"/>. With batching on, <see cref="DisposeAsync"/>
+/// (what the loader's unload calls) first runs what the version's batch queue holds.
 /// </para>
-/// <para>Thread-safe: any number of threads may call <c>Forward</c> at once on one servable.</para>
+/// <para>
+/// Batching (<see cref="TorchServableOptions.Batching"/>): <c>ForwardAsync</c> calls from many threads are
+/// concatenated along dimension 0, run as one forward on a batch worker, and split back; see
+/// <see cref="TorchBatchingOptions"/>.
+/// </para>
+/// <para>Thread-safe: any number of threads may call <c>Forward</c> and <c>ForwardAsync</c> at once on one servable.</para>
 /// </remarks>
-public sealed class TorchServable : IDisposable
+public sealed class TorchServable : IDisposable, IAsyncDisposable
 {
     private const int DisposedFlag = int.MinValue;
 
@@ -53,6 +60,11 @@ public sealed class TorchServable : IDisposable
     // the flag is set and the count is zero, exactly once.
     private int _state;
     private int _released;
+
+    // Set once by the loader when TorchServableOptions.Batching is on.
+    private BatchQueue<TorchBatchTask>? _batchQueue;
+    private BatchScheduler<TorchBatchTask>? _ownedScheduler;
+    private int[] _allowedBatchSizes = [];
 
     /// <summary>Wraps <paramref name="module"/>, which it then owns and disposes; it must already be on <paramref name="device"/> in eval mode.</summary>
     internal TorchServable(ServableId id, string modelPath, TorchModelKind modelKind, nn.Module module, torch.Device device, TorchMetrics metrics, ILogger logger)
@@ -138,6 +150,78 @@ public sealed class TorchServable : IDisposable
         return Run(copy, outputOnCpu);
     }
 
+    /// <summary>Whether <c>ForwardAsync</c> batches calls (<see cref="TorchServableOptions.Batching"/>).</summary>
+    public bool IsBatching => _batchQueue is not null;
+
+    /// <summary>The scheduler that runs this version's batches; null without batching. Tests check that versions share it.</summary>
+    internal BatchScheduler<TorchBatchTask>? BatchScheduler { get; private set; }
+
+    /// <summary>
+    /// Runs the module's <c>forward</c> on one input, batched with other callers' calls when
+    /// <see cref="TorchServableOptions.Batching"/> is on (see <see cref="TorchBatchingOptions"/>); otherwise as
+    /// <see cref="Forward(Tensor, bool)"/>, on the caller's thread. The result is the module's output for the call's rows.
+    /// </summary>
+    /// <param name="input">The input, with the call's rows as its first dimension, on any device. The caller keeps ownership and keeps it alive until the task completes.</param>
+    /// <param name="outputOnCpu">True (the default) to return the output on the CPU; false to keep it on the module's device.</param>
+    /// <param name="cancellationToken">Cancels the call while it waits for its batch; once its batch runs, the call completes.</param>
+    /// <returns>
+    /// The call's rows of the output, in a tensor of its own (it shares no memory with other calls). The caller disposes it.
+    /// A batched output is made on a batch worker and belongs to no <see cref="DisposeScope"/>; without batching it joins the
+    /// caller's scope when one is open, as <see cref="Forward(Tensor, bool)"/>'s does.
+    /// </returns>
+    /// <exception cref="ArgumentException">Batching is on and the input has no rows first (a scalar), or more rows than <see cref="BatchQueueOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="BatchQueueFullException">Batching is on and the queue is full: retry later.</exception>
+    /// <exception cref="TorchInputException">The module cannot run this input (element type, rank, shape).</exception>
+    /// <exception cref="ObjectDisposedException">The servable was disposed, or its batch queue closed for an unload: get a new handle.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled before the call's batch ran.</exception>
+    public Task<Tensor> ForwardAsync(Tensor input, bool outputOnCpu = true, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return RunAsync([input], outputOnCpu, cancellationToken);
+    }
+
+    /// <summary>Runs the module's <c>forward</c> on several inputs, batched as <see cref="ForwardAsync(Tensor, bool, CancellationToken)"/> does (each input concatenated with the same input of other calls).</summary>
+    /// <param name="inputs">The inputs in <c>forward</c>'s order, each with the call's rows first, on any device. The caller keeps ownership and keeps them alive until the task completes.</param>
+    /// <param name="outputOnCpu">True (the default) to return the output on the CPU; false to keep it on the module's device.</param>
+    /// <param name="cancellationToken">Cancels the call while it waits for its batch; once its batch runs, the call completes.</param>
+    /// <returns>The call's rows of the output, in a tensor of its own. The caller disposes it (see <see cref="ForwardAsync(Tensor, bool, CancellationToken)"/> on dispose scopes).</returns>
+    /// <exception cref="ArgumentException">Batching is on and the inputs do not all have the call's rows first, or have more rows than <see cref="BatchQueueOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="BatchQueueFullException">Batching is on and the queue is full: retry later.</exception>
+    /// <exception cref="TorchInputException">The module cannot run these inputs (count, element type, rank, shape).</exception>
+    /// <exception cref="ObjectDisposedException">The servable was disposed, or its batch queue closed for an unload: get a new handle.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled before the call's batch ran.</exception>
+    public Task<Tensor> ForwardAsync(IReadOnlyList<Tensor> inputs, bool outputOnCpu = true, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        Tensor[] copy = [.. inputs];
+        for (int i = 0; i < copy.Length; i++)
+        {
+            ArgumentNullException.ThrowIfNull(copy[i], $"{nameof(inputs)}[{i}]");
+        }
+
+        return RunAsync(copy, outputOnCpu, cancellationToken);
+    }
+
+    /// <summary>
+    /// Disposes the servable once what its batch queue holds has run (at once without batching):
+    /// what the loader's unload calls. Calls queued before it get their results; later ones throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_batchQueue is { } queue)
+        {
+            await queue.DisposeAsync().ConfigureAwait(false);
+            Log.BatchQueueDrained(_logger, Id);
+        }
+
+        if (_ownedScheduler is { } scheduler)
+        {
+            await scheduler.DisposeAsync().ConfigureAwait(false);
+        }
+
+        Dispose();
+    }
+
     /// <summary>
     /// Disposes the module, at once when no <c>Forward</c> is in flight, else when the last one returns.
     /// Later <c>Forward</c> calls throw <see cref="ObjectDisposedException"/>. Idempotent.
@@ -149,6 +233,17 @@ public sealed class TorchServable : IDisposable
         {
             Release();
         }
+    }
+
+    /// <summary>Starts batching <c>ForwardAsync</c> calls on <paramref name="options"/>' scheduler, on <paramref name="shared"/>, or on one of its own. Called once, by the loader, before the version is available.</summary>
+    internal void StartBatching(TorchBatchingOptions options, BatchScheduler<TorchBatchTask>? shared)
+    {
+        BatchScheduler<TorchBatchTask> scheduler = options.Scheduler ?? shared
+            ?? (_ownedScheduler = new BatchScheduler<TorchBatchTask>(new BatchSchedulerOptions { BatchWorkers = options.BatchWorkers }));
+        _allowedBatchSizes = [.. options.Queue.AllowedBatchSizes];
+        _batchQueue = scheduler.AddQueue(Id.ToString(), RunBatch, options.Queue);
+        BatchScheduler = scheduler;
+        Log.BatchingStarted(_logger, Id, options.Queue.MaxBatchSize, options.Queue.BatchTimeout.TotalMilliseconds, string.Join(", ", _allowedBatchSizes), scheduler.BatchWorkers, _ownedScheduler is null);
     }
 
     /// <summary>Describes it, such as <c>mlp:2 (TorchScript) on Cpu</c>.</summary>
@@ -292,6 +387,195 @@ public sealed class TorchServable : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>The batched call, or <see cref="Run"/> on the caller's thread without batching.</summary>
+    private Task<Tensor> RunAsync(Tensor[] inputs, bool outputOnCpu, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<Tensor>(cancellationToken);
+        }
+
+        if (_batchQueue is not { } queue)
+        {
+            try
+            {
+                return Task.FromResult(Run(inputs, outputOnCpu));
+            }
+#pragma warning disable CA1031 // The exception goes to the caller, in the task.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                return Task.FromException<Tensor>(ex);
+            }
+        }
+
+        return ScheduleAsync(queue, inputs, outputOnCpu, cancellationToken);
+    }
+
+    /// <summary>Queues one call and waits for its batch; fails at once for inputs the module is known not to take.</summary>
+    private async Task<Tensor> ScheduleAsync(BatchQueue<TorchBatchTask> queue, Tensor[] inputs, bool outputOnCpu, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        if (CheckInputs(inputs) is { } problem)
+        {
+            Record(0, "bad_input");
+            throw new TorchInputException(Id, problem, Describe(inputs));
+        }
+
+        TorchBatchTask task = TorchBatchTask.Create(Id, inputs, outputOnCpu);
+        await queue.ScheduleAsync(task, cancellationToken).ConfigureAwait(false);
+        if (task.Failure is { } failure)
+        {
+            ExceptionDispatchInfo.Throw(failure);
+        }
+
+        return task.Output!;
+    }
+
+    /// <summary>The batch function: runs each group of calls that can run together as one forward, each group's failure its own.</summary>
+    private ValueTask RunBatch(Batch<TorchBatchTask> batch, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<TorchBatchTask> tasks = batch.Tasks;
+        string key = tasks[0].Key;
+        if (tasks.All(t => string.Equals(t.Key, key, StringComparison.Ordinal)))
+        {
+            RunGroup([.. tasks]);
+        }
+        else
+        {
+            foreach (IGrouping<string, TorchBatchTask> group in tasks.GroupBy(t => t.Key, StringComparer.Ordinal))
+            {
+                RunGroup([.. group]);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Concatenates the calls' inputs along dimension 0 (padded with zero rows to an allowed size), runs the
+    /// module once, and gives each call a copy of its rows of the output. Everything else it creates is
+    /// disposed before it returns (a dispose scope); a failure fails every call of the group, and only them.
+    /// </summary>
+    private void RunGroup(TorchBatchTask[] tasks)
+    {
+        tasks = FailCallsWithDisposedInputs(tasks);
+        if (tasks.Length == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            EnterRun();
+        }
+        catch (ObjectDisposedException ex)
+        {
+            Array.ForEach(tasks, t => t.Failure = ex);
+            return;
+        }
+
+        long started = _metrics.ForwardDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+        TorchBatchTask first = tasks[0];
+        int rows = tasks.Sum(t => t.Size);
+        int padded = _allowedBatchSizes.FirstOrDefault(size => size >= rows, rows);
+        try
+        {
+            var outputs = new Tensor[tasks.Length];
+            using (DisposeScope scope = torch.NewDisposeScope())
+            using (torch.no_grad())
+            {
+                var batchInputs = new Tensor[first.Inputs.Length];
+                for (int k = 0; k < batchInputs.Length; k++)
+                {
+                    batchInputs[k] = Concatenate(tasks, k, rows, padded);
+                }
+
+                Tensor output = _typed is not null ? ForwardModule(batchInputs[0], outputOnCpu: false) : ForwardScript(batchInputs, outputOnCpu: false);
+                long[] shape = output.shape;
+                if (shape.Length == 0 || shape[0] != padded)
+                {
+                    throw new InvalidOperationException($"The output of {Id} is {output.dtype}[{string.Join(", ", shape)}] for {padded} input rows: batching needs the output to have the rows as its first dimension. Turn Batching off for this model.");
+                }
+
+                long row = 0;
+                for (int i = 0; i < tasks.Length; i++)
+                {
+                    Tensor rowsOfCall = output.narrow(0, row, tasks[i].Size);
+                    outputs[i] = tasks[i].OutputOnCpu && output.device_type != DeviceType.CPU ? rowsOfCall.cpu() : rowsOfCall.clone();
+                    row += tasks[i].Size;
+                }
+
+                // Only the calls' own copies leave the scope; the batch, the padding and the output go with it.
+                scope.Detach(outputs);
+            }
+
+            for (int i = 0; i < tasks.Length; i++)
+            {
+                tasks[i].Output = outputs[i];
+            }
+
+            Record(started, "success");
+        }
+#pragma warning disable CA1031 // A group that fails fails its own calls, never the others in the batch.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Exception failure = ex is ExternalException native
+                ? new TorchInputException(Id, $"libtorch refused them (in a batch of {tasks.Length} call(s), {padded} row(s)): {TorchErrors.FirstLine(native)}", Describe(first.Inputs), native)
+                : ex;
+            Record(started, failure is TorchInputException ? "bad_input" : "error");
+            Log.BatchedForwardFailed(_logger, Id, tasks.Length, rows, failure);
+            Array.ForEach(tasks, t => t.Failure = failure);
+        }
+        finally
+        {
+            ExitRun();
+        }
+    }
+
+    /// <summary>Input <paramref name="k"/> of every call, one after another along dimension 0, with zero rows up to <paramref name="padded"/>; the call's own tensor when it is alone and unpadded.</summary>
+    private static Tensor Concatenate(TorchBatchTask[] tasks, int k, int rows, int padded)
+    {
+        Tensor first = tasks[0].Inputs[k];
+        if (tasks.Length == 1 && padded == rows)
+        {
+            return first;
+        }
+
+        var parts = new Tensor[tasks.Length + (padded > rows ? 1 : 0)];
+        for (int i = 0; i < tasks.Length; i++)
+        {
+            parts[i] = tasks[i].Inputs[k];
+        }
+
+        if (padded > rows)
+        {
+            long[] shape = first.shape;
+            shape[0] = padded - rows;
+            parts[^1] = torch.zeros(shape, first.dtype, first.device);
+        }
+
+        return torch.cat(parts, 0);
+    }
+
+    /// <summary>Fails the calls whose caller disposed an input while it waited (they alone); returns the others.</summary>
+    private TorchBatchTask[] FailCallsWithDisposedInputs(TorchBatchTask[] tasks)
+    {
+        if (!tasks.Any(t => t.Inputs.Any(i => i.IsInvalid)))
+        {
+            return tasks;
+        }
+
+        foreach (TorchBatchTask task in tasks.Where(t => t.Inputs.Any(i => i.IsInvalid)))
+        {
+            Record(0, "bad_input");
+            task.Failure = new TorchInputException(Id, "an input was disposed before its batch ran; keep the inputs alive until ForwardAsync completes.", Describe(task.Inputs));
+        }
+
+        return [.. tasks.Where(t => t.Failure is null)];
     }
 
     /// <summary>The input itself when it is on the module's device, else a copy there (which the caller disposes).</summary>

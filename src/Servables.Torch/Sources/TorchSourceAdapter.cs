@@ -39,9 +39,9 @@ public sealed class TorchSourceAdapter : SourceAdapter<string, Loader>
     protected override Loader Convert(ServableId id, string versionPath) => CreateLoader(id, versionPath, _options, _loggerFactory, _metrics);
 
     /// <summary>The loader for the model file inside <paramref name="versionPath"/>.</summary>
-    internal static TorchLoader CreateLoader(ServableId id, string versionPath, TorchServableOptions options, ILoggerFactory? loggerFactory, TorchMetrics metrics)
+    internal static TorchLoader CreateLoader(ServableId id, string versionPath, TorchServableOptions options, ILoggerFactory? loggerFactory, TorchMetrics metrics, BatchScheduler<TorchBatchTask>? sharedScheduler = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(versionPath);
-        return new TorchLoader(id, Path.Combine(versionPath, options.EffectiveModelFileName), options, loggerFactory, metrics);
+        return new TorchLoader(id, Path.Combine(versionPath, options.EffectiveModelFileName), options, loggerFactory, metrics, sharedScheduler);
     }
 }

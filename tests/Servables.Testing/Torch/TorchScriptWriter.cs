@@ -23,6 +23,7 @@ public sealed class TorchScriptWriter
     private readonly List<(string Name, float[] Values, long[] Shape)> _parameters = [];
     private readonly List<(string Name, TorchScriptWriter Module)> _children = [];
     private string _forward = string.Empty;
+    private string[] _forwardParameters = ["x"];
 
     /// <summary>Starts a module whose class is <c>__torch__.<paramref name="className"/></c>.</summary>
     public TorchScriptWriter(string className)
@@ -57,6 +58,19 @@ public sealed class TorchScriptWriter
     public TorchScriptWriter Forward(params string[] lines)
     {
         _forward = string.Concat(lines.Select(l => "    " + l + "\n"));
+        return this;
+    }
+
+    /// <summary>Names the tensor parameters of <c>forward</c> (after <c>self</c>), <c>x</c> alone by default.</summary>
+    public TorchScriptWriter ForwardParameters(params string[] names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        if (names.Length == 0 || names.Any(string.IsNullOrWhiteSpace))
+        {
+            throw new ArgumentException("forward needs at least one parameter, each named.", nameof(names));
+        }
+
+        _forwardParameters = names;
         return this;
     }
 
@@ -173,7 +187,7 @@ public sealed class TorchScriptWriter
             text.Append("  ").Append(name).Append(" : __torch__.").Append(child._className).Append('\n');
         }
 
-        text.Append("  def forward(self: __torch__.").Append(_className).Append(",\n    x: Tensor) -> Tensor:\n");
+        text.Append("  def forward(self: __torch__.").Append(_className).Append(",\n    ").AppendJoin(",\n    ", _forwardParameters.Select(p => p + ": Tensor")).Append(") -> Tensor:\n");
         text.Append(_forward);
         return text.ToString();
     }

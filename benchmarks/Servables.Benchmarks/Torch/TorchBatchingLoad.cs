@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Globalization;
+using Servables.Benchmarks.Onnx;
+using Servables.Testing.Torch;
+using Servables.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Servables.Benchmarks.Torch;
+
+/// <summary>
+/// <c>--batching --backend torch [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 8] [--workers 2] [--torch-threads 1]</c>:
+/// <c>--callers</c> concurrent callers each run one example at a time through a TorchScript MLP
+/// (256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights, written with <see cref="TorchScriptWriter"/>),
+/// unbatched (<see cref="TorchServable.Forward(Tensor, bool)"/> on their own threads) and batched
+/// (<see cref="TorchServable.ForwardAsync(Tensor, bool, CancellationToken)"/> with <see cref="TorchServableOptions.Batching"/>),
+/// in alternating rounds of one second in one process; prints throughput and p50/p99 latency of both, then
+/// one more batched round observed through the metrics (batch sizes, the batch function's forward time, queue delay).
+/// libtorch's intra-op threads belong to the process (<see cref="TorchRuntime.SetThreads"/>, <c>--torch-threads</c>),
+/// so both sides run with the same setting.
+/// </summary>
+internal static class TorchBatchingLoad
+{
+    private const int Inputs = 256;
+    private const int Hidden = 1024;
+    private const int Outputs = 10;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        int callers = Arg(args, "--callers", 16);
+        int seconds = Arg(args, "--seconds", 20);
+        int timeoutMs = Arg(args, "--timeout-ms", 1);
+        int maxBatch = Arg(args, "--max-batch", 8);
+        int workers = Arg(args, "--workers", 2);
+        int threads = Arg(args, "--torch-threads", 1);
+        TorchRuntime.SetThreads(threads);
+
+        // Every caller blocks a pool thread while unbatched: without this the pool adds threads slowly and the first rounds measure that.
+        ThreadPool.GetMinThreads(out int minWorkers, out int minIo);
+        ThreadPool.SetMinThreads(Math.Max(minWorkers, callers + workers + 4), minIo);
+
+        string folder = Path.Combine(Path.GetTempPath(), $"servables-torch-batching-{Guid.NewGuid():N}");
+        string modelPath = Path.Combine(folder, "model.pt");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            var random = new Random(7);
+            File.WriteAllBytes(modelPath, new TorchScriptWriter("Mlp3")
+                .Parameter("w1", Flatten(RandomWeights.Matrix(random, Inputs, Hidden)), Inputs, Hidden)
+                .Parameter("b1", RandomWeights.Vector(random, Hidden), Hidden)
+                .Parameter("w2", Flatten(RandomWeights.Matrix(random, Hidden, Hidden)), Hidden, Hidden)
+                .Parameter("b2", RandomWeights.Vector(random, Hidden), Hidden)
+                .Parameter("w3", Flatten(RandomWeights.Matrix(random, Hidden, Outputs)), Hidden, Outputs)
+                .Parameter("b3", RandomWeights.Vector(random, Outputs), Outputs)
+                .Forward(
+                    "h1 = torch.relu(torch.addmm(self.b1, x, self.w1))",
+                    "h2 = torch.relu(torch.addmm(self.b2, h1, self.w2))",
+                    "return torch.addmm(self.b3, h2, self.w3)")
+                .ToArray());
+
+            var plain = new TorchLoader(new ServableId("mlp", 1), modelPath);
+            var batchedOptions = new TorchServableOptions { Batching = new TorchBatchingOptions { BatchWorkers = workers } };
+            (batchedOptions.Batching.Queue.MaxBatchSize, batchedOptions.Batching.Queue.BatchTimeout, batchedOptions.Batching.Queue.MaxEnqueuedBatches) = (maxBatch, TimeSpan.FromMilliseconds(timeoutMs), 64);
+            var batchedLoader = new TorchLoader(new ServableId("mlp", 2), modelPath, batchedOptions);
+            await plain.LoadAsync();
+            await batchedLoader.LoadAsync();
+            TorchServable unbatched = plain.Value!;
+            TorchServable batched = batchedLoader.Value!;
+            foreach (int rows in new[] { 1, 4, 8, 16, 32 })
+            {
+                // What the model itself gains from a batch: one caller, no scheduler.
+                using Tensor input = torch.tensor(RandomWeights.Vector(random, rows * Inputs), [rows, Inputs]);
+                for (int i = 0; i < 50; i++)
+                {
+                    unbatched.Forward(input).Dispose();
+                }
+
+                long start = Stopwatch.GetTimestamp();
+                int runs = 0;
+                while (Stopwatch.GetElapsedTime(start).TotalSeconds < 1)
+                {
+                    unbatched.Forward(input).Dispose();
+                    runs++;
+                }
+
+                double perRun = Stopwatch.GetElapsedTime(start).TotalMilliseconds / runs;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  one caller, {threads} intra-op thread(s), {rows,2} rows per forward: {perRun:F3} ms per forward, {perRun / rows:F4} ms per row"));
+            }
+
+            float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), Inputs))];
+
+            // Warm-up, then alternating rounds.
+            await RoundAsync(unbatched, examples, TimeSpan.FromSeconds(1), batched: false);
+            await RoundAsync(batched, examples, TimeSpan.FromSeconds(1), batched: true);
+            var results = new[] { new List<double>(), new List<double>() };
+            long[] calls = [0, 0];
+            double[] wall = [0, 0];
+            for (int round = 0; round < seconds; round++)
+            {
+                foreach (bool isBatched in round % 2 == 0 ? new[] { false, true } : [true, false])
+                {
+                    int side = isBatched ? 1 : 0;
+                    (List<double> latencies, double elapsed) = await RoundAsync(isBatched ? batched : unbatched, examples, TimeSpan.FromSeconds(1), isBatched);
+                    results[side].AddRange(latencies);
+                    calls[side] += latencies.Count;
+                    wall[side] += elapsed;
+                }
+            }
+
+            Console.WriteLine($"Torch MLP {Inputs}→{Hidden}→{Hidden}→{Outputs} (TorchScript), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s); {seconds} rounds of 1 s each");
+            double[] throughput = [calls[0] / wall[0], calls[1] / wall[1]];
+            for (int side = 0; side < 2; side++)
+            {
+                results[side].Sort();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(side == 0 ? "unbatched" : "batched  ")}  {throughput[side],9:F0} calls/s   p50 {Percentile(results[side], 0.50),7:F3} ms   p99 {Percentile(results[side], 0.99),7:F3} ms"));
+            }
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  throughput batched/unbatched {throughput[1] / throughput[0]:F2}×; p99 batched − unbatched {Percentile(results[1], 0.99) - Percentile(results[0], 0.99):F3} ms (BatchTimeout {timeoutMs} ms)"));
+            await DescribeBatchesAsync(batched, examples);
+            await batched.DisposeAsync();
+            unbatched.Dispose();
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static async Task<(List<double> Latencies, double Seconds)> RoundAsync(TorchServable servable, float[][] examples, TimeSpan length, bool batched)
+    {
+        long started = Stopwatch.GetTimestamp();
+        long end = started + (long)(length.TotalSeconds * Stopwatch.Frequency);
+        var perCaller = new List<double>[examples.Length];
+        Task[] callers = [.. Enumerable.Range(0, examples.Length).Select(c => Task.Run(async () =>
+        {
+            var latencies = perCaller[c] = [];
+            using Tensor x = torch.tensor(examples[c], [1, Inputs]);
+            while (Stopwatch.GetTimestamp() < end)
+            {
+                long start = Stopwatch.GetTimestamp();
+                using Tensor y = batched ? await servable.ForwardAsync(x) : servable.Forward(x);
+                latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+        }))];
+        await Task.WhenAll(callers);
+        return ([.. perCaller.SelectMany(l => l)], Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>One more batched round, observed through the metrics: batch sizes, queue delay, and the time the batched forwards took.</summary>
+    private static async Task DescribeBatchesAsync(TorchServable batched, float[][] examples)
+    {
+        var sizes = new List<int>();
+        var delays = new List<double>();
+        var forwards = new List<double>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name is "servables.batch.size" or "servables.batch.queue_delay" or "servables.torch.forward.duration")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<int>((_, value, _, _) =>
+        {
+            lock (sizes)
+            {
+                sizes.Add(value);
+            }
+        });
+        listener.SetMeasurementEventCallback<double>((instrument, value, _, _) =>
+        {
+            lock (sizes)
+            {
+                (instrument.Name == "servables.batch.queue_delay" ? delays : forwards).Add(value * 1000);
+            }
+        });
+        listener.Start();
+        (List<double> latencies, double elapsed) = await RoundAsync(batched, examples, TimeSpan.FromSeconds(1), batched: true);
+        listener.Dispose();
+        lock (sizes)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  observed batched round: {latencies.Count / elapsed:F0} calls/s, {sizes.Count} batches of {sizes.DefaultIfEmpty().Average():F1} calls on average, the batch function's forward {forwards.DefaultIfEmpty().Average():F3} ms, queue delay {delays.DefaultIfEmpty().Average():F3} ms on average"));
+        }
+    }
+
+    private static float[] Flatten(float[,] m)
+    {
+        var flat = new float[m.Length];
+        int k = 0;
+        foreach (float v in m)
+        {
+            flat[k++] = v;
+        }
+
+        return flat;
+    }
+
+    private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
+
+    private static int Arg(string[] args, string name, int fallback)
+    {
+        int at = Array.IndexOf(args, name);
+        return at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+    }
+}
