@@ -7,7 +7,7 @@ using Servables.Testing.Onnx;
 namespace Servables.Benchmarks.Onnx;
 
 /// <summary>
-/// <c>--batching [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 16] [--workers 1] [--batched-intra-op 1] [--no-spin]</c>:
+/// <c>--batching [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 16] [--workers 1] [--batched-intra-op 1] [--no-spin] [--sync-continuations]</c>:
 /// <see cref="Callers"/> concurrent callers each run one example at a time through an ONNX MLP
 /// (256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights), unbatched (<see cref="OnnxServable.Run(IReadOnlyDictionary{string, OrtValue}, IReadOnlyCollection{string}?, RunOptions?)"/>
 /// on their own threads) and batched (<see cref="OnnxServable.RunAsync"/>), in alternating rounds of
@@ -42,6 +42,7 @@ internal static class BatchingLoad
             }
 
             (batchedOptions.Batching.Queue.MaxBatchSize, batchedOptions.Batching.Queue.BatchTimeout, batchedOptions.Batching.Queue.MaxEnqueuedBatches) = (maxBatch, TimeSpan.FromMilliseconds(timeoutMs), 64);
+            batchedOptions.Batching.Queue.AllowSynchronousContinuations = args.Contains("--sync-continuations");
             var batchedLoader = new OnnxLoader(new ServableId("mlp", 2), modelPath, batchedOptions);
             await plain.LoadAsync();
             await batchedLoader.LoadAsync();
@@ -90,7 +91,7 @@ internal static class BatchingLoad
                 }
             }
 
-            Console.WriteLine($"ONNX MLP {Inputs}→{Hidden}→{Hidden}→{Outputs}, {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s); {seconds} rounds of 1 s each");
+            Console.WriteLine($"ONNX MLP {Inputs}→{Hidden}→{Hidden}→{Outputs}, {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
             double[] throughput = [calls[0] / wall[0], calls[1] / wall[1]];
             for (int side = 0; side < 2; side++)
             {

@@ -61,6 +61,7 @@ internal static class TorchBatchingLoad
             var plain = new TorchLoader(new ServableId("mlp", 1), modelPath);
             var batchedOptions = new TorchServableOptions { Batching = new TorchBatchingOptions { BatchWorkers = workers } };
             (batchedOptions.Batching.Queue.MaxBatchSize, batchedOptions.Batching.Queue.BatchTimeout, batchedOptions.Batching.Queue.MaxEnqueuedBatches) = (maxBatch, TimeSpan.FromMilliseconds(timeoutMs), 64);
+            batchedOptions.Batching.Queue.AllowSynchronousContinuations = args.Contains("--sync-continuations");
             var batchedLoader = new TorchLoader(new ServableId("mlp", 2), modelPath, batchedOptions);
             await plain.LoadAsync();
             await batchedLoader.LoadAsync();
@@ -107,7 +108,7 @@ internal static class TorchBatchingLoad
                 }
             }
 
-            Console.WriteLine($"Torch MLP {Inputs}→{Hidden}→{Hidden}→{Outputs} (TorchScript), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s); {seconds} rounds of 1 s each");
+            Console.WriteLine($"Torch MLP {Inputs}→{Hidden}→{Hidden}→{Outputs} (TorchScript), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
             double[] throughput = [calls[0] / wall[0], calls[1] / wall[1]];
             for (int side = 0; side < 2; side++)
             {

@@ -41,6 +41,7 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
         _allowedBatchSizes = [.. options.AllowedBatchSizes];
         _timeout = (long)Math.Ceiling(options.BatchTimeout.Ticks * (double)scheduler.Time.TimestampFrequency / TimeSpan.TicksPerSecond);
         _capacity = (int)Math.Min(int.MaxValue, (long)options.MaxEnqueuedBatches * options.MaxBatchSize);
+        Continuations = options.AllowSynchronousContinuations ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
     }
 
     /// <summary>The queue's name.</summary>
@@ -48,6 +49,9 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
 
     /// <summary>The most a batch of this queue holds.</summary>
     public int MaxBatchSize { get; }
+
+    /// <summary>How the tasks callers await run their continuations (<see cref="BatchQueueOptions.AllowSynchronousContinuations"/>).</summary>
+    internal TaskCreationOptions Continuations { get; }
 
     /// <summary>The sum of the sizes of the tasks waiting now.</summary>
     public int QueuedSize
@@ -108,7 +112,7 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
 
         IReadOnlyList<TTask> pieces = splittable.Split(room, MaxBatchSize);
         CheckPieces(task, size, pieces);
-        var group = new SplitGroup(pieces.Count);
+        var group = new SplitGroup(pieces.Count, Continuations);
         Entry[] entries = [.. pieces.Select(piece => new Entry(this, piece, piece.Size, group))];
         Enqueue(entries, size, cancellationToken);
         return group.Completion.Task;
@@ -385,7 +389,7 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
         public CancellationTokenRegistration Registration { get; set; }
 
         /// <summary>What the caller awaits; null for a piece (the group's is awaited).</summary>
-        public TaskCompletionSource? Completion { get; } = group is null ? new(TaskCreationOptions.RunContinuationsAsynchronously) : null;
+        public TaskCompletionSource? Completion { get; } = group is null ? new(queue.Continuations) : null;
 
         /// <summary>Ends the entry: ran (no failure), failed, or cancelled (an <see cref="OperationCanceledException"/>).</summary>
         public void Finish(Exception? failure, CancellationToken cancelledBy)
@@ -411,14 +415,14 @@ public sealed class BatchQueue<TTask> : IAsyncDisposable
     }
 
     /// <summary>The pieces of one split task: the original completes when the last has run, failed when any failed, cancelled when any was cancelled.</summary>
-    internal sealed class SplitGroup(int pieces)
+    internal sealed class SplitGroup(int pieces, TaskCreationOptions continuations)
     {
         private int _left = pieces;
         private Exception? _failure;
         private CancellationToken _cancelledBy;
         private bool _cancelled;
 
-        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Completion { get; } = new(continuations);
 
         public void PieceDone(Exception? failure, CancellationToken cancelledBy)
         {

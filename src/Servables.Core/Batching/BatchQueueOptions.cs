@@ -24,6 +24,22 @@ public sealed class BatchQueueOptions
     public int MaxEnqueuedBatches { get; set; } = 10;
 
     /// <summary>
+    /// Whether a caller's continuation may run on the worker that ran its batch (or on the thread that
+    /// cancelled its task), as <c>AllowSynchronousContinuations</c> of System.Threading.Channels does.
+    /// </summary>
+    /// <remarks>
+    /// Off, each completed task's continuation is queued to the thread pool, and a worker that finished a
+    /// batch often finds the next one not yet formed while its callers wait for pool threads to wake. On,
+    /// the worker runs the callers' code up to their next <c>await</c> itself, typically their next call,
+    /// so the next batch is ready when it looks (measured on 2 cores with 16 callers of an ONNX model: see
+    /// benchmarks/README.md). The price: a caller that does long work, or blocks, after its await delays
+    /// every batch of the scheduler's workers meanwhile, and a caller that waits synchronously on another
+    /// task of the same queue deadlocks. Turn it on only when what follows the await is short.
+    /// </remarks>
+    /// <value>Defaults to false.</value>
+    public bool AllowSynchronousContinuations { get; set; }
+
+    /// <summary>
     /// Batch sizes a model runs best at (or was compiled for): a batch is padded up to the smallest
     /// that holds it (<see cref="Batch{TTask}.PaddedSize"/>). Increasing, and the last is
     /// <see cref="MaxBatchSize"/>.

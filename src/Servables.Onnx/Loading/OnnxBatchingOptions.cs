@@ -29,7 +29,7 @@ public sealed class OnnxBatchingOptions
     internal OnnxBatchingOptions Copy()
     {
         var copy = new OnnxBatchingOptions { Scheduler = Scheduler, BatchWorkers = BatchWorkers };
-        (copy.Queue.MaxBatchSize, copy.Queue.BatchTimeout, copy.Queue.MaxEnqueuedBatches) = (Queue.MaxBatchSize, Queue.BatchTimeout, Queue.MaxEnqueuedBatches);
+        (copy.Queue.MaxBatchSize, copy.Queue.BatchTimeout, copy.Queue.MaxEnqueuedBatches, copy.Queue.AllowSynchronousContinuations) = (Queue.MaxBatchSize, Queue.BatchTimeout, Queue.MaxEnqueuedBatches, Queue.AllowSynchronousContinuations);
         foreach (int size in Queue.AllowedBatchSizes)
         {
             copy.Queue.AllowedBatchSizes.Add(size);

@@ -272,6 +272,66 @@ public sealed class BatchSchedulerTests : IAsyncLifetime
         Assert.All(seen.Values, n => Assert.Equal(1, n));
     }
 
+    [Fact]
+    public async Task SynchronousContinuations_RunOnTheWorkerThatRanTheBatch()
+    {
+        int batchThread = 0;
+        await using BatchQueue<Work> queue = _scheduler.AddQueue("sync", (batch, _) =>
+        {
+            batchThread = Environment.CurrentManagedThreadId;
+            return ValueTask.CompletedTask;
+        }, new BatchQueueOptions { MaxBatchSize = 1, AllowSynchronousContinuations = true });
+
+        (int thread, string stack) continuation = await Task.Run(async () =>
+        {
+            await queue.ScheduleAsync(new Work(1, 0)).ConfigureAwait(false);
+            return (Environment.CurrentManagedThreadId, Environment.StackTrace);
+        }).WaitAsync(Wait);
+
+        Assert.Equal(batchThread, continuation.thread);
+        Assert.Contains("Servables.BatchQueue", continuation.stack, StringComparison.Ordinal); // inside the worker's completion of the batch
+    }
+
+    [Fact]
+    public async Task AsynchronousContinuations_ByDefault_RunOffTheWorker()
+    {
+        await using BatchQueue<Work> queue = AddQueue(new BatchQueueOptions { MaxBatchSize = 1 });
+
+        string stack = await Task.Run(async () =>
+        {
+            await queue.ScheduleAsync(new Work(1, 0)).ConfigureAwait(false);
+            return Environment.StackTrace;
+        }).WaitAsync(Wait);
+
+        Assert.DoesNotContain("Servables.BatchQueue", stack, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AsynchronousContinuations_ByDefault_ACallerThatBlocksAfterItsAwaitNeverStopsTheWorker()
+    {
+        using var secondRan = new ManualResetEventSlim();
+        int batches = 0;
+        await using BatchQueue<Work> queue = _scheduler.AddQueue("async", (batch, _) =>
+        {
+            if (Interlocked.Increment(ref batches) == 2)
+            {
+                secondRan.Set();
+            }
+
+            return ValueTask.CompletedTask;
+        }, new BatchQueueOptions { MaxBatchSize = 1 });
+
+        Task first = Task.Run(async () =>
+        {
+            await queue.ScheduleAsync(new Work(1, 0)).ConfigureAwait(false);
+            Assert.True(secondRan.Wait(Wait)); // blocks until the (one) worker runs the next batch: on the worker itself this would never return
+        });
+        await Eventually.WaitUntilAsync(() => Volatile.Read(ref batches) == 1, what: "the first batch ran");
+        await queue.ScheduleAsync(new Work(1, 1)).WaitAsync(Wait);
+
+        await first.WaitAsync(Wait);
+    }
+
     private BatchQueue<Work> AddQueue(BatchQueueOptions options, Task? gate = null, string name = "q") =>
         _scheduler.AddQueue(name, async (batch, _) =>
         {
