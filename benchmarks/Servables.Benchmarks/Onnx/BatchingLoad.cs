@@ -21,12 +21,12 @@ internal static class BatchingLoad
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int callers = Arg(args, "--callers", 16);
-        int seconds = Arg(args, "--seconds", 20);
-        int timeoutMs = Arg(args, "--timeout-ms", 1);
-        int maxBatch = Arg(args, "--max-batch", 16);
-        int workers = Arg(args, "--workers", 1);
-        int batchedIntraOp = Arg(args, "--batched-intra-op", 1);
+        int callers = BatchedLoad.Arg(args, "--callers", 16);
+        int seconds = BatchedLoad.Arg(args, "--seconds", 20);
+        int timeoutMs = BatchedLoad.Arg(args, "--timeout-ms", 1);
+        int maxBatch = BatchedLoad.Arg(args, "--max-batch", 16);
+        int workers = BatchedLoad.Arg(args, "--workers", 1);
+        int batchedIntraOp = BatchedLoad.Arg(args, "--batched-intra-op", 1);
         bool noSpin = args.Contains("--no-spin");
         string folder = Path.Combine(Path.GetTempPath(), $"servables-batching-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
@@ -73,33 +73,15 @@ internal static class BatchingLoad
 
             float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), Inputs))];
 
-            // Warm-up, then alternating rounds.
-            await RoundAsync(unbatched, examples, TimeSpan.FromSeconds(1), batched: false);
-            await RoundAsync(batched, examples, TimeSpan.FromSeconds(1), batched: true);
-            var results = new[] { new List<double>(), new List<double>() };
-            long[] calls = [0, 0];
-            double[] wall = [0, 0];
-            for (int round = 0; round < seconds; round++)
-            {
-                foreach (bool isBatched in round % 2 == 0 ? new[] { false, true } : [true, false])
-                {
-                    int side = isBatched ? 1 : 0;
-                    (List<double> latencies, double elapsed) = await RoundAsync(isBatched ? batched : unbatched, examples, TimeSpan.FromSeconds(1), isBatched);
-                    results[side].AddRange(latencies);
-                    calls[side] += latencies.Count;
-                    wall[side] += elapsed;
-                }
-            }
-
             Console.WriteLine($"ONNX MLP {Inputs}→{Hidden}→{Hidden}→{Outputs}, {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
-            double[] throughput = [calls[0] / wall[0], calls[1] / wall[1]];
-            for (int side = 0; side < 2; side++)
+            await BatchedLoad.CompareAsync(callers, seconds, (c, isBatched) =>
             {
-                results[side].Sort();
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(side == 0 ? "unbatched" : "batched  ")}  {throughput[side],9:F0} calls/s   p50 {Percentile(results[side], 0.50),7:F3} ms   p99 {Percentile(results[side], 0.99),7:F3} ms"));
-            }
-
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  throughput batched/unbatched {throughput[1] / throughput[0]:F2}×; p99 batched − unbatched {Percentile(results[1], 0.99) - Percentile(results[0], 0.99):F3} ms"));
+                OrtValue x = OrtValue.CreateTensorValueFromMemory(examples[c], [1, Inputs]);
+                var inputs = new Dictionary<string, OrtValue> { ["X"] = x };
+                return new BatchedLoad.Caller(
+                    isBatched ? async () => (await batched.RunAsync(inputs)).Dispose() : () => { unbatched.Run(inputs).Dispose(); return ValueTask.CompletedTask; },
+                    x);
+            });
             await batched.DisposeAsync();
             unbatched.Dispose();
             return 0;
@@ -129,34 +111,5 @@ internal static class BatchingLoad
             .Node("MatMul", ["H2", "W3"], ["A3"]).Node("Add", ["A3", "B3"], ["Y"])
             .WriteTo(modelPath);
         return modelPath;
-    }
-
-    private static async Task<(List<double> Latencies, double Seconds)> RoundAsync(OnnxServable servable, float[][] examples, TimeSpan length, bool batched)
-    {
-        long started = Stopwatch.GetTimestamp();
-        long end = started + (long)(length.TotalSeconds * Stopwatch.Frequency);
-        var perCaller = new List<double>[examples.Length];
-        Task[] callers = [.. Enumerable.Range(0, examples.Length).Select(c => Task.Run(async () =>
-        {
-            var latencies = perCaller[c] = [];
-            using OrtValue x = OrtValue.CreateTensorValueFromMemory(examples[c], [1, Inputs]);
-            var inputs = new Dictionary<string, OrtValue> { ["X"] = x };
-            while (Stopwatch.GetTimestamp() < end)
-            {
-                long start = Stopwatch.GetTimestamp();
-                using IDisposableReadOnlyCollection<OrtValue> y = batched ? await servable.RunAsync(inputs) : servable.Run(inputs);
-                latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            }
-        }))];
-        await Task.WhenAll(callers);
-        return ([.. perCaller.SelectMany(l => l)], Stopwatch.GetElapsedTime(started).TotalSeconds);
-    }
-
-    internal static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
-
-    internal static int Arg(string[] args, string name, int fallback)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
     }
 }

@@ -18,9 +18,9 @@ internal static class ThreadingLoad
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        int callers = BatchingLoad.Arg(args, "--callers", 2);
-        int seconds = BatchingLoad.Arg(args, "--seconds", 10);
-        int sharedIntraOp = BatchingLoad.Arg(args, "--shared-intra-op", 0);
+        int callers = BatchedLoad.Arg(args, "--callers", 2);
+        int seconds = BatchedLoad.Arg(args, "--seconds", 10);
+        int sharedIntraOp = BatchedLoad.Arg(args, "--shared-intra-op", 0);
         bool spinning = !args.Contains("--no-spin");
         OnnxEnvironment.ConfigureSharedThreadPools(sharedIntraOp, allowSpinning: spinning);
         string folder = Path.Combine(Path.GetTempPath(), $"servables-threading-{Guid.NewGuid():N}");
@@ -77,7 +77,7 @@ internal static class ThreadingLoad
             {
                 latencies[s].Sort();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  {settings[s].Name,-48} {calls[s] / wall[s],8:F0} calls/s   p50 {BatchingLoad.Percentile(latencies[s], 0.50),7:F3} ms   p99 {BatchingLoad.Percentile(latencies[s], 0.99),7:F3} ms"));
+                    $"  {settings[s].Name,-48} {calls[s] / wall[s],8:F0} calls/s   p50 {BatchedLoad.Percentile(latencies[s], 0.50),7:F3} ms   p99 {BatchedLoad.Percentile(latencies[s], 0.99),7:F3} ms"));
             }
 
             return 0;

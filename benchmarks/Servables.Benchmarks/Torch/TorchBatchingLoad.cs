@@ -27,12 +27,12 @@ internal static class TorchBatchingLoad
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int callers = Arg(args, "--callers", 16);
-        int seconds = Arg(args, "--seconds", 20);
-        int timeoutMs = Arg(args, "--timeout-ms", 1);
-        int maxBatch = Arg(args, "--max-batch", 8);
-        int workers = Arg(args, "--workers", 2);
-        int threads = Arg(args, "--torch-threads", 1);
+        int callers = BatchedLoad.Arg(args, "--callers", 16);
+        int seconds = BatchedLoad.Arg(args, "--seconds", 20);
+        int timeoutMs = BatchedLoad.Arg(args, "--timeout-ms", 1);
+        int maxBatch = BatchedLoad.Arg(args, "--max-batch", 8);
+        int workers = BatchedLoad.Arg(args, "--workers", 2);
+        int threads = BatchedLoad.Arg(args, "--torch-threads", 1);
         TorchRuntime.SetThreads(threads);
 
         // Every caller blocks a pool thread while unbatched: without this the pool adds threads slowly and the first rounds measure that.
@@ -90,34 +90,17 @@ internal static class TorchBatchingLoad
 
             float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), Inputs))];
 
-            // Warm-up, then alternating rounds.
-            await RoundAsync(unbatched, examples, TimeSpan.FromSeconds(1), batched: false);
-            await RoundAsync(batched, examples, TimeSpan.FromSeconds(1), batched: true);
-            var results = new[] { new List<double>(), new List<double>() };
-            long[] calls = [0, 0];
-            double[] wall = [0, 0];
-            for (int round = 0; round < seconds; round++)
-            {
-                foreach (bool isBatched in round % 2 == 0 ? new[] { false, true } : [true, false])
-                {
-                    int side = isBatched ? 1 : 0;
-                    (List<double> latencies, double elapsed) = await RoundAsync(isBatched ? batched : unbatched, examples, TimeSpan.FromSeconds(1), isBatched);
-                    results[side].AddRange(latencies);
-                    calls[side] += latencies.Count;
-                    wall[side] += elapsed;
-                }
-            }
-
             Console.WriteLine($"Torch MLP {Inputs}→{Hidden}→{Hidden}→{Outputs} (TorchScript), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
-            double[] throughput = [calls[0] / wall[0], calls[1] / wall[1]];
-            for (int side = 0; side < 2; side++)
+            BatchedLoad.Caller MakeCaller(int c, bool isBatched)
             {
-                results[side].Sort();
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(side == 0 ? "unbatched" : "batched  ")}  {throughput[side],9:F0} calls/s   p50 {Percentile(results[side], 0.50),7:F3} ms   p99 {Percentile(results[side], 0.99),7:F3} ms"));
+                Tensor x = torch.tensor(examples[c], [1, Inputs]);
+                return new BatchedLoad.Caller(
+                    isBatched ? async () => (await batched.ForwardAsync(x)).Dispose() : () => { unbatched.Forward(x).Dispose(); return ValueTask.CompletedTask; },
+                    x);
             }
 
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  throughput batched/unbatched {throughput[1] / throughput[0]:F2}×; p99 batched − unbatched {Percentile(results[1], 0.99) - Percentile(results[0], 0.99):F3} ms (BatchTimeout {timeoutMs} ms)"));
-            await DescribeBatchesAsync(batched, examples);
+            await BatchedLoad.CompareAsync(callers, seconds, MakeCaller, $" (BatchTimeout {timeoutMs} ms)");
+            await DescribeBatchesAsync(callers, MakeCaller);
             await batched.DisposeAsync();
             unbatched.Dispose();
             return 0;
@@ -128,28 +111,8 @@ internal static class TorchBatchingLoad
         }
     }
 
-    private static async Task<(List<double> Latencies, double Seconds)> RoundAsync(TorchServable servable, float[][] examples, TimeSpan length, bool batched)
-    {
-        long started = Stopwatch.GetTimestamp();
-        long end = started + (long)(length.TotalSeconds * Stopwatch.Frequency);
-        var perCaller = new List<double>[examples.Length];
-        Task[] callers = [.. Enumerable.Range(0, examples.Length).Select(c => Task.Run(async () =>
-        {
-            var latencies = perCaller[c] = [];
-            using Tensor x = torch.tensor(examples[c], [1, Inputs]);
-            while (Stopwatch.GetTimestamp() < end)
-            {
-                long start = Stopwatch.GetTimestamp();
-                using Tensor y = batched ? await servable.ForwardAsync(x) : servable.Forward(x);
-                latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            }
-        }))];
-        await Task.WhenAll(callers);
-        return ([.. perCaller.SelectMany(l => l)], Stopwatch.GetElapsedTime(started).TotalSeconds);
-    }
-
     /// <summary>One more batched round, observed through the metrics: batch sizes, queue delay, and the time the batched forwards took.</summary>
-    private static async Task DescribeBatchesAsync(TorchServable batched, float[][] examples)
+    private static async Task DescribeBatchesAsync(int callers, Func<int, bool, BatchedLoad.Caller> makeCaller)
     {
         var sizes = new List<int>();
         var delays = new List<double>();
@@ -177,7 +140,7 @@ internal static class TorchBatchingLoad
             }
         });
         listener.Start();
-        (List<double> latencies, double elapsed) = await RoundAsync(batched, examples, TimeSpan.FromSeconds(1), batched: true);
+        (List<double> latencies, double elapsed) = await BatchedLoad.RoundAsync(callers, makeCaller, batched: true);
         listener.Dispose();
         lock (sizes)
         {
@@ -195,13 +158,5 @@ internal static class TorchBatchingLoad
         }
 
         return flat;
-    }
-
-    private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
-
-    private static int Arg(string[] args, string name, int fallback)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
     }
 }
