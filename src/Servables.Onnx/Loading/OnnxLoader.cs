@@ -286,14 +286,15 @@ public sealed class OnnxLoader : Loader<OnnxServable>
         try
         {
             sessionOptions.LogId = Id.ToString();
-            if (_options.IntraOpThreads == 0 && _options.InterOpThreads == 0 && OnnxEnvironment.EnsureCreated())
+            // A batched session is run by its batch workers only: its own pools (ONNX Runtime's default) serve them best.
+            if (_options.IntraOpThreads == 0 && _options.InterOpThreads == 0 && _options.Batching is null && OnnxEnvironment.EnsureCreated())
             {
                 sharedPools = true;
                 sessionOptions.DisablePerSessionThreads(); // the process's shared pools (OnnxEnvironment)
             }
             else
             {
-                if (_options.IntraOpThreads == 0 && _options.InterOpThreads == 0)
+                if (_options.IntraOpThreads == 0 && _options.InterOpThreads == 0 && _options.Batching is null)
                 {
                     Log.SharedThreadPoolsUnavailable(_logger, Id);
                 }

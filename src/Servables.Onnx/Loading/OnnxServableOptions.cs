@@ -25,9 +25,10 @@ public sealed class OnnxServableOptions
     /// <value>
     /// 0 to 1024. Defaults to 0: with <see cref="InterOpThreads"/> also 0, the session runs on the pools
     /// every session in the process shares (<see cref="OnnxEnvironment"/>), so that concurrent callers and
-    /// the two versions of a hot swap do not oversubscribe the cores. Set a count to give the session its
-    /// own pools (ONNX Runtime's default is one thread per physical core; 1 suits many concurrent callers
-    /// of a small model).
+    /// the two versions of a hot swap do not oversubscribe the cores; with <see cref="Batching"/> on, whose
+    /// batch workers are the session's only callers, it gets pools of its own of ONNX Runtime's default size
+    /// (one thread per physical core, spinning between runs), which batch far better. Set a count to give the
+    /// session its own pools of that size (1 suits many concurrent callers of a small model).
     /// </value>
     public int IntraOpThreads { get; set; }
 

@@ -10,15 +10,17 @@ public sealed class OnnxEnvironmentTests : IDisposable
     public void Dispose() => _folder.Dispose();
 
     [Fact]
-    public async Task DefaultOptions_SessionRunsOnTheSharedPools_ACountGivesItsOwn()
+    public async Task DefaultOptions_SessionRunsOnTheSharedPools_ACountOrBatchingGivesItsOwn()
     {
         string path = Path.Combine(TestModels.WriteVersion(_folder.Path, 1, TestModels.Mlp()), "model.onnx");
         var shared = new OnnxLoader(new ServableId("mlp", 1), path);
         var own = new OnnxLoader(new ServableId("mlp", 2), path, new OnnxServableOptions { IntraOpThreads = 1 });
         var ownInterOp = new OnnxLoader(new ServableId("mlp", 3), path, new OnnxServableOptions { InterOpThreads = 1, ExecutionMode = ExecutionMode.ORT_PARALLEL });
+        var batched = new OnnxLoader(new ServableId("mlp", 4), path, new OnnxServableOptions { Batching = new OnnxBatchingOptions() });
         await shared.LoadAsync();
         await own.LoadAsync();
         await ownInterOp.LoadAsync();
+        await batched.LoadAsync();
         try
         {
             Assert.True(OnnxEnvironment.SharedThreadPools); // the test process made no environment of its own before a loader did
@@ -26,9 +28,11 @@ public sealed class OnnxEnvironmentTests : IDisposable
             Assert.True(shared.Value!.SharedThreadPools);
             Assert.False(own.Value!.SharedThreadPools);
             Assert.False(ownInterOp.Value!.SharedThreadPools);
+            Assert.False(batched.Value!.SharedThreadPools); // its batch workers are its only callers
         }
         finally
         {
+            await batched.UnloadAsync();
             await shared.UnloadAsync();
             await own.UnloadAsync();
             await ownInterOp.UnloadAsync();
