@@ -51,8 +51,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             Retention = options.ResultRetention,
             TimeProvider = _time,
             MaxEntries = options.MaxStoredRequests,
+            ApiName = apiName,
         };
-        _store = options.StoreFactory?.Invoke(services, storeOptions) ?? AsyncResultStores.Create(options, storeOptions, apiName);
+        _store = options.StoreFactory is { } factory
+            ? factory(services, storeOptions) ?? throw new InvalidOperationException($"The StoreFactory of async API '{apiName}' returned null; it must return the API's result store.")
+            : new InMemoryAsyncResultStore(storeOptions);
         _table = _store as IAsyncRequestTable ?? new StoreRequestTable(_store);
         _lanes = new AsyncLanes(apiName, options, _table, _queue, _queued, metrics, _logger, _time);
         _lifecycle = new AsyncApiLifecycle(apiName, options, services, handlerType, _table, _queue, _queued, _lanes, metrics, _logger, _time);

@@ -3,7 +3,7 @@ namespace Servables.Async;
 /// <summary>Where a <see cref="SqliteAsyncResultStore"/> keeps its requests: the database file, and which API's rows are its own.</summary>
 public sealed class SqliteAsyncResultStoreOptions
 {
-    /// <summary>The smallest <see cref="MaxDatabaseBytes"/> (and <see cref="AsyncApiOptions.SqliteMaxDatabaseBytes"/>): 64 KiB.</summary>
+    /// <summary>The smallest <see cref="MaxDatabaseBytes"/>: 64 KiB.</summary>
     internal const long MinimumMaxDatabaseBytes = 64 * 1024;
 
     /// <summary>The SQLite database file; created, with its schema, when missing.</summary>
@@ -25,6 +25,9 @@ public sealed class SqliteAsyncResultStoreOptions
     /// </remarks>
     /// <value>64 KiB or more, or null. Defaults to null.</value>
     public long? MaxDatabaseBytes { get; set; }
+
+    /// <summary>A copy of these options for the API named <paramref name="apiName"/>.</summary>
+    internal SqliteAsyncResultStoreOptions CopyFor(string apiName) => new() { DatabasePath = DatabasePath, ApiName = apiName, MaxDatabaseBytes = MaxDatabaseBytes };
 
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
     /// <remarks>

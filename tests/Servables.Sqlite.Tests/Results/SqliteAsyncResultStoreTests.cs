@@ -1,7 +1,10 @@
 using System.Text;
 using Microsoft.Data.Sqlite;
 
-namespace Servables.Async.Tests.Results;
+using Servables.Async;
+using Servables.Async.Tests.Results;
+
+namespace Servables.Sqlite.Tests.Results;
 
 public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
 {

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
 
 namespace Servables.Async;
 
@@ -78,12 +79,13 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
 
     /// <summary>Opens the store on <see cref="SqliteAsyncResultStoreOptions.DatabasePath"/>, creating the file and its schema when missing.</summary>
     /// <param name="sqliteOptions">The database file and the API name.</param>
-    /// <param name="options">Retention and clock; null for the defaults. <see cref="AsyncResultStoreOptions.MaxEntries"/> is ignored.</param>
+    /// <param name="options">Retention and clock; null for the defaults. <see cref="AsyncResultStoreOptions.MaxEntries"/> and <see cref="AsyncResultStoreOptions.ApiName"/> are ignored (<see cref="SqliteAsyncResultStoreOptions.ApiName"/> names the API).</param>
+    /// <param name="logger">Where the store logs (event ids 600–699); null for nowhere.</param>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
     /// <exception cref="DirectoryNotFoundException">The folder of the database file does not exist.</exception>
     /// <exception cref="IOException">The file cannot be opened or written (a folder that is not writable, a file that is not a SQLite database), or is a folder.</exception>
     /// <exception cref="InvalidOperationException">The file's schema is newer than this version understands.</exception>
-    public SqliteAsyncResultStore(SqliteAsyncResultStoreOptions sqliteOptions, AsyncResultStoreOptions? options = null)
+    public SqliteAsyncResultStore(SqliteAsyncResultStoreOptions sqliteOptions, AsyncResultStoreOptions? options = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(sqliteOptions);
         options ??= new AsyncResultStoreOptions();
@@ -96,7 +98,13 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         _apiName = sqliteOptions.ApiName;
         _retention = options.Retention;
         _time = options.TimeProvider;
-        _connection = Open(Path.GetFullPath(sqliteOptions.DatabasePath), sqliteOptions.MaxDatabaseBytes);
+        string path = Path.GetFullPath(sqliteOptions.DatabasePath);
+        _connection = Open(path, sqliteOptions.MaxDatabaseBytes);
+        if (logger is not null && logger.IsEnabled(LogLevel.Information))
+        {
+            using SqliteCommand count = CreateCommand("SELECT COUNT(*) FROM async_requests WHERE api = $api AND state IN (1, 2)");
+            SqliteLog.StoreOpened(logger, _apiName, path, (long)count.ExecuteScalar()!);
+        }
     }
 
     /// <summary>True: an accepted request is committed to the file before <see cref="TryAddAsync"/> returns.</summary>
@@ -249,7 +257,7 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
                 if (version > SchemaVersion)
                 {
                     throw new InvalidOperationException(
-                        $"The SQLite result store '{path}' has schema version {version}; this version of Servables.Async understands up to {SchemaVersion}. Upgrade, or use another file.");
+                        $"The SQLite result store '{path}' has schema version {version}; this version of Servables.Sqlite understands up to {SchemaVersion}. Upgrade, or use another file.");
                 }
 
                 command.CommandText = CreateSchemaSql;

@@ -2,7 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 
-namespace Servables.Async.Tests.Results;
+using Servables.Async;
+using Servables.Async.Tests.Results;
+
+namespace Servables.Sqlite.Tests.Results;
 
 /// <summary>Kills a host (SIGKILL) with requests queued and in progress, restarts it, and checks that nothing accepted was lost.</summary>
 public sealed class SqliteCrashRecoveryTests : IDisposable
@@ -88,7 +91,7 @@ public sealed class SqliteCrashRecoveryTests : IDisposable
 
     private static Process Start(params string[] args)
     {
-        string dll = Path.Combine(AppContext.BaseDirectory.Replace("Servables.Async.Tests", "Servables.Async.CrashHost", StringComparison.Ordinal), "Servables.Async.CrashHost.dll");
+        string dll = Path.Combine(AppContext.BaseDirectory.Replace("Servables.Sqlite.Tests", "Servables.Sqlite.CrashHost", StringComparison.Ordinal), "Servables.Sqlite.CrashHost.dll");
         Assert.True(File.Exists(dll), $"The crash host was not built at {dll}.");
         var info = new ProcessStartInfo(Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "dotnet")
         {
