@@ -15,6 +15,19 @@ namespace Servables.Async;
 /// restarted process runs it again, so handlers must tolerate running twice.
 /// </para>
 /// <para>
+/// Group commit: every change (add, in-progress mark, outcome, expiry sweep) goes into a queue; a caller
+/// who finds no commit running commits at once, on its own thread (a lone caller waits for no timer and no
+/// other thread), and the changes that arrive meanwhile, from any caller or lane, are committed together in
+/// the next transaction, with one flush. Each caller's task completes only after the transaction holding its
+/// change committed. A change the file refuses (<c>SQLITE_FULL</c> when <see cref="SqliteAsyncResultStoreOptions.MaxDatabaseBytes"/>
+/// is reached, a constraint) fails alone: the transaction is rolled back and the group's other changes are
+/// committed without it. When the transaction cannot begin or commit (the disk is full, the file is
+/// read-only, another connection holds the write lock past <see cref="SqliteAsyncResultStoreOptions.LockTimeout"/>),
+/// every change of that group fails with the same <see cref="SqliteException"/> and none of them is in the
+/// file (an async API reports that to each submitter as <see cref="AsyncStoreUnavailableException"/>).
+/// Reads use a second connection, which sees committed changes only, so they never wait for a flush.
+/// </para>
+/// <para>
 /// A finished request keeps its result or error, but not its payload, for the retention period
 /// counted from its <see cref="AsyncRequestRecord.UpdatedAt"/>; after that it reads as absent and
 /// its id can be used again. Expired rows stay in the file until <see cref="RemoveExpiredAsync"/>
@@ -25,7 +38,7 @@ namespace Servables.Async;
 /// Several stores, in one process or in several, may share one file under different
 /// <see cref="SqliteAsyncResultStoreOptions.ApiName"/> values; each sees only its own rows.
 /// </para>
-/// <para>Thread-safe: each store has one connection, which one operation at a time uses.</para>
+/// <para>Thread-safe: one group commits at a time on the store's write connection, and one read at a time runs on its read connection.</para>
 /// </remarks>
 public sealed class SqliteAsyncResultStore : IAsyncResultStore
 {
@@ -66,16 +79,35 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
     private const string NotExpired = "NOT (" + Expired + ")";
     private const string RecordColumns = "id, state, content_type, result_json, error, submitted_at, updated_at";
 
-    // One connection per store, guarded by _gate: SQLite calls are synchronous, a connection is not
-    // thread-safe, and SQLite allows one writer per file anyway; a pool would let reads overlap,
-    // but every call here is short and most are writes. A semaphore rather than a lock so that callers queue without blocking a
-    // thread; the one running still blocks its thread for the SQLite call.
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly SqliteConnection _connection;
     private readonly string _apiName;
     private readonly TimeSpan _retention;
     private readonly TimeProvider _time;
-    private bool _disposed;
+    private readonly ILogger? _logger;
+
+    // Writes: one connection, used by the one group commit that runs at a time (_committing), with its
+    // statements prepared once. SQLite allows one writer per file anyway.
+    private readonly SqliteConnection _writer;
+    private readonly SqliteCommand _deleteExpiredId;
+    private readonly SqliteCommand _insert;
+    private readonly SqliteCommand _markInProgress;
+    private readonly SqliteCommand _complete;
+    private readonly SqliteCommand _fail;
+    private readonly SqliteCommand _removeExpired;
+    private readonly Lock _writeLock = new();
+    private List<SqliteWrite> _pending = [];
+    private bool _committing;
+    private TaskCompletionSource? _idle;
+
+    // Reads: a second connection, which sees only committed rows, one read at a time. A semaphore rather
+    // than a lock so that readers queue without blocking a thread.
+    private readonly SqliteConnection _reader;
+    private readonly SemaphoreSlim _readGate = new(1, 1);
+
+    // The write connection's PRAGMA synchronous: FULL (Open sets it) but during a group that needs no flush.
+    private bool _synchronousFull = true;
+    private long _groups;
+    private long _flushedGroups;
+    private volatile bool _disposed;
 
     /// <summary>Opens the store on <see cref="SqliteAsyncResultStoreOptions.DatabasePath"/>, creating the file and its schema when missing.</summary>
     /// <param name="sqliteOptions">The database file and the API name.</param>
@@ -98,111 +130,190 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         _apiName = sqliteOptions.ApiName;
         _retention = options.Retention;
         _time = options.TimeProvider;
+        _logger = logger;
         string path = Path.GetFullPath(sqliteOptions.DatabasePath);
-        _connection = Open(path, sqliteOptions.MaxDatabaseBytes);
-        if (logger is not null && logger.IsEnabled(LogLevel.Information))
+        _writer = Open(path, sqliteOptions.MaxDatabaseBytes, sqliteOptions.LockTimeout);
+        try
         {
-            using SqliteCommand count = CreateCommand("SELECT COUNT(*) FROM async_requests WHERE api = $api AND state IN (1, 2)");
-            SqliteLog.StoreOpened(logger, _apiName, path, (long)count.ExecuteScalar()!);
+            _reader = OpenReader(path, sqliteOptions.LockTimeout);
+            _deleteExpiredId = Prepare("DELETE FROM async_requests WHERE api = $api AND id = $id AND " + Expired, "$id", "$cutoff");
+            _insert = Prepare(
+                """
+                INSERT INTO async_requests (api, id, state, content_type, payload, submitted_at, updated_at)
+                VALUES ($api, $id, 1, $contentType, $payload, $submittedAt, $updatedAt)
+                ON CONFLICT (api, id) DO NOTHING
+                """,
+                "$id",
+                "$contentType",
+                "$payload",
+                "$submittedAt",
+                "$updatedAt");
+            _markInProgress = Prepare("UPDATE async_requests SET state = 2, updated_at = $at WHERE api = $api AND id = $id AND state = 1", "$id", "$at");
+            _complete = Prepare("UPDATE async_requests SET state = 3, result_json = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)", "$id", "$at", "$text");
+            _fail = Prepare("UPDATE async_requests SET state = 4, error = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)", "$id", "$at", "$text");
+            _removeExpired = Prepare("DELETE FROM async_requests WHERE api = $api AND " + Expired, "$cutoff");
+            if (logger is not null && logger.IsEnabled(LogLevel.Information))
+            {
+                using SqliteCommand count = CreateReadCommand("SELECT COUNT(*) FROM async_requests WHERE api = $api AND state IN (1, 2)");
+                SqliteLog.StoreOpened(logger, _apiName, path, (long)count.ExecuteScalar()!);
+            }
+        }
+        catch
+        {
+            _reader?.Dispose();
+            _writer.Dispose();
+            throw;
         }
     }
 
     /// <summary>True: an accepted request is committed to the file before <see cref="TryAddAsync"/> returns.</summary>
     public bool IsDurable => true;
 
+    /// <summary>How many group transactions have committed, for tests and benchmarks.</summary>
+    internal long Groups => Interlocked.Read(ref _groups);
+
+    /// <summary>How many of them flushed the disk (they held an add or an outcome), for tests and benchmarks.</summary>
+    internal long FlushedGroups => Interlocked.Read(ref _flushedGroups);
+
+    /// <summary>Whether a group is committing now, for tests.</summary>
+    internal bool IsCommitting
+    {
+        get
+        {
+            lock (_writeLock)
+            {
+                return _committing;
+            }
+        }
+    }
+
+    /// <summary>How many writes wait for the next group now, for tests.</summary>
+    internal int PendingWrites
+    {
+        get
+        {
+            lock (_writeLock)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
     /// <inheritdoc />
+    /// <remarks>
+    /// Committed and flushed, in a group with whatever other changes arrived while the previous group was
+    /// committing, before the task completes. Cancellation is honoured while the add waits for its group;
+    /// once a group has taken it, it is committed (or fails) with the group, so a caller never sees a
+    /// cancelled add that was nevertheless committed.
+    /// </remarks>
     public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(request.Id);
         ArgumentNullException.ThrowIfNull(request.ContentType);
-        return RunAsync(static (store, request) => store.Add(request), request, cancellationToken);
+        return WriteAsync(new SqliteWrite(SqliteWriteKind.Add, request.Id, request), cancellationToken);
     }
 
     /// <inheritdoc />
     public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        return RunAsync(static (store, args) => store.Get(args.requestId, args.includePayload), (requestId, includePayload), cancellationToken);
+        return ReadAsync(static (store, args) => store.Get(args.requestId, args.includePayload), (requestId, includePayload), cancellationToken);
     }
 
     /// <inheritdoc />
     /// <remarks>
-    /// This one change is committed without its own flush to the disk (it survives kill -9 like every
-    /// commit; the next request's commit flushes it): losing it to an OS crash only makes the request
-    /// read <c>in_queue</c> again, and it runs again either way. That saves one of the three flushes a
-    /// request costs.
+    /// This one change needs no flush of its own (it survives kill -9 like every commit; the next durable
+    /// group flushes it): a group of nothing but in-progress marks commits without one. Losing a mark to an OS
+    /// crash only makes the request read <c>in_queue</c> again, and it runs again either way.
     /// </remarks>
     public ValueTask<bool> TryMarkInProgressAsync(string requestId, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        return RunAsync(static (store, args) => store.MarkInProgress(args.requestId, args.at), (requestId, at), cancellationToken);
+        return WriteAsync(new SqliteWrite(SqliteWriteKind.MarkInProgress, requestId, at: at.UtcTicks), cancellationToken);
     }
 
     /// <inheritdoc />
-    /// <remarks>Drops the payload.</remarks>
+    /// <remarks>Drops the payload. Committed and flushed with its group before the task completes.</remarks>
     public ValueTask<bool> TryCompleteAsync(string requestId, string resultJson, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(resultJson);
-        return RunAsync(
-            static (store, args) => store.Update(
-                "UPDATE async_requests SET state = 3, result_json = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)",
-                args.requestId,
-                args.at,
-                args.resultJson),
-            (requestId, resultJson, at),
-            cancellationToken);
+        return WriteAsync(new SqliteWrite(SqliteWriteKind.Complete, requestId, text: resultJson, at: at.UtcTicks), cancellationToken);
     }
 
     /// <inheritdoc />
-    /// <remarks>Drops the payload.</remarks>
+    /// <remarks>Drops the payload. Committed and flushed with its group before the task completes.</remarks>
     public ValueTask<bool> TryFailAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(requestId);
         ArgumentNullException.ThrowIfNull(errorText);
-        return RunAsync(
-            static (store, args) => store.Update(
-                "UPDATE async_requests SET state = 4, error = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)",
-                args.requestId,
-                args.at,
-                args.errorText),
-            (requestId, errorText, at),
-            cancellationToken);
+        return WriteAsync(new SqliteWrite(SqliteWriteKind.Fail, requestId, text: errorText, at: at.UtcTicks), cancellationToken);
     }
 
     /// <inheritdoc />
     /// <remarks>Ordered by <see cref="AsyncRequestRecord.SubmittedAt"/>, then by the order in which they were added.</remarks>
     public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default) =>
-        RunAsync<int, IReadOnlyList<AsyncRequestRecord>>(static (store, _) => store.GetUnfinished(), 0, cancellationToken);
+        ReadAsync<int, IReadOnlyList<AsyncRequestRecord>>(static (store, _) => store.GetUnfinished(), 0, cancellationToken);
 
     /// <inheritdoc />
-    public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default) =>
-        RunAsync(static (store, _) => store.RemoveExpired(), 0, cancellationToken);
+    public async ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default) =>
+        (int)await WriteCoreAsync(new SqliteWrite(SqliteWriteKind.RemoveExpired), cancellationToken).ConfigureAwait(false);
 
-    /// <summary>Waits for the operation in progress, then closes the connection so the file can be moved or deleted; later calls throw <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>
+    /// Commits the writes already queued, waits for the read in progress, then closes both connections so the file
+    /// can be moved or deleted; later calls throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await _gate.WaitAsync().ConfigureAwait(false);
-        try
+        Task? committing = null;
+        lock (_writeLock)
         {
-            if (!_disposed)
+            if (_disposed)
+            {
+                committing = _idle?.Task;
+            }
+            else
             {
                 _disposed = true;
-                // The connection is not pooled, so this closes the file; as the last connection,
-                // it also checkpoints the WAL into the file and removes it.
-                _connection.Dispose();
+                if (_committing)
+                {
+                    _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    committing = _idle.Task;
+                }
+            }
+        }
+
+        if (committing is not null)
+        {
+            await committing.ConfigureAwait(false);
+        }
+
+        await _readGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_reader.State != System.Data.ConnectionState.Closed)
+            {
+                _reader.Dispose();
+                foreach (SqliteCommand command in new[] { _deleteExpiredId, _insert, _markInProgress, _complete, _fail, _removeExpired })
+                {
+                    command.Dispose();
+                }
+
+                // The connections are not pooled, so this closes the file; as the last connection,
+                // the writer also checkpoints the WAL into the file and removes it.
+                _writer.Dispose();
             }
         }
         finally
         {
             // The semaphore stays undisposed (it never allocated a wait handle), so that late
             // callers get ObjectDisposedException naming this store rather than the semaphore.
-            _gate.Release();
+            _readGate.Release();
         }
     }
 
-    private static SqliteConnection Open(string path, long? maxBytes)
+    private static SqliteConnection Open(string path, long? maxBytes, TimeSpan lockTimeout)
     {
         string? folder = Path.GetDirectoryName(path);
         if (folder is null || !Directory.Exists(folder))
@@ -216,13 +327,15 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
             throw new IOException($"Cannot open the SQLite result store '{path}': it is a folder. Set DatabasePath to a file name.");
         }
 
-        // Pooling off: the store holds its one connection for life, and closing it must release
-        // the file (tests delete it; operators move it).
+        // Pooling off: the store holds its connections for life, and closing them must release
+        // the file (tests delete it; operators move it). The timeout is how long a statement retries
+        // while another connection holds the file's write lock.
         var connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
             Mode = SqliteOpenMode.ReadWriteCreate,
             Pooling = false,
+            DefaultTimeout = (int)Math.Ceiling(lockTimeout.TotalSeconds),
         }.ToString();
         var connection = new SqliteConnection(connectionString);
         try
@@ -326,15 +439,37 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         };
     }
 
-    /// <summary>Runs <paramref name="operation"/> once the connection is free: at once, without an await, when nothing else holds it.</summary>
-    private ValueTask<T> RunAsync<TArgs, T>(Func<SqliteAsyncResultStore, TArgs, T> operation, TArgs args, CancellationToken cancellationToken)
+    /// <summary>Opens the read connection, on a file <see cref="Open"/> has set up.</summary>
+    private static SqliteConnection OpenReader(string path, TimeSpan lockTimeout)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWrite, // WAL readers write the -shm index
+            Pooling = false,
+            DefaultTimeout = (int)Math.Ceiling(lockTimeout.TotalSeconds),
+        }.ToString());
+        try
+        {
+            connection.Open();
+            return connection;
+        }
+        catch (SqliteException ex)
+        {
+            connection.Dispose();
+            throw new IOException($"Cannot open the SQLite result store '{path}' for reading: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Runs <paramref name="operation"/> on the read connection once it is free: at once, without an await, when nothing else holds it.</summary>
+    private ValueTask<T> ReadAsync<TArgs, T>(Func<SqliteAsyncResultStore, TArgs, T> operation, TArgs args, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
             return ValueTask.FromCanceled<T>(cancellationToken);
         }
 
-        if (_gate.Wait(0, CancellationToken.None))
+        if (_readGate.Wait(0, CancellationToken.None))
         {
             try
             {
@@ -343,17 +478,15 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
             }
             finally
             {
-                _gate.Release();
+                _readGate.Release();
             }
         }
 
-        return RunWhenFreeAsync(operation, args, cancellationToken);
+        return ReadWhenFreeAsync(operation, args, cancellationToken);
 
-        // Cancellation is honoured while waiting; once a statement runs it finishes, so a caller
-        // never sees a cancelled add that was nevertheless committed.
-        async ValueTask<T> RunWhenFreeAsync(Func<SqliteAsyncResultStore, TArgs, T> operation, TArgs args, CancellationToken cancellationToken)
+        async ValueTask<T> ReadWhenFreeAsync(Func<SqliteAsyncResultStore, TArgs, T> operation, TArgs args, CancellationToken cancellationToken)
         {
-            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _readGate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
@@ -361,117 +494,333 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
             }
             finally
             {
-                _gate.Release();
+                _readGate.Release();
             }
         }
     }
 
-    private SqliteCommand CreateCommand(string sql, SqliteTransaction? transaction = null)
+    private async ValueTask<bool> WriteAsync(SqliteWrite write, CancellationToken cancellationToken)
     {
-        SqliteCommand command = _connection.CreateCommand();
+        ValueTask<long> writing = WriteCoreAsync(write, cancellationToken);
+        return writing.IsCompletedSuccessfully ? writing.Result != 0 : await writing.ConfigureAwait(false) != 0;
+    }
+
+    /// <summary>Queues <paramref name="write"/> for the next group; commits the group on this thread when no commit runs.</summary>
+    /// <remarks>
+    /// The caller that finds no commit running leads: it commits the queued writes (its own among them) before
+    /// returning, so a lone caller's write completes synchronously. Writes that arrive meanwhile wait; if any do
+    /// when the leader's group is done, a thread-pool thread commits them as the next group, and so on until
+    /// none wait, so no caller waits for more than the group in progress and its own.
+    /// </remarks>
+    private ValueTask<long> WriteCoreAsync(SqliteWrite write, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<long>(cancellationToken);
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        write.CancelWith(cancellationToken);
+        bool lead;
+        lock (_writeLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _pending.Add(write);
+            lead = !_committing;
+            _committing = true;
+        }
+
+        if (lead)
+        {
+            CommitGroups(leader: true);
+        }
+
+        Task<long> task = write.Task;
+        return task.IsCompletedSuccessfully ? new ValueTask<long>(task.Result) : new ValueTask<long>(task);
+    }
+
+    /// <summary>Commits groups of queued writes until none wait; a leader commits one group and hands any later ones to the thread pool.</summary>
+    private void CommitGroups(bool leader)
+    {
+        while (true)
+        {
+            List<SqliteWrite> group;
+            lock (_writeLock)
+            {
+                group = _pending;
+                _pending = [];
+            }
+
+            CommitGroup(group);
+            TaskCompletionSource? idle;
+            lock (_writeLock)
+            {
+                if (_pending.Count > 0)
+                {
+                    if (!leader)
+                    {
+                        continue;
+                    }
+
+                    // More arrived during the commit: a pool thread commits them, and the leader's caller goes on.
+                    ThreadPool.UnsafeQueueUserWorkItem(static store => store.CommitGroups(leader: false), this, preferLocal: false);
+                    return;
+                }
+
+                _committing = false;
+                (idle, _idle) = (_idle, null);
+            }
+
+            idle?.TrySetResult();
+            return;
+        }
+    }
+
+    /// <summary>
+    /// Commits <paramref name="group"/> in one transaction, flushed when any of its writes needs it, and completes each
+    /// write's task after the commit. A write the file refuses fails alone, and the others are committed without it;
+    /// when the transaction cannot begin or commit, every write of the group fails with that error. Never throws.
+    /// </summary>
+    private void CommitGroup(List<SqliteWrite> group)
+    {
+        List<SqliteWrite> writes = new(group.Count);
+        foreach (SqliteWrite write in group)
+        {
+            if (write.TryTake())
+            {
+                writes.Add(write);
+            }
+        }
+
+        var results = new long[writes.Count];
+        while (writes.Count > 0)
+        {
+            bool flush = writes.Exists(static w => w.NeedsFlush);
+            SqliteTransaction? transaction = null;
+            int refused = -1;
+            Exception? refusal = null;
+            try
+            {
+                // FULL flushes the WAL at each commit; a group of nothing but in-progress marks and sweeps needs no flush.
+                SetSynchronous(full: flush);
+                transaction = _writer.BeginTransaction(deferred: false);
+                long cutoff = ExpiryCutoff();
+                for (int i = 0; i < writes.Count; i++)
+                {
+                    try
+                    {
+                        results[i] = Execute(writes[i], transaction, cutoff);
+                    }
+                    catch (SqliteException ex)
+                    {
+                        (refused, refusal) = (i, ex);
+                        break;
+                    }
+                }
+
+                if (refused >= 0)
+                {
+                    RollBack(transaction);
+                }
+                else
+                {
+                    transaction.Commit();
+                    Interlocked.Increment(ref _groups);
+                    if (flush)
+                    {
+                        Interlocked.Increment(ref _flushedGroups);
+                    }
+
+                    for (int i = 0; i < writes.Count; i++)
+                    {
+                        writes[i].Complete(results[i]);
+                    }
+
+                    return;
+                }
+            }
+#pragma warning disable CA1031 // Every write of the group gets the error; nothing may escape to the caller that happened to commit.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                RollBack(transaction);
+                if (_logger is not null)
+                {
+                    SqliteLog.GroupFailed(_logger, _apiName, writes.Count, ex);
+                }
+
+                foreach (SqliteWrite write in writes)
+                {
+                    write.Fail(ex);
+                }
+
+                return;
+            }
+            finally
+            {
+                EndTransaction(transaction);
+                if (!flush)
+                {
+                    RestoreFullSynchronous();
+                }
+            }
+
+            // One write was refused: it fails alone, and the others run again in a fresh transaction (SQLite may
+            // have rolled back more than the one statement).
+            writes[refused].Fail(refusal!);
+            writes.RemoveAt(refused);
+        }
+    }
+
+    private static void EndTransaction(SqliteTransaction? transaction)
+    {
+        try
+        {
+            transaction?.Dispose();
+        }
+        catch (SqliteException)
+        {
+            // Its rollback failed: SQLite had rolled it back already.
+        }
+    }
+
+    private static void RollBack(SqliteTransaction? transaction)
+    {
+        try
+        {
+            transaction?.Rollback();
+        }
+        catch (SqliteException)
+        {
+            // SQLite rolled it back already (a full disk, an I/O error), or it never began.
+        }
+        catch (InvalidOperationException)
+        {
+            // Already completed.
+        }
+    }
+
+    /// <summary>Runs one write's statements in <paramref name="transaction"/>; its result (rows changed, or 1/0 for an add).</summary>
+    private long Execute(SqliteWrite write, SqliteTransaction transaction, long cutoff)
+    {
+        switch (write.Kind)
+        {
+            case SqliteWriteKind.Add:
+                AsyncRequestRecord request = write.Record!;
+
+                // An expired row reads as absent, so its id may be used again: delete it first, so that
+                // the new row gets a new seq and queues behind the requests already waiting.
+                _deleteExpiredId.Transaction = transaction;
+                _deleteExpiredId.Parameters[1].Value = request.Id;
+                _deleteExpiredId.Parameters[2].Value = cutoff;
+                _deleteExpiredId.ExecuteNonQuery();
+
+                _insert.Transaction = transaction;
+                _insert.Parameters[1].Value = request.Id;
+                _insert.Parameters[2].Value = request.ContentType;
+                _insert.Parameters[3].Value = request.Payload.ToArray();
+                _insert.Parameters[4].Value = request.SubmittedAt.UtcTicks;
+                _insert.Parameters[5].Value = request.UpdatedAt.UtcTicks;
+                return _insert.ExecuteNonQuery();
+            case SqliteWriteKind.MarkInProgress:
+                return Update(_markInProgress, transaction, write);
+            case SqliteWriteKind.Complete:
+                return Update(_complete, transaction, write);
+            case SqliteWriteKind.Fail:
+                return Update(_fail, transaction, write);
+            default:
+                _removeExpired.Transaction = transaction;
+                _removeExpired.Parameters[1].Value = cutoff;
+                return _removeExpired.ExecuteNonQuery();
+        }
+
+        // A conditional state change; its WHERE clause names the states it may leave, so state only moves forward.
+        static long Update(SqliteCommand command, SqliteTransaction transaction, SqliteWrite write)
+        {
+            command.Transaction = transaction;
+            command.Parameters[1].Value = write.Id;
+            command.Parameters[2].Value = write.At;
+            if (write.Text is not null)
+            {
+                command.Parameters[3].Value = write.Text;
+            }
+
+            return command.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>A statement on the write connection, prepared once; its parameters are <c>$api</c> (set) and then <paramref name="parameters"/>, in that order.</summary>
+    private SqliteCommand Prepare(string sql, params string[] parameters)
+    {
+        SqliteCommand command = _writer.CreateCommand();
         command.CommandText = sql;
-        command.Transaction = transaction;
+        command.Parameters.AddWithValue("$api", _apiName);
+        foreach (string name in parameters)
+        {
+            command.Parameters.Add(new SqliteParameter(name, null) { Value = DBNull.Value });
+        }
+
+        if (Array.IndexOf(parameters, "$payload") is int payload and >= 0)
+        {
+            command.Parameters[payload + 1].SqliteType = SqliteType.Blob;
+        }
+
+        return command;
+    }
+
+    private SqliteCommand CreateReadCommand(string sql)
+    {
+        SqliteCommand command = _reader.CreateCommand();
+        command.CommandText = sql;
         command.Parameters.AddWithValue("$api", _apiName);
         return command;
+    }
+
+    /// <summary>Sets <c>PRAGMA synchronous</c> to FULL or NORMAL on the write connection, when it is not so already.</summary>
+    private void SetSynchronous(bool full)
+    {
+        if (_synchronousFull != full)
+        {
+            using SqliteCommand command = _writer.CreateCommand();
+            command.CommandText = full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+            command.ExecuteNonQuery();
+            _synchronousFull = full;
+        }
+    }
+
+    /// <summary>Back to FULL after a group without a flush, so that nothing else ever runs on the connection below FULL; the next durable group tries again if this fails.</summary>
+    private void RestoreFullSynchronous()
+    {
+        try
+        {
+            SetSynchronous(full: true);
+        }
+        catch (SqliteException ex) when (_logger is not null)
+        {
+            SqliteLog.SynchronousNotRestored(_logger, _apiName, ex);
+        }
+        catch (SqliteException)
+        {
+            // Logged where there is a logger; the next durable group sets FULL before it begins.
+        }
     }
 
     /// <summary>Finished rows updated at or before this many ticks have expired.</summary>
     private long ExpiryCutoff() => _time.GetUtcNow().UtcTicks - _retention.Ticks;
 
-    private bool Add(AsyncRequestRecord request)
-    {
-        // One transaction, committed (and, with synchronous = FULL, flushed) before returning.
-        using SqliteTransaction transaction = _connection.BeginTransaction(deferred: false);
-
-        // An expired row reads as absent, so its id may be used again: delete it first, so that
-        // the new row gets a new seq and queues behind the requests already waiting.
-        using (SqliteCommand delete = CreateCommand("DELETE FROM async_requests WHERE api = $api AND id = $id AND " + Expired, transaction))
-        {
-            delete.Parameters.AddWithValue("$id", request.Id);
-            delete.Parameters.AddWithValue("$cutoff", ExpiryCutoff());
-            delete.ExecuteNonQuery();
-        }
-
-        int inserted;
-        using (SqliteCommand insert = CreateCommand(
-            """
-            INSERT INTO async_requests (api, id, state, content_type, payload, submitted_at, updated_at)
-            VALUES ($api, $id, 1, $contentType, $payload, $submittedAt, $updatedAt)
-            ON CONFLICT (api, id) DO NOTHING
-            """,
-            transaction))
-        {
-            insert.Parameters.AddWithValue("$id", request.Id);
-            insert.Parameters.AddWithValue("$contentType", request.ContentType);
-            insert.Parameters.Add("$payload", SqliteType.Blob).Value = request.Payload.ToArray();
-            insert.Parameters.AddWithValue("$submittedAt", request.SubmittedAt.UtcTicks);
-            insert.Parameters.AddWithValue("$updatedAt", request.UpdatedAt.UtcTicks);
-            inserted = insert.ExecuteNonQuery();
-        }
-
-        transaction.Commit();
-        return inserted == 1;
-    }
-
     private AsyncRequestRecord? Get(string requestId, bool includePayload)
     {
         string columns = includePayload ? RecordColumns + ", payload" : RecordColumns;
-        using SqliteCommand command = CreateCommand($"SELECT {columns} FROM async_requests WHERE api = $api AND id = $id AND {NotExpired}");
+        using SqliteCommand command = CreateReadCommand($"SELECT {columns} FROM async_requests WHERE api = $api AND id = $id AND {NotExpired}");
         command.Parameters.AddWithValue("$id", requestId);
         command.Parameters.AddWithValue("$cutoff", ExpiryCutoff());
         using SqliteDataReader reader = command.ExecuteReader();
         return reader.Read() ? ReadRecord(reader, includePayload) : null;
     }
 
-    /// <summary>The connection's <c>PRAGMA synchronous</c> level (2 = FULL), for tests.</summary>
-    internal ValueTask<long> GetSynchronousLevelAsync() =>
-        RunAsync(
-            static (store, _) =>
-            {
-                using SqliteCommand command = store._connection.CreateCommand();
-                command.CommandText = "PRAGMA synchronous";
-                return (long)command.ExecuteScalar()!;
-            },
-            0,
-            CancellationToken.None);
-
-    private bool MarkInProgress(string requestId, DateTimeOffset at)
-    {
-        SetSynchronous("NORMAL");
-        try
-        {
-            return Update("UPDATE async_requests SET state = 2, updated_at = $at WHERE api = $api AND id = $id AND state = 1", requestId, at, text: null);
-        }
-        finally
-        {
-            SetSynchronous("FULL");
-        }
-    }
-
-    private void SetSynchronous(string level)
-    {
-        using SqliteCommand command = _connection.CreateCommand();
-        command.CommandText = "PRAGMA synchronous = " + level;
-        command.ExecuteNonQuery();
-    }
-
-    /// <summary>Runs a conditional state change; its WHERE clause names the states it may leave, so state only moves forward.</summary>
-    private bool Update(string sql, string requestId, DateTimeOffset at, string? text)
-    {
-        using SqliteCommand command = CreateCommand(sql);
-        command.Parameters.AddWithValue("$id", requestId);
-        command.Parameters.AddWithValue("$at", at.UtcTicks);
-        if (text is not null)
-        {
-            command.Parameters.AddWithValue("$text", text);
-        }
-
-        return command.ExecuteNonQuery() == 1;
-    }
-
     private List<AsyncRequestRecord> GetUnfinished()
     {
-        using SqliteCommand command = CreateCommand(
+        using SqliteCommand command = CreateReadCommand(
             $"SELECT {RecordColumns}, payload FROM async_requests WHERE api = $api AND state IN (1, 2) ORDER BY submitted_at, seq");
         using SqliteDataReader reader = command.ExecuteReader();
         var unfinished = new List<AsyncRequestRecord>();
@@ -481,12 +830,5 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         }
 
         return unfinished;
-    }
-
-    private int RemoveExpired()
-    {
-        using SqliteCommand command = CreateCommand("DELETE FROM async_requests WHERE api = $api AND " + Expired);
-        command.Parameters.AddWithValue("$cutoff", ExpiryCutoff());
-        return command.ExecuteNonQuery();
     }
 }

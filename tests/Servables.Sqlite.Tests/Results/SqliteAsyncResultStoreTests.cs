@@ -86,7 +86,7 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
         Assert.True(await store.TryMarkInProgressAsync("r", Time.GetUtcNow()));
         Assert.False(await store.TryMarkInProgressAsync("missing", Time.GetUtcNow()));
 
-        // The mark is committed (another connection sees it) and the connection is back to FULL.
+        // The mark is committed (another connection sees it) in a group of its own that did not flush; the add's did.
         using (var other = new SqliteConnection($"Data Source={Path.Combine(_folder, "mark.db")}"))
         {
             other.Open();
@@ -95,7 +95,9 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
             Assert.Equal(2L, read.ExecuteScalar());
         }
 
-        Assert.Equal(2L, await store.GetSynchronousLevelAsync());
+        Assert.Equal((3L, 1L), (store.Groups, store.FlushedGroups));
+        Assert.True(await store.TryCompleteAsync("r", "{}", Time.GetUtcNow()));
+        Assert.Equal((4L, 2L), (store.Groups, store.FlushedGroups));
     }
 
     [Fact]
