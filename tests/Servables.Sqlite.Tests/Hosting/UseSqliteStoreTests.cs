@@ -167,6 +167,56 @@ public sealed class UseSqliteStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task SubmitAsync_ManyConcurrentSubmittersFillTheFile_EachAcceptedOrRefusedWithStoreUnavailable_NothingAcceptedMissing()
+    {
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>("full", o => UseLimitedSqlite(o, "full", 256 * 1024)));
+        IAsyncApiClient client = host.Client("full");
+        string blocker = await client.SubmitTextAsync("gate");
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync(blocker)).State == AsyncRequestState.InProgress);
+
+        // 64 submitters at once: they commit in groups, and the file fills during one.
+        byte[] chunk = RandomNumberGenerator.GetBytes(16 * 1024);
+        Task<string>[] submits = [.. Enumerable.Range(0, 64).Select(i => Task.Run(() => client.SubmitAsync(chunk, "application/octet-stream", $"c-{i}").AsTask()))];
+        var accepted = new List<string>();
+        var refused = new List<string>();
+        for (int i = 0; i < submits.Length; i++)
+        {
+            try
+            {
+                accepted.Add(await submits[i].WaitAsync(Wait));
+            }
+            catch (AsyncStoreUnavailableException ex)
+            {
+                Assert.Equal($"c-{i}", ex.RequestId);
+                Assert.Equal(13, Assert.IsType<SqliteException>(ex.InnerException).SqliteErrorCode); // SQLITE_FULL
+                refused.Add(ex.RequestId);
+            }
+        }
+
+        Assert.NotEmpty(accepted);
+        Assert.NotEmpty(refused);
+        await using (SqliteAsyncResultStore reader = new(new SqliteAsyncResultStoreOptions { DatabasePath = Path.Combine(_folder, "full.db"), ApiName = "full" }))
+        {
+            foreach (string id in accepted)
+            {
+                Assert.Equal(AsyncRequestState.InQueue, (await reader.GetAsync(id))?.State);
+            }
+
+            foreach (string id in refused)
+            {
+                Assert.Null(await reader.GetAsync(id));
+                Assert.Equal(AsyncRequestState.NotFound, (await client.GetStatusAsync(id)).State);
+            }
+        }
+
+        host.Probe.Gate.SetResult();
+        foreach (string id in accepted)
+        {
+            Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(id, Wait)).State);
+        }
+    }
+
+    [Fact]
     public async Task WaitForCompletionAsync_DurableRequestAbandonedAtShutdown_TimesOutInsteadOfReturningItUnfinished()
     {
         AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o => o.UseSqliteStore(Path.Combine(_folder, "abandon.db"))));
