@@ -64,7 +64,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     public string ApiName { get; }
 
-    /// <summary>Requests waiting in the queue (recovered ones not counted).</summary>
+    /// <summary>Requests waiting in the queue, recovered ones included.</summary>
     public int QueueDepth => _queued.Depth;
 
     public IAsyncResultStore Store => _store;

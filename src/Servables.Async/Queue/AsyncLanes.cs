@@ -88,10 +88,7 @@ internal sealed class AsyncLanes : IDisposable
                 }
             }
 
-            if (!request.Recovered)
-            {
-                _queued.Return();
-            }
+            _queued.Return(); // recovered requests take slots too
 
             await RunOneAsync(request, lane).ConfigureAwait(false);
         }

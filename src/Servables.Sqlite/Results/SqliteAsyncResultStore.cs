@@ -263,6 +263,19 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         ReadAsync<int, IReadOnlyList<AsyncRequestRecord>>(static (store, _) => store.GetUnfinished(), 0, cancellationToken);
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Ordered as <see cref="GetUnfinishedAsync"/>; each page is one indexed query that starts after the row of
+    /// <paramref name="afterId"/>, so paging costs the same at any depth. An <paramref name="afterId"/> this store has
+    /// no row for (it expired and was removed) reads as the end.
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxCount"/> is less than 1.</exception>
+    public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedPageAsync(string? afterId, int maxCount, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        return ReadAsync<(string? afterId, int maxCount), IReadOnlyList<AsyncRequestRecord>>(static (store, args) => store.GetUnfinished(args.afterId, args.maxCount), (afterId, maxCount), cancellationToken);
+    }
+
+    /// <inheritdoc />
     public async ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default) =>
         (int)await WriteCoreAsync(new SqliteWrite(SqliteWriteKind.RemoveExpired), cancellationToken).ConfigureAwait(false);
 
@@ -832,10 +845,22 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         return reader.Read() ? ReadRecord(reader, includePayload) : null;
     }
 
-    private List<AsyncRequestRecord> GetUnfinished()
+    private List<AsyncRequestRecord> GetUnfinished(string? afterId = null, int maxCount = -1)
     {
-        using SqliteCommand command = CreateReadCommand(
-            $"SELECT {RecordColumns}, payload FROM async_requests WHERE api = $api AND state IN (1, 2) ORDER BY submitted_at, seq");
+        using SqliteCommand command = CreateReadCommand(afterId is null
+            ? $"SELECT {RecordColumns}, payload FROM async_requests WHERE api = $api AND state IN (1, 2) ORDER BY submitted_at, seq LIMIT $max"
+            : $"""
+              SELECT {RecordColumns}, payload FROM async_requests
+              WHERE api = $api AND state IN (1, 2)
+                AND (submitted_at, seq) > (SELECT submitted_at, seq FROM async_requests WHERE api = $api AND id = $after)
+              ORDER BY submitted_at, seq LIMIT $max
+              """);
+        command.Parameters.AddWithValue("$max", maxCount);
+        if (afterId is not null)
+        {
+            command.Parameters.AddWithValue("$after", afterId);
+        }
+
         using SqliteDataReader reader = command.ExecuteReader();
         var unfinished = new List<AsyncRequestRecord>();
         while (reader.Read())

@@ -71,6 +71,112 @@ public sealed class UseSqliteStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Restart_MoreUnfinishedThanTheQueueHolds_RecoveredAPageAtATimeWithinQueueCapacity_AllComplete()
+    {
+        string db = Path.Combine(_folder, "backlog.db");
+        var time = new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);
+        await using (var seed = new SqliteAsyncResultStore(new SqliteAsyncResultStoreOptions { DatabasePath = db }))
+        {
+            Assert.True(await seed.TryAddAsync(Record("gate-0", "gate", time)));
+            for (int i = 1; i < 50; i++)
+            {
+                Assert.True(await seed.TryAddAsync(Record($"r-{i}", $"r{i}", time.AddTicks(i))));
+            }
+        }
+
+        var pages = new List<int>();
+        bool readAll = false;
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o =>
+        {
+            o.QueueCapacity = 4;
+            o.UseSqliteStore(db);
+            Func<IServiceProvider, AsyncResultStoreOptions, IAsyncResultStore> sqlite = o.StoreFactory!;
+            o.StoreFactory = (services, storeOptions) => new PageWatchingStore(sqlite(services, storeOptions), pages, () => readAll = true);
+        }));
+        IAsyncApiClient client = host.Client();
+
+        // The one lane holds the gate; the queue's 4 slots hold recovered requests, so a new submit is refused as full.
+        await Eventually.WaitUntilAsync(async () => (await client.GetStatusAsync("gate-0")).State == AsyncRequestState.InProgress);
+        await Eventually.WaitUntilAsync(async () =>
+        {
+            try
+            {
+                await client.SubmitTextAsync("new");
+                return false;
+            }
+            catch (AsyncQueueFullException)
+            {
+                return true;
+            }
+        });
+        lock (pages)
+        {
+            Assert.InRange(pages.Sum(), 4, 4 + 4); // the first page (the gate and the queued), and at most one page read ahead
+        }
+
+        host.Probe.Gate.SetResult();
+        for (int i = 1; i < 50; i++)
+        {
+            AsyncRequestStatus done = await client.WaitForCompletionAsync($"r-{i}", Wait);
+            Assert.Contains($"\"text\":\"r{i}\"", done.ResultJson, StringComparison.Ordinal);
+        }
+
+        lock (pages)
+        {
+            Assert.All(pages, p => Assert.InRange(p, 0, 4));
+        }
+
+        Assert.False(readAll); // never every unfinished payload at once
+    }
+
+    private static AsyncRequestRecord Record(string id, string text, DateTimeOffset at) => new()
+    {
+        Id = id,
+        State = AsyncRequestState.InQueue,
+        ContentType = "text/plain",
+        Payload = System.Text.Encoding.UTF8.GetBytes(text),
+        SubmittedAt = at,
+        UpdatedAt = at,
+    };
+
+    /// <summary>The SQLite store, noting the size of each page of unfinished requests read from it, and any read of them all.</summary>
+    private sealed class PageWatchingStore(IAsyncResultStore inner, List<int> pages, Action onReadAll) : IAsyncResultStore
+    {
+        public bool IsDurable => inner.IsDurable;
+
+        public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default) => inner.TryAddAsync(request, cancellationToken);
+
+        public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default) => inner.GetAsync(requestId, includePayload, cancellationToken);
+
+        public ValueTask<bool> TryMarkInProgressAsync(string requestId, DateTimeOffset at, CancellationToken cancellationToken = default) => inner.TryMarkInProgressAsync(requestId, at, cancellationToken);
+
+        public ValueTask<bool> TryCompleteAsync(string requestId, string resultJson, DateTimeOffset at, CancellationToken cancellationToken = default) => inner.TryCompleteAsync(requestId, resultJson, at, cancellationToken);
+
+        public ValueTask<bool> TryFailAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken = default) => inner.TryFailAsync(requestId, errorText, at, cancellationToken);
+
+        public ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default)
+        {
+            onReadAll();
+            return inner.GetUnfinishedAsync(cancellationToken);
+        }
+
+        public async ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedPageAsync(string? afterId, int maxCount, CancellationToken cancellationToken = default)
+        {
+            IReadOnlyList<AsyncRequestRecord> page = await inner.GetUnfinishedPageAsync(afterId, maxCount, cancellationToken);
+            lock (pages)
+            {
+                pages.Add(page.Count);
+            }
+
+            return page;
+        }
+
+        public ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default) => inner.RemoveExpiredAsync(cancellationToken);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+
+    [Fact]
     public void UseSqliteStore_InvalidArguments_ThrowAtOnceNamingTheProblem()
     {
         var options = new AsyncApiOptions();

@@ -127,6 +127,29 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
     }
 
     [Fact]
+    public async Task GetUnfinishedPageAsync_PagesInOrder_SkipsFinished_AfterAnIdThatFinishedMeanwhile()
+    {
+        await using SqliteAsyncResultStore store = Open("pages.db");
+        string[] ids = [.. Enumerable.Range(0, 10).Select(i => $"r{i}")];
+        foreach (string id in ids)
+        {
+            Assert.True(await store.TryAddAsync(NewRequest(id, id)));
+        }
+
+        Assert.True(await store.TryCompleteAsync("r4", "{}", Time.GetUtcNow()));
+        IReadOnlyList<AsyncRequestRecord> first = await store.GetUnfinishedPageAsync(null, 3);
+        Assert.Equal(["r0", "r1", "r2"], first.Select(r => r.Id));
+        Assert.Equal("r0", Encoding.UTF8.GetString(first[0].Payload.Span));
+
+        Assert.True(await store.TryCompleteAsync("r2", "{}", Time.GetUtcNow())); // the cursor's own row finishes
+        Assert.Equal(["r3", "r5", "r6"], (await store.GetUnfinishedPageAsync("r2", 3)).Select(r => r.Id));
+        Assert.Equal(["r7", "r8", "r9"], (await store.GetUnfinishedPageAsync("r6", 3)).Select(r => r.Id));
+        Assert.Empty(await store.GetUnfinishedPageAsync("r9", 3));
+        Assert.Empty(await store.GetUnfinishedPageAsync("unknown", 3));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await store.GetUnfinishedPageAsync(null, 0));
+    }
+
+    [Fact]
     public async Task TwoApiNames_OneFile_DoNotSeeEachOthersRows()
     {
         await using SqliteAsyncResultStore alpha = Open("shared.db", "alpha");
