@@ -54,7 +54,9 @@ public sealed class SqliteGroupCommitTests : IDisposable
     [Fact]
     public async Task LockHeldPastLockTimeout_EveryWriteOfTheGroupFails_NoneInTheFile_ThenTheStoreGoesOn()
     {
-        await using SqliteAsyncResultStore store = Open("busy.db", lockTimeout: TimeSpan.FromSeconds(1));
+        using var logs = new CapturingLoggerProvider();
+        await using SqliteAsyncResultStore store = Open("busy.db", lockTimeout: TimeSpan.FromSeconds(1), logger: logs.CreateLogger("sqlite"));
+        Assert.Contains(logs.Entries, e => e.EventId.Id == 600 && e.Message.Contains("busy.db", StringComparison.Ordinal));
         using SqliteConnection locker = LockFile("busy.db");
         Task<bool> leader = Task.Run(() => store.TryAddAsync(Request("leader")).AsTask());
         await Eventually.WaitUntilAsync(() => store.IsCommitting && store.PendingWrites == 0, TimeSpan.FromSeconds(10), "the leader to begin its group");
@@ -68,6 +70,7 @@ public sealed class SqliteGroupCommitTests : IDisposable
 
         Release(locker);
         Assert.Equal(0, CountRows("busy.db"));
+        Assert.Contains(logs.Entries, e => e.EventId.Id == 601 && e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("a group of 10 write(s)", StringComparison.Ordinal));
         Assert.True(await store.TryAddAsync(Request("after")));
         Assert.Equal(1, CountRows("busy.db"));
     }
@@ -166,9 +169,10 @@ public sealed class SqliteGroupCommitTests : IDisposable
         UpdatedAt = _time.GetUtcNow(),
     };
 
-    private SqliteAsyncResultStore Open(string file, long? maxBytes = null, TimeSpan? lockTimeout = null) => new(
+    private SqliteAsyncResultStore Open(string file, long? maxBytes = null, TimeSpan? lockTimeout = null, Microsoft.Extensions.Logging.ILogger? logger = null) => new(
         new SqliteAsyncResultStoreOptions { DatabasePath = Path.Combine(_folder, file), ApiName = "api", MaxDatabaseBytes = maxBytes, LockTimeout = lockTimeout ?? TimeSpan.FromSeconds(30) },
-        new AsyncResultStoreOptions { TimeProvider = _time });
+        new AsyncResultStoreOptions { TimeProvider = _time },
+        logger);
 
     /// <summary>Another connection takes the file's write lock (BEGIN IMMEDIATE) and holds it until <see cref="Release"/>.</summary>
     private SqliteConnection LockFile(string file)
