@@ -55,7 +55,8 @@ public sealed class SqliteGroupCommitTests : IDisposable
     public async Task LockHeldPastLockTimeout_EveryWriteOfTheGroupFails_NoneInTheFile_ThenTheStoreGoesOn()
     {
         using var logs = new CapturingLoggerProvider();
-        await using SqliteAsyncResultStore store = Open("busy.db", lockTimeout: TimeSpan.FromSeconds(1), logger: logs.CreateLogger("sqlite"));
+        // 3 s: the leader's wait must be long enough for the test to see it begin even on a loaded machine.
+        await using SqliteAsyncResultStore store = Open("busy.db", lockTimeout: TimeSpan.FromSeconds(3), logger: logs.CreateLogger("sqlite"));
         Assert.Contains(logs.Entries, e => e.EventId.Id == 600 && e.Message.Contains("busy.db", StringComparison.Ordinal));
         using SqliteConnection locker = LockFile("busy.db");
         Task<bool> leader = Task.Run(() => store.TryAddAsync(Request("leader")).AsTask());
@@ -64,7 +65,7 @@ public sealed class SqliteGroupCommitTests : IDisposable
 
         foreach (Task<bool> write in group.Prepend(leader))
         {
-            SqliteException error = await Assert.ThrowsAsync<SqliteException>(() => write.WaitAsync(TimeSpan.FromSeconds(20)));
+            SqliteException error = await Assert.ThrowsAsync<SqliteException>(() => write.WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.Equal(5, error.SqliteErrorCode); // SQLITE_BUSY
         }
 
