@@ -20,6 +20,23 @@ public sealed class SqliteGroupCommitTests : IDisposable
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     [Fact]
+    public async Task LoneCaller_CommitsAtOnceOnItsOwnThread_NoTimerNoHandOff()
+    {
+        await using SqliteAsyncResultStore store = Open("lone.db");
+        for (int i = 0; i < 20; i++)
+        {
+            ValueTask<bool> adding = store.TryAddAsync(Request($"r{i}"));
+            Assert.True(adding.IsCompletedSuccessfully); // committed and flushed before the call returned
+            Assert.True(await adding);
+            ValueTask<bool> completing = store.TryCompleteAsync($"r{i}", "{}", _time.GetUtcNow());
+            Assert.True(completing.IsCompletedSuccessfully);
+            Assert.True(await completing);
+        }
+
+        Assert.Equal((40L, 40L), (store.Groups, store.FlushedGroups)); // one group, one flush, per write
+    }
+
+    [Fact]
     public async Task WritesArrivingDuringACommit_CommitTogetherInTheNextGroup_EachAfterItsCommit()
     {
         await using SqliteAsyncResultStore store = Open("group.db");
