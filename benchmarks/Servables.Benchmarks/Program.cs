@@ -8,7 +8,8 @@ namespace Servables.Benchmarks;
 /// with <c>--swap-memory</c>, the resident memory of a process that swaps ONNX model versions, or, with
 /// <c>--batching</c>, concurrent callers of an ONNX model and then of a TorchScript model, batched against
 /// unbatched (<c>--backend onnx</c> or <c>--backend torch</c> for one of them), or, with <c>--threading</c>,
-/// concurrent callers of ONNX sessions with shared and with their own thread pools.
+/// concurrent callers of ONNX sessions with shared and with their own thread pools, or, with
+/// <c>--sqlite-group-commit</c>, durable round trips with 1 and 64 callers and the time of one flush.
 /// </summary>
 public static class Program
 {
@@ -27,6 +28,11 @@ public static class Program
         if (args.Contains("--threading"))
         {
             return await Onnx.ThreadingLoad.RunAsync(args);
+        }
+
+        if (args.Contains("--sqlite-group-commit"))
+        {
+            return await Async.SqliteGroupCommitLoad.RunAsync(args);
         }
 
         if (args.Contains("--batching"))

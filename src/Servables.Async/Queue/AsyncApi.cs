@@ -53,8 +53,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             Retention = options.ResultRetention,
             TimeProvider = _time,
             MaxEntries = options.MaxStoredRequests,
+            ApiName = apiName,
         };
-        _store = options.StoreFactory?.Invoke(services, storeOptions) ?? AsyncResultStores.Create(options, storeOptions, apiName);
+        _store = options.StoreFactory is { } factory
+            ? factory(services, storeOptions) ?? throw new InvalidOperationException($"The StoreFactory of async API '{apiName}' returned null; it must return the API's result store.")
+            : new InMemoryAsyncResultStore(storeOptions);
         _table = _store as IAsyncRequestTable ?? new StoreRequestTable(_store);
         _lanes = new AsyncLanes(apiName, options, _table, _queue, _queued, metrics, _logger, _time)
         {
@@ -66,7 +69,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     public string ApiName { get; }
 
-    /// <summary>Requests waiting in the queue (recovered ones not counted).</summary>
+    /// <summary>Requests waiting in the queue, recovered ones included.</summary>
     public int QueueDepth => _queued.Depth;
 
     public IAsyncResultStore Store => _store;

@@ -6,7 +6,8 @@ namespace Servables.Async;
 
 /// <summary>An async API's lifecycle: start (recovery, handler activation, lanes, expiry scan), the bounded stop, and disposal.</summary>
 /// <remarks>
-/// Start recovers a durable store's unfinished requests onto the queue, creates the handler once with
+/// Start recovers a durable store's unfinished requests onto the queue (the first page before the lanes start,
+/// the rest a page at a time as the queue has room), creates the handler once with
 /// DI (handing it its config and metrics where its constructor asks) and initialises it before the
 /// lanes start; the expiry scan then runs every <see cref="AsyncApiOptions.ExpiryScanInterval"/>.
 /// Stopping and disposing are each one sequence, begun once; every caller awaits it. A stop drains
@@ -16,6 +17,9 @@ namespace Servables.Async;
 /// </remarks>
 internal sealed class AsyncApiLifecycle : IAsyncDisposable
 {
+    // How many unfinished requests recovery reads from the store at once, at most (and at most the queue's capacity).
+    private const int RecoveryPageSize = 256;
+
     private readonly AsyncApiOptions _options;
     private readonly IServiceProvider _services;
     private readonly Type _handlerType;
@@ -30,6 +34,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
     private readonly CancellationTokenSource _expiryStop = new();
     private object? _handler; // an IAsyncHandler or an IBatchAsyncHandler
     private Task _expiryLoop = Task.CompletedTask;
+    private Task _recovery = Task.CompletedTask;
 
     // Stopping and disposing are each one sequence, begun once under _gate; every caller awaits it.
     private readonly Lock _gate = new();
@@ -67,15 +72,14 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
     /// <summary>Recovers unfinished requests of a durable store, creates and initialises the handler, starts the workers.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        IReadOnlyList<LiveRequest> recovered = await _table.RecoverAsync(cancellationToken).ConfigureAwait(false);
-        foreach (LiveRequest request in recovered)
+        // Recovery: the first page is queued, as far as the queue has room, before any new submit; the rest follows
+        // in the background, a page at a time as the lanes make room (recovered requests take queue slots as submits do).
+        int pageSize = Math.Min(_options.QueueCapacity, RecoveryPageSize);
+        (IReadOnlyList<LiveRequest> first, string? next) = await _table.RecoverPageAsync(null, pageSize, cancellationToken).ConfigureAwait(false);
+        int queued = 0;
+        while (queued < first.Count && _queued.TryTake())
         {
-            _queue.Writer.TryWrite(request);
-        }
-
-        if (recovered.Count > 0)
-        {
-            Log.RequestsRecovered(_logger, ApiName, recovered.Count);
+            _queue.Writer.TryWrite(first[queued++]);
         }
 
         _handler = CreateHandler();
@@ -84,6 +88,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
             : ((IAsyncHandler)_handler).InitializeAsync(cancellationToken);
         await initializing.ConfigureAwait(false);
         _lanes.Start(_handler);
+        _recovery = first.Count > 0 || next is not null ? Task.Run(() => RecoverRestAsync(first, queued, next, pageSize, _expiryStop.Token), CancellationToken.None) : Task.CompletedTask;
         _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
         _started = true;
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
@@ -135,7 +140,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
         Log.ApiStopping(_logger, ApiName, _queued.Depth);
         _queue.Writer.TryComplete();
         await _expiryStop.CancelAsync().ConfigureAwait(false);
-        _workers = Task.WhenAll([.. _lanes.Tasks, _expiryLoop]);
+        _workers = Task.WhenAll([.. _lanes.Tasks, _expiryLoop, _recovery]);
         if (await Task.WhenAny(_workers, _hurry.Task).ConfigureAwait(false) == _workers)
         {
             return;
@@ -245,6 +250,59 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
         }
 
         return ActivatorUtilities.CreateInstance(_services, _handlerType, [.. args]);
+    }
+
+    /// <summary>Queues the rest of the recovered requests, from <paramref name="page"/>[<paramref name="from"/>] on, a page at a time, each once the queue has room; ends at a stop (what is left stays in the store).</summary>
+    private async Task RecoverRestAsync(IReadOnlyList<LiveRequest> page, int from, string? next, int pageSize, CancellationToken stop)
+    {
+        int recovered = from;
+        try
+        {
+            while (true)
+            {
+                for (; from < page.Count; from++)
+                {
+                    await _queued.TakeAsync(stop).ConfigureAwait(false);
+                    if (!_queue.Writer.TryWrite(page[from]))
+                    {
+                        _queued.Untake();
+                        return; // stopping
+                    }
+
+                    recovered++;
+                }
+
+                if (next is null)
+                {
+                    return;
+                }
+
+                (page, next) = await _table.RecoverPageAsync(next, pageSize, stop).ConfigureAwait(false);
+                from = 0;
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+#pragma warning disable CA1031 // Recovery ends; what it did not queue stays in the store for the next start.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.StoreFailed(_logger, ApiName, ex);
+        }
+        finally
+        {
+            // What was read but not queued is not held by this process: the store keeps it for the next start.
+            for (; from < page.Count; from++)
+            {
+                _table.Release(page[from]);
+            }
+
+            if (recovered > 0)
+            {
+                Log.RequestsRecovered(_logger, ApiName, recovered);
+            }
+        }
     }
 
     private async Task RunExpiryLoopAsync()

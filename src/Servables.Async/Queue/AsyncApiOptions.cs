@@ -83,19 +83,13 @@ public sealed class AsyncApiOptions
     [OptionRange(1, 100_000_000)]
     public int MaxStoredRequests { get; set; } = 100_000;
 
-    /// <summary>Which result store to use.</summary>
-    /// <value>Defaults to <see cref="AsyncStoreKind.InMemory"/>.</value>
-    public AsyncStoreKind Store { get; set; } = AsyncStoreKind.InMemory;
-
-    /// <summary>The SQLite file, for <see cref="AsyncStoreKind.Sqlite"/>; several APIs may share one file.</summary>
-    public string? SqlitePath { get; set; }
-
-    /// <summary>The most the SQLite file may grow to, in bytes, for <see cref="AsyncStoreKind.Sqlite"/>; null for no limit but the disk's.</summary>
-    /// <remarks>See <see cref="SqliteAsyncResultStoreOptions.MaxDatabaseBytes"/>: when the file is full, submits fail with <see cref="AsyncStoreUnavailableException"/>.</remarks>
-    /// <value>64 KiB or more, or null. Defaults to null.</value>
-    public long? SqliteMaxDatabaseBytes { get; set; }
-
-    /// <summary>Creates a custom result store instead of <see cref="Store"/>; null for the built-in ones.</summary>
+    /// <summary>Creates the API's result store; null for the in-memory store (<see cref="InMemoryAsyncResultStore"/>).</summary>
+    /// <remarks>
+    /// The hook every other store plugs in through: the Servables.Sqlite package's <c>UseSqliteStore(path)</c>
+    /// sets it, as a custom store may. It runs once per API, when the API is created; the API owns the store
+    /// it returns and disposes it after its last lane ends. <see cref="AsyncResultStoreOptions.ApiName"/> names
+    /// the API, so that a store shared by several APIs can keep their requests apart.
+    /// </remarks>
     public Func<IServiceProvider, AsyncResultStoreOptions, IAsyncResultStore>? StoreFactory { get; set; }
 
     /// <summary>How often expired results are deleted from the store; the in-memory store also moves in, then, the outcomes of requests nobody has read since they finished.</summary>
@@ -133,15 +127,6 @@ public sealed class AsyncApiOptions
     /// <summary>How handler results are serialised; null for the defaults (web casing not applied).</summary>
     public JsonSerializerOptions? JsonSerializerOptions { get; set; }
 
-    /// <summary>Selects the SQLite store at <paramref name="path"/>.</summary>
-    public AsyncApiOptions UseSqliteStore(string path)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        Store = AsyncStoreKind.Sqlite;
-        SqlitePath = path;
-        return this;
-    }
-
     /// <summary>Copies every value under <paramref name="section"/> into <see cref="Config"/> (nested keys joined with ':').</summary>
     public AsyncApiOptions BindConfig(IConfiguration section)
     {
@@ -162,9 +147,7 @@ public sealed class AsyncApiOptions
     /// <remarks>
     /// The ranges are the attributes on the properties, checked by a validator that <c>[OptionsValidator]</c>
     /// generates. Checked here: <see cref="AbandonTimeout"/> (its message says "between 0 and 10 minutes", where
-    /// the shared <see cref="TimeSpan"/> range attribute would say "zero"), <see cref="SqliteMaxDatabaseBytes"/>
-    /// (a nullable <see cref="long"/>, which the integer range attribute cannot bound) and <see cref="SqlitePath"/>
-    /// (required only for the SQLite store without a <see cref="StoreFactory"/>).
+    /// the shared <see cref="TimeSpan"/> range attribute would say "zero").
     /// </remarks>
     public IReadOnlyList<string> Validate()
     {
@@ -172,16 +155,6 @@ public sealed class AsyncApiOptions
         if (AbandonTimeout < TimeSpan.Zero || AbandonTimeout > TimeSpan.FromMinutes(10))
         {
             errors.Add($"{nameof(AbandonTimeout)} must be between 0 and 10 minutes; it is {AbandonTimeout}.");
-        }
-
-        if (SqliteMaxDatabaseBytes < SqliteAsyncResultStoreOptions.MinimumMaxDatabaseBytes)
-        {
-            errors.Add($"{nameof(SqliteMaxDatabaseBytes)} must be at least 64 KiB ({SqliteAsyncResultStoreOptions.MinimumMaxDatabaseBytes}), or null for no limit; it is {SqliteMaxDatabaseBytes}.");
-        }
-
-        if (Store == AsyncStoreKind.Sqlite && StoreFactory is null && string.IsNullOrWhiteSpace(SqlitePath))
-        {
-            errors.Add($"{nameof(SqlitePath)} must be set when {nameof(Store)} is Sqlite (see UseSqliteStore).");
         }
 
         if (Batching is not null)

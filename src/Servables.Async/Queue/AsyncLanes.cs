@@ -103,10 +103,7 @@ internal sealed partial class AsyncLanes : IDisposable
                 }
             }
 
-            if (!request.Recovered)
-            {
-                _queued.Return();
-            }
+            _queued.Return(); // recovered requests take slots too
 
             await RunOneAsync(request, lane).ConfigureAwait(false);
         }

@@ -42,6 +42,10 @@ internal interface IAsyncRequestTable
     /// <summary>The requests this process holds unfinished now.</summary>
     IReadOnlyList<LiveRequest> HeldRequests();
 
-    /// <summary>A durable store's unfinished requests, now held by this process, oldest first; empty for a store that is not durable.</summary>
-    ValueTask<IReadOnlyList<LiveRequest>> RecoverAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// A page of a durable store's unfinished requests after <paramref name="afterId"/> (null for the first page), oldest
+    /// first, now held by this process (those it holds already are left out), and the id the next page starts after:
+    /// null once the store has no more. Empty and null for a store that is not durable.
+    /// </summary>
+    ValueTask<(IReadOnlyList<LiveRequest> Requests, string? Next)> RecoverPageAsync(string? afterId, int maxCount, CancellationToken cancellationToken);
 }

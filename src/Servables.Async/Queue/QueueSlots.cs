@@ -13,6 +13,9 @@ internal sealed class QueueSlots(int capacity)
 {
     private Counters _counters;
 
+    // Recovery, waiting for a lane to give a slot back (one waiter at a time); null when nobody waits.
+    private volatile TaskCompletionSource? _roomWaiter;
+
     /// <summary>How many slots are taken now.</summary>
     public int Depth => (int)Math.Max(0, Volatile.Read(ref _counters.Taken) - Volatile.Read(ref _counters.Returned));
 
@@ -40,7 +43,31 @@ internal sealed class QueueSlots(int capacity)
     public void Untake() => Interlocked.Decrement(ref _counters.Taken);
 
     /// <summary>Gives back a slot: a lane took its request off the queue.</summary>
-    public void Return() => Interlocked.Increment(ref _counters.Returned);
+    public void Return()
+    {
+        Interlocked.Increment(ref _counters.Returned);
+        if (_roomWaiter is not null)
+        {
+            Interlocked.Exchange(ref _roomWaiter, null)?.TrySetResult();
+        }
+    }
+
+    /// <summary>Takes a slot, waiting while all are taken until a lane gives one back; for one caller at a time (recovery).</summary>
+    public async ValueTask TakeAsync(CancellationToken cancellationToken)
+    {
+        while (!TryTake())
+        {
+            var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _roomWaiter = waiter;
+            if (TryTake())
+            {
+                Interlocked.CompareExchange(ref _roomWaiter, null, waiter);
+                return;
+            }
+
+            await waiter.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>The submitters' line and the lanes' line, a line apart.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 256)]

@@ -159,21 +159,25 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
 
     public IReadOnlyList<LiveRequest> HeldRequests() => [.. _live.Values];
 
-    public async ValueTask<IReadOnlyList<LiveRequest>> RecoverAsync(CancellationToken cancellationToken)
+    public async ValueTask<(IReadOnlyList<LiveRequest> Requests, string? Next)> RecoverPageAsync(string? afterId, int maxCount, CancellationToken cancellationToken)
     {
         if (!Store.IsDurable)
         {
-            return [];
+            return ([], null);
         }
 
-        var recovered = new List<LiveRequest>();
-        foreach (AsyncRequestRecord record in await Store.GetUnfinishedAsync(cancellationToken).ConfigureAwait(false))
+        IReadOnlyList<AsyncRequestRecord> page = await Store.GetUnfinishedPageAsync(afterId, maxCount, cancellationToken).ConfigureAwait(false);
+        var recovered = new List<LiveRequest>(page.Count);
+        foreach (AsyncRequestRecord record in page)
         {
+            // A request this process holds already (submitted since the start) is not recovered again.
             var request = new LiveRequest(record.Id, record.ContentType, record.Payload, record.SubmittedAt, record.State, recovered: true);
-            _live[record.Id] = request;
-            recovered.Add(request);
+            if (_live.TryAdd(record.Id, request))
+            {
+                recovered.Add(request);
+            }
         }
 
-        return recovered;
+        return (recovered, page.Count == 0 ? null : page[^1].Id);
     }
 }

@@ -18,6 +18,11 @@ public sealed class AsyncResultStoreOptions
     [OptionRange(1, 100_000_000)]
     public int MaxEntries { get; set; } = 100_000;
 
+    /// <summary>The name of the API the store serves, so that a store shared by several APIs (one SQLite file, one Redis) keeps each API's requests apart.</summary>
+    /// <remarks>Set by the API before it calls <see cref="AsyncApiOptions.StoreFactory"/>; a store created by hand may leave it.</remarks>
+    /// <value>Defaults to <see cref="AsyncApiOptions.DefaultName"/>.</value>
+    public string ApiName { get; set; } = AsyncApiOptions.DefaultName;
+
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
     /// <remarks>The rules are the attributes on the properties, checked by a validator that <c>[OptionsValidator]</c> generates.</remarks>
     public IReadOnlyList<string> Validate() => AsyncResultStoreOptionsValidator.Instance.Validate(null, this).Problems();

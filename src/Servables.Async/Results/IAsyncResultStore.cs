@@ -37,6 +37,19 @@ public interface IAsyncResultStore : IAsyncDisposable
     /// <summary>Every unfinished request (queued or in progress) with its payload, oldest first: what a restart must run again.</summary>
     ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Up to <paramref name="maxCount"/> unfinished requests with their payloads, oldest first, that come after the request
+    /// <paramref name="afterId"/> (the last of the previous page, whatever its state now; null for the first page): what a
+    /// restart runs again, a page at a time, so that recovery never holds every payload at once.
+    /// </summary>
+    /// <remarks>
+    /// An async API recovers a durable store through this method, a page at a time as its queue has room. The default
+    /// returns every unfinished request (<see cref="GetUnfinishedAsync"/>) as the first page and nothing after it; a
+    /// durable store overrides it.
+    /// </remarks>
+    async ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedPageAsync(string? afterId, int maxCount, CancellationToken cancellationToken = default) =>
+        afterId is null ? await GetUnfinishedAsync(cancellationToken).ConfigureAwait(false) : [];
+
     /// <summary>Deletes finished requests older than the retention period.</summary>
     /// <returns>How many were deleted.</returns>
     ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default);

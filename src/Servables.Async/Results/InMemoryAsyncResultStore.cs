@@ -290,7 +290,7 @@ public sealed class InMemoryAsyncResultStore : IAsyncResultStore, IAsyncRequestT
     }
 
     /// <inheritdoc />
-    ValueTask<IReadOnlyList<LiveRequest>> IAsyncRequestTable.RecoverAsync(CancellationToken cancellationToken) => new([]);
+    ValueTask<(IReadOnlyList<LiveRequest> Requests, string? Next)> IAsyncRequestTable.RecoverPageAsync(string? afterId, int maxCount, CancellationToken cancellationToken) => new(([], null));
 
     /// <summary>Adds a request (a made id when <paramref name="held"/> has none: the key is its random bits).</summary>
     /// <returns>Its slot; -1 when a request with its id exists and has not expired.</returns>

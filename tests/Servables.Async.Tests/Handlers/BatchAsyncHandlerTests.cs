@@ -7,9 +7,10 @@ namespace Servables.Async.Tests.Handlers;
 
 /// <summary>
 /// A batched handler end to end through the public path (AddAsyncHandler, submit, poll, wait, cancel, stop), over
-/// the in-memory store; <see cref="BatchAsyncHandlerSqliteTests"/> runs every test again over SQLite.
+/// the store a derived class chooses: <see cref="BatchAsyncHandlerInMemoryTests"/> here, and the SQLite store's in
+/// Servables.Sqlite.Tests, which shares this file.
 /// </summary>
-public class BatchAsyncHandlerTests
+public abstract class BatchAsyncHandlerTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 

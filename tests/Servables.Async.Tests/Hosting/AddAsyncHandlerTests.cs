@@ -50,21 +50,12 @@ public sealed class AddAsyncHandlerTests
     }
 
     [Fact]
-    public void SqliteOptions_MaxDatabaseBytesBelow64KiB_Invalid()
-    {
-        Assert.Contains(new SqliteAsyncResultStoreOptions { DatabasePath = "x.db", MaxDatabaseBytes = 65_535 }.Validate(), e => e.StartsWith("MaxDatabaseBytes must be at least 64 KiB", StringComparison.Ordinal));
-        Assert.Empty(new SqliteAsyncResultStoreOptions { DatabasePath = "x.db", MaxDatabaseBytes = 65_536 }.Validate());
-        Assert.Null(new SqliteAsyncResultStoreOptions().MaxDatabaseBytes);
-        Assert.Contains(new AsyncApiOptions { SqliteMaxDatabaseBytes = 1024 }.Validate(), e => e.StartsWith("SqliteMaxDatabaseBytes must be at least 64 KiB", StringComparison.Ordinal));
-    }
-
-    [Fact]
     public async Task InvalidOptions_FailHostStartNamingTheProblem()
     {
         OptionsValidationException error = await Assert.ThrowsAsync<OptionsValidationException>(() =>
-            AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>("bad", o => (o.WorkerCount, o.Store) = (0, AsyncStoreKind.Sqlite))));
+            AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>("bad", o => (o.WorkerCount, o.QueueCapacity) = (0, 0))));
         Assert.Contains("Async API 'bad': WorkerCount", error.Message, StringComparison.Ordinal);
-        Assert.Contains("SqlitePath", error.Message, StringComparison.Ordinal);
+        Assert.Contains("QueueCapacity", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

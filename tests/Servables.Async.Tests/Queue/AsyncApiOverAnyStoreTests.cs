@@ -4,7 +4,7 @@ namespace Servables.Async.Tests.Queue;
 
 /// <summary>
 /// Every <see cref="AsyncApiTests"/> test again, over a store that is only an <see cref="IAsyncResultStore"/>,
-/// so the API keeps its live requests beside the store (as it does for SQLite or a custom store).
+/// so the API keeps its live requests beside the store (as it does for the SQLite store of Servables.Sqlite or a custom store).
 /// </summary>
 public sealed class AsyncApiOverAnyStoreTests : AsyncApiTests
 {

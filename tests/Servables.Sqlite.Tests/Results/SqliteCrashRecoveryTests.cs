@@ -2,7 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 
-namespace Servables.Async.Tests.Results;
+using Servables.Async;
+using Servables.Async.Tests.Results;
+
+namespace Servables.Sqlite.Tests.Results;
 
 /// <summary>Kills a host (SIGKILL) with requests queued and in progress, restarts it, and checks that nothing accepted was lost.</summary>
 public sealed class SqliteCrashRecoveryTests : IDisposable
@@ -82,13 +85,83 @@ public sealed class SqliteCrashRecoveryTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task KillDashNine_WithManyConcurrentSubmittersMidFlight_EveryAcceptedRequestCompletesOnce()
+    {
+        string db = Path.Combine(_folder, "flood.db");
+        var accepted = new ConcurrentDictionary<string, int>();
+        int handled = 0;
+        using (Process child = Start("flood", db, "32"))
+        {
+            child.OutputDataReceived += (_, e) =>
+            {
+                // "ACCEPTED <22-character id> <n>": a line the kill cut short has no n, and is not counted.
+                string[] parts = e.Data?.Split(' ') ?? [];
+                if (parts is ["ACCEPTED", { Length: 22 } id, { Length: > 0 } n])
+                {
+                    accepted[id] = int.Parse(n, System.Globalization.CultureInfo.InvariantCulture);
+                }
+                else if (parts is ["HANDLED", _])
+                {
+                    Interlocked.Increment(ref handled);
+                }
+            };
+            child.BeginOutputReadLine();
+            await WaitForAsync(() => accepted.Count >= 2_000 && Volatile.Read(ref handled) >= 100, child);
+            child.Kill(); // SIGKILL, with 32 submits and 4 handlers in flight
+            await child.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        await using (var store = OpenStore(db))
+        {
+            Assert.NotEmpty(await store.GetUnfinishedAsync()); // the kill really left work behind
+            foreach (string id in accepted.Keys)
+            {
+                Assert.NotNull(await store.GetAsync(id)); // accepted means stored
+            }
+        }
+
+        using (Process again = Start("recover", db))
+        {
+            string output = await again.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(90));
+            await again.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Contains("ALLDONE", output, StringComparison.Ordinal);
+            Assert.Equal(0, again.ExitCode);
+        }
+
+        // Every row (accepted ones, and submits the kill cut off after their commit) completed once, with its own n.
+        using var raw = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly;Pooling=False");
+        raw.Open();
+        using Microsoft.Data.Sqlite.SqliteCommand read = raw.CreateCommand();
+        read.CommandText = "SELECT id, state, result_json FROM async_requests WHERE api = 'crash'";
+        var doneById = new Dictionary<string, int>();
+        using (Microsoft.Data.Sqlite.SqliteDataReader rows = read.ExecuteReader())
+        {
+            while (rows.Read())
+            {
+                Assert.Equal(3L, rows.GetInt64(1)); // completed
+                using JsonDocument result = JsonDocument.Parse(rows.GetString(2));
+                int n = result.RootElement.GetProperty("n").GetInt32();
+                Assert.Equal(n * 2, result.RootElement.GetProperty("doubled").GetInt32());
+                doneById.Add(rows.GetString(0), n);
+            }
+        }
+
+        Assert.Equal(doneById.Count, doneById.Values.Distinct().Count()); // no submit stored twice
+        foreach ((string id, int n) in accepted)
+        {
+            Assert.True(doneById.TryGetValue(id, out int stored), $"accepted request {id} (n = {n}) is not in the store");
+            Assert.Equal(n, stored);
+        }
+    }
+
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     private static SqliteAsyncResultStore OpenStore(string db) => new(new SqliteAsyncResultStoreOptions { DatabasePath = db, ApiName = "crash" });
 
     private static Process Start(params string[] args)
     {
-        string dll = Path.Combine(AppContext.BaseDirectory.Replace("Servables.Async.Tests", "Servables.Async.CrashHost", StringComparison.Ordinal), "Servables.Async.CrashHost.dll");
+        string dll = Path.Combine(AppContext.BaseDirectory.Replace("Servables.Sqlite.Tests", "Servables.Sqlite.CrashHost", StringComparison.Ordinal), "Servables.Sqlite.CrashHost.dll");
         Assert.True(File.Exists(dll), $"The crash host was not built at {dll}.");
         var info = new ProcessStartInfo(Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "dotnet")
         {

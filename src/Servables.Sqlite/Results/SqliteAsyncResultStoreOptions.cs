@@ -3,7 +3,7 @@ namespace Servables.Async;
 /// <summary>Where a <see cref="SqliteAsyncResultStore"/> keeps its requests: the database file, and which API's rows are its own.</summary>
 public sealed class SqliteAsyncResultStoreOptions
 {
-    /// <summary>The smallest <see cref="MaxDatabaseBytes"/> (and <see cref="AsyncApiOptions.SqliteMaxDatabaseBytes"/>): 64 KiB.</summary>
+    /// <summary>The smallest <see cref="MaxDatabaseBytes"/>: 64 KiB.</summary>
     internal const long MinimumMaxDatabaseBytes = 64 * 1024;
 
     /// <summary>The SQLite database file; created, with its schema, when missing.</summary>
@@ -26,10 +26,19 @@ public sealed class SqliteAsyncResultStoreOptions
     /// <value>64 KiB or more, or null. Defaults to null.</value>
     public long? MaxDatabaseBytes { get; set; }
 
+    /// <summary>How long a group commit waits for the file's write lock while another connection holds it (another store on the same file, another process) before its writes fail.</summary>
+    /// <remarks>Writes that fail so throw a <c>SqliteException</c> with <c>SqliteErrorCode</c> 5 (<c>SQLITE_BUSY</c>); an async API refuses such a submit with <see cref="AsyncStoreUnavailableException"/>. Whole seconds (rounded up).</remarks>
+    /// <value>1 second to 10 minutes. Defaults to 30 seconds.</value>
+    [TimeSpanRange("00:00:01", "00:10:00")]
+    public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A copy of these options for the API named <paramref name="apiName"/>.</summary>
+    internal SqliteAsyncResultStoreOptions CopyFor(string apiName) => new() { DatabasePath = DatabasePath, ApiName = apiName, MaxDatabaseBytes = MaxDatabaseBytes, LockTimeout = LockTimeout };
+
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
     /// <remarks>
-    /// <see cref="DatabasePath"/> is checked by a validator that <c>[OptionsValidator]</c> generates from its
-    /// attribute; <see cref="ApiName"/> (a length whose message quotes the name, and null is refused) and
+    /// <see cref="DatabasePath"/> and <see cref="LockTimeout"/> are checked by a validator that <c>[OptionsValidator]</c> generates from their
+    /// attributes; <see cref="ApiName"/> (a length whose message quotes the name, and null is refused) and
     /// <see cref="MaxDatabaseBytes"/> (a nullable <see cref="long"/>, which the integer range attribute cannot bound)
     /// are checked here.
     /// </remarks>

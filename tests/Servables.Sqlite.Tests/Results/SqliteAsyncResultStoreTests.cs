@@ -1,7 +1,10 @@
 using System.Text;
 using Microsoft.Data.Sqlite;
 
-namespace Servables.Async.Tests.Results;
+using Servables.Async;
+using Servables.Async.Tests.Results;
+
+namespace Servables.Sqlite.Tests.Results;
 
 public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
 {
@@ -83,7 +86,7 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
         Assert.True(await store.TryMarkInProgressAsync("r", Time.GetUtcNow()));
         Assert.False(await store.TryMarkInProgressAsync("missing", Time.GetUtcNow()));
 
-        // The mark is committed (another connection sees it) and the connection is back to FULL.
+        // The mark is committed (another connection sees it) in a group of its own that did not flush; the add's did.
         using (var other = new SqliteConnection($"Data Source={Path.Combine(_folder, "mark.db")}"))
         {
             other.Open();
@@ -92,7 +95,9 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
             Assert.Equal(2L, read.ExecuteScalar());
         }
 
-        Assert.Equal(2L, await store.GetSynchronousLevelAsync());
+        Assert.Equal((3L, 1L), (store.Groups, store.FlushedGroups));
+        Assert.True(await store.TryCompleteAsync("r", "{}", Time.GetUtcNow()));
+        Assert.Equal((4L, 2L), (store.Groups, store.FlushedGroups));
     }
 
     [Fact]
@@ -119,6 +124,29 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
         Assert.True(await store.TryAddAsync(NewRequest("e")));
 
         Assert.Equal(["c", "a", "b", "e"], (await store.GetUnfinishedAsync()).Select(r => r.Id));
+    }
+
+    [Fact]
+    public async Task GetUnfinishedPageAsync_PagesInOrder_SkipsFinished_AfterAnIdThatFinishedMeanwhile()
+    {
+        await using SqliteAsyncResultStore store = Open("pages.db");
+        string[] ids = [.. Enumerable.Range(0, 10).Select(i => $"r{i}")];
+        foreach (string id in ids)
+        {
+            Assert.True(await store.TryAddAsync(NewRequest(id, id)));
+        }
+
+        Assert.True(await store.TryCompleteAsync("r4", "{}", Time.GetUtcNow()));
+        IReadOnlyList<AsyncRequestRecord> first = await store.GetUnfinishedPageAsync(null, 3);
+        Assert.Equal(["r0", "r1", "r2"], first.Select(r => r.Id));
+        Assert.Equal("r0", Encoding.UTF8.GetString(first[0].Payload.Span));
+
+        Assert.True(await store.TryCompleteAsync("r2", "{}", Time.GetUtcNow())); // the cursor's own row finishes
+        Assert.Equal(["r3", "r5", "r6"], (await store.GetUnfinishedPageAsync("r2", 3)).Select(r => r.Id));
+        Assert.Equal(["r7", "r8", "r9"], (await store.GetUnfinishedPageAsync("r6", 3)).Select(r => r.Id));
+        Assert.Empty(await store.GetUnfinishedPageAsync("r9", 3));
+        Assert.Empty(await store.GetUnfinishedPageAsync("unknown", 3));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await store.GetUnfinishedPageAsync(null, 0));
     }
 
     [Fact]
