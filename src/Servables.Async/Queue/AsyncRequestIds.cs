@@ -23,11 +23,25 @@ internal static class AsyncRequestIds
     [ThreadStatic]
     private static int t_used;
 
-    /// <summary>A new id: 128 bits from the OS's cryptographic generator, base64url without padding (22 characters).</summary>
-    public static string New()
+    /// <summary>
+    /// A new id, base64url without padding (22 characters) of 16 bytes: the time in milliseconds (48 bits,
+    /// as UUID version 7 has it) and 80 bits from the OS's cryptographic generator.
+    /// </summary>
+    /// <remarks>
+    /// Ids made close in time share their first characters, so a durable store's index on them takes a burst
+    /// of new ids on a few neighbouring pages instead of one random page each (fewer pages written per
+    /// commit); 80 random bits keep them unguessable.
+    /// </remarks>
+    public static string New() => New(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+
+    /// <inheritdoc cref="New()"/>
+    /// <param name="unixMilliseconds">The time the id carries, in milliseconds since 1970 (the low 48 bits are kept).</param>
+    internal static string New(long unixMilliseconds)
     {
         Span<byte> bytes = stackalloc byte[IdBytes];
         NextRandom(bytes);
+        BinaryPrimitives.WriteUInt16BigEndian(bytes, (ushort)(unixMilliseconds >> 32));
+        BinaryPrimitives.WriteUInt32BigEndian(bytes[2..], (uint)unixMilliseconds);
         return Base64Url.EncodeToString(bytes);
     }
 

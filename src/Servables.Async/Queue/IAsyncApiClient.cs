@@ -16,7 +16,7 @@ public interface IAsyncApiClient
     /// <param name="contentType">Its Content-Type: <c>application/json</c> (or <c>*/*+json</c>) → JSON; <c>text/plain</c> with optional <c>charset</c> → text; anything else → bytes.</param>
     /// <param name="requestId">A caller-chosen id (Cortex's <c>x-request-id</c>): 1 to 128 of <c>A-Z a-z 0-9 - _ . ~</c>; null for a new random one.</param>
     /// <param name="cancellationToken">Cancels the submit (not the request once accepted).</param>
-    /// <returns>The request id, unless the caller gave one: 16 bytes in base64url (22 characters): 128 cryptographically random bits, or for the in-memory store 101 of them and the slot that holds the request, mixed in.</returns>
+    /// <returns>The request id, unless the caller gave one: 16 bytes in base64url (22 characters): the time in milliseconds and 80 cryptographically random bits, or for the in-memory store 101 random bits and the slot that holds the request, mixed in.</returns>
     /// <exception cref="AsyncQueueFullException">The queue is full (retryable).</exception>
     /// <exception cref="AsyncRequestRejectedException">The request is known bad now, or the id is malformed or in use.</exception>
     /// <exception cref="AsyncStoreUnavailableException">The result store failed to store the request (a full disk, a read-only file); it was not accepted (retryable once the store works).</exception>
