@@ -222,7 +222,17 @@ internal sealed partial class AsyncLanes : IDisposable
 
         try
         {
-            return await _table.TryStartAsync(request, started).ConfigureAwait(false);
+            ValueTask<bool> marking = _table.TryStartAsync(request, started);
+            if (!marking.IsCompleted && request.IsStarted)
+            {
+                // The live request started (a cancel from now on reaches it), and the store's mark is advisory
+                // (a request read queued after a crash runs again just as one read in progress): run the request
+                // without waiting for the mark's commit, which its outcome follows in the store's order.
+                ObserveMark(marking, request);
+                return true;
+            }
+
+            return await marking.ConfigureAwait(false);
         }
         catch (Exception ex) when (IsStoreFailure(ex))
         {
@@ -232,6 +242,21 @@ internal sealed partial class AsyncLanes : IDisposable
             // cancel meanwhile is not lost, and this process reads it in progress.
             Log.StartNotStored(_logger, ApiName, request.Id, ex);
             return request.IsStarted || request.TryStart(started.UtcTicks);
+        }
+    }
+
+    /// <summary>Logs a store's failure to mark a request in progress when the lane did not wait for the mark.</summary>
+    private async void ObserveMark(ValueTask<bool> marking, LiveRequest request)
+    {
+        try
+        {
+            await marking.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Advisory, as when awaited: logged, never thrown at the lane.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.StartNotStored(_logger, ApiName, request.Id, ex);
         }
     }
 

@@ -8,6 +8,8 @@ namespace Servables.Async.Tests.Queue;
 /// </summary>
 public sealed class AsyncApiOverAnyStoreTests : AsyncApiTests
 {
+    protected override bool IdsBeginWithTheTime => true;
+
     protected override void UseStore(AsyncApiOptions options) =>
         options.StoreFactory = (_, storeOptions) => new ForwardingResultStore(new InMemoryAsyncResultStore(storeOptions));
 }

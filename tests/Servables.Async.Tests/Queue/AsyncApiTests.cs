@@ -16,6 +16,9 @@ public class AsyncApiTests
     {
     }
 
+    /// <summary>Whether the ids the API makes begin with the time in milliseconds (48 bits; for every store but the in-memory one, whose ids are its own).</summary>
+    protected virtual bool IdsBeginWithTheTime => false;
+
     /// <summary>The 128 bits of an id the API made: every store's are 16 bytes in base64url (the in-memory store's carry their slot mixed into the random bits).</summary>
     private static (ulong Low, ulong High) RandomBitsOf(string id)
     {
@@ -88,8 +91,9 @@ public class AsyncApiTests
     }
 
     [Fact]
-    public async Task RequestIds_AreRandomUrlSafe128Bit()
+    public async Task RequestIds_AreUrlSafe128Bit_RandomButForTheTimeTheyMayBeginWith()
     {
+        long before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         await using AsyncHost host = await StartEchoAsync();
         var ids = new HashSet<string>();
         for (int i = 0; i < 50; i++)
@@ -105,14 +109,26 @@ public class AsyncApiTests
             Assert.True(keys.Add(RandomBitsOf(id)));
         });
 
-        // 50 random 128-bit keys: each bit position is set in some key and clear in another.
+        // 50 random keys: each random bit position is set in some key and clear in another; time-led ids carry
+        // the milliseconds of their making (big-endian) in their first 6 bytes, and 80 random bits after them.
+        ulong randomLow = IdsBeginWithTheTime ? 0xFFFF_0000_0000_0000UL : ulong.MaxValue;
         ulong lowOr = 0, lowAnd = ulong.MaxValue, highOr = 0, highAnd = ulong.MaxValue;
         foreach ((ulong low, ulong high) in keys)
         {
-            (lowOr, lowAnd, highOr, highAnd) = (lowOr | low, lowAnd & low, highOr | high, highAnd & high);
+            (lowOr, lowAnd, highOr, highAnd) = (lowOr | (low & randomLow), lowAnd & (low | ~randomLow), highOr | high, highAnd & high);
         }
 
-        Assert.Equal((ulong.MaxValue, 0UL, ulong.MaxValue, 0UL), (lowOr, lowAnd, highOr, highAnd));
+        Assert.Equal((randomLow, ~randomLow, ulong.MaxValue, 0UL), (lowOr, lowAnd, highOr, highAnd));
+        if (IdsBeginWithTheTime)
+        {
+            long after = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            Assert.All(ids, id =>
+            {
+                byte[] bytes = System.Buffers.Text.Base64Url.DecodeFromChars(id);
+                long made = ((long)System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(bytes) << 32) | System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(2));
+                Assert.InRange(made, before, after);
+            });
+        }
     }
 
     [Fact]
