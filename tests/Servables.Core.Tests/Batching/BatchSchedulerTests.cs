@@ -273,23 +273,27 @@ public sealed class BatchSchedulerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task SynchronousContinuations_RunOnTheWorkerThatRanTheBatch()
+    public async Task SynchronousContinuations_RunOnTheWorkerBeforeItTakesTheNextBatch()
     {
-        int batchThread = 0;
-        await using BatchQueue<Work> queue = _scheduler.AddQueue("sync", (batch, _) =>
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int ran = 0;
+        await using BatchQueue<Work> queue = _scheduler.AddQueue("sync", async (batch, _) =>
         {
-            batchThread = Environment.CurrentManagedThreadId;
-            return ValueTask.CompletedTask;
+            if (Interlocked.Increment(ref ran) == 1)
+            {
+                await gate.Task; // held until the continuation below is in place
+            }
         }, new BatchQueueOptions { MaxBatchSize = 1, AllowSynchronousContinuations = true });
+        Task first = queue.ScheduleAsync(new Work(1, 0));
+        Task second = queue.ScheduleAsync(new Work(1, 1)); // the scheduler's one worker takes it only after the first batch is done
+        (int ranBefore, string stack) seen = (-1, string.Empty);
+        Task continuation = first.ContinueWith(_ => seen = (Volatile.Read(ref ran), Environment.StackTrace), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
-        (int thread, string stack) continuation = await Task.Run(async () =>
-        {
-            await queue.ScheduleAsync(new Work(1, 0)).ConfigureAwait(false);
-            return (Environment.CurrentManagedThreadId, Environment.StackTrace);
-        }).WaitAsync(Wait);
+        gate.SetResult();
+        await Task.WhenAll(continuation, second).WaitAsync(Wait);
 
-        Assert.Equal(batchThread, continuation.thread);
-        Assert.Contains("Servables.BatchQueue", continuation.stack, StringComparison.Ordinal); // inside the worker's completion of the batch
+        Assert.Equal(1, seen.ranBefore); // run by the worker itself, before it went on to the second batch
+        Assert.Contains("Servables.BatchQueue", seen.stack, StringComparison.Ordinal); // inside its completion of the first
     }
 
     [Fact]
