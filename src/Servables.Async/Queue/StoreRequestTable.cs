@@ -141,6 +141,16 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
             return (failed, null);
         }
 
+        if (_live.TryGetValue(requestId, out LiveRequest? held) && !held.IsDone && !held.Recovered)
+        {
+            // Held here and unfinished: the live request knows its state, and the store may lag behind it (the lane does not
+            // wait for its in-progress mark), so the store is not read (a durable store's reads share one connection).
+            // A recovered request's stored state (in progress before the restart) is the store's to tell.
+            return held.IsStarted
+                ? (new AsyncRequestStatus(requestId, AsyncRequestState.InProgress, null, null, new DateTimeOffset(held.StartedTicks, TimeSpan.Zero)), held)
+                : (new AsyncRequestStatus(requestId, AsyncRequestState.InQueue, null, null, held.SubmittedAt), held);
+        }
+
         _live.TryGetValue(requestId, out LiveRequest? live);
         AsyncRequestRecord? record = await Store.GetAsync(requestId, includePayload: false, cancellationToken).ConfigureAwait(false);
         AsyncRequestStatus status = record is null

@@ -41,6 +41,25 @@ public sealed class AdvisoryStartMarkTests
         await Eventually.WaitUntilAsync(() => logs.Entries.Any(e => e.EventId.Id == 216 && e.Level == LogLevel.Warning), Wait, "the failed mark logged");
     }
 
+    [Fact]
+    public async Task RunningBeforeItsMarkIsStored_StatusSaysInProgress_WithoutReadingTheStore()
+    {
+        var store = new HeldMarkStore(new InMemoryAsyncResultStore());
+        await using AsyncHost host = await AsyncHost.StartAsync(s => s.AddAsyncHandler<EchoHandler>(o => o.StoreFactory = (_, _) => store));
+        IAsyncApiClient client = host.Client();
+        string id = await client.SubmitTextAsync("gate");
+        await Eventually.WaitUntilAsync(() => host.Probe.StartedIds.Contains(id), Wait, "the handler to start");
+        int readsBefore = store.Reads;
+
+        AsyncRequestStatus running = await client.GetStatusAsync(id); // the store still reads it queued: its mark is held
+
+        Assert.Equal(AsyncRequestState.InProgress, running.State);
+        Assert.Equal(AsyncRequestState.InQueue, (await store.GetAsync(id))!.State);
+        Assert.Equal(readsBefore + 1, store.Reads); // only the read just above, by the test itself
+        host.Probe.Gate.SetResult();
+        Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(id, Wait)).State);
+    }
+
     /// <summary>A store whose in-progress marks wait until <see cref="ReleaseMark"/> (then fail, or reach the inner store).</summary>
     private sealed class HeldMarkStore(IAsyncResultStore inner, bool failMark = false) : IAsyncResultStore
     {
@@ -67,7 +86,15 @@ public sealed class AdvisoryStartMarkTests
 
         public ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default) => inner.TryAddAsync(request, cancellationToken);
 
-        public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default) => inner.GetAsync(requestId, includePayload, cancellationToken);
+        public int Reads => Volatile.Read(ref _reads);
+
+        private int _reads;
+
+        public ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _reads);
+            return inner.GetAsync(requestId, includePayload, cancellationToken);
+        }
 
         public ValueTask<bool> TryCompleteAsync(string requestId, string resultJson, DateTimeOffset at, CancellationToken cancellationToken = default) => inner.TryCompleteAsync(requestId, resultJson, at, cancellationToken);
 
