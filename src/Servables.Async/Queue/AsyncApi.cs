@@ -337,7 +337,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw await TimedOutAsync(request.Id, timeout, ex).ConfigureAwait(false);
         }
 
-        AsyncRequestStatus status = await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
+        AsyncRequestStatus status = request.StoredOutcome ?? await GetStatusAsync(request.Id, CancellationToken.None).ConfigureAwait(false);
         return status.IsFinished || status.State == AsyncRequestState.NotFound
             ? status
             : await WaitAfterReleaseAsync(status, timeout, startedTicks, cancellationToken).ConfigureAwait(false); // the same awaiter type as above: no bigger frame

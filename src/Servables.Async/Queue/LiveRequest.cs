@@ -80,6 +80,9 @@ internal sealed class LiveRequest(string? id, string contentType, ReadOnlyMemory
 
     public bool IsDone => ReferenceEquals(Volatile.Read(ref _completion), Done);
 
+    /// <summary>The finished status a request table stored for the request before it let it go (a table beside a store); null otherwise. Read it once <see cref="IsDone"/>.</summary>
+    public AsyncRequestStatus? StoredOutcome { get; set; }
+
     public bool CancelledByCaller => Volatile.Read(ref _cancelledByCaller) != 0;
 
     /// <summary>Leaves the request's outcome here and marks it done; false when the table ended the request first.</summary>

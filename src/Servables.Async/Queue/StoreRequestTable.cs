@@ -63,6 +63,14 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
         bool finished = error is null
             ? await Store.TryCompleteAsync(request.Id, resultJson!, at).ConfigureAwait(false)
             : await Store.TryFailAsync(request.Id, error, at).ConfigureAwait(false);
+        if (finished)
+        {
+            // What the store now holds: the waiters woken by the release read it here instead of from the store.
+            request.StoredOutcome = error is null
+                ? new AsyncRequestStatus(request.Id, AsyncRequestState.Completed, resultJson, null, at)
+                : new AsyncRequestStatus(request.Id, AsyncRequestState.Failed, null, error, at);
+        }
+
         Release(request);
         return finished;
     }
