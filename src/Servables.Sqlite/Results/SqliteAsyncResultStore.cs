@@ -625,8 +625,14 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
                 long began = System.Diagnostics.Stopwatch.GetTimestamp();
                 transaction = _writer.BeginTransaction(deferred: false);
                 long cutoff = ExpiryCutoff();
+                int[] supersededBy = SupersededMarks(writes);
                 for (int i = 0; i < writes.Count; i++)
                 {
+                    if (supersededBy[i] >= 0)
+                    {
+                        continue;
+                    }
+
                     try
                     {
                         results[i] = Execute(writes[i], transaction, cutoff);
@@ -636,6 +642,11 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
                         (refused, refusal) = (i, ex);
                         break;
                     }
+                }
+
+                for (int i = 0; i < writes.Count && refused < 0; i++)
+                {
+                    results[i] = supersededBy[i] >= 0 ? results[supersededBy[i]] : results[i];
                 }
 
                 if (refused >= 0)
@@ -695,6 +706,33 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
             writes[refused].Fail(refusal!);
             writes.RemoveAt(refused);
         }
+    }
+
+    /// <summary>
+    /// For each write, the index of a later write of the same group that makes it moot, else -1: an in-progress mark
+    /// followed by its request's completion or failure (which moves the row from queued or in progress to finished,
+    /// so the committed row is the same without the mark). A lane does not wait for its mark, so with a quick handler
+    /// both usually meet in one group. The skipped mark reports the finish's result.
+    /// </summary>
+    private static int[] SupersededMarks(List<SqliteWrite> writes)
+    {
+        var supersededBy = new int[writes.Count];
+        Array.Fill(supersededBy, -1);
+        Dictionary<string, int>? finishes = null;
+        for (int i = writes.Count - 1; i >= 0; i--)
+        {
+            SqliteWrite write = writes[i];
+            if (write.Kind is SqliteWriteKind.Complete or SqliteWriteKind.Fail)
+            {
+                (finishes ??= new Dictionary<string, int>(StringComparer.Ordinal))[write.Id!] = i;
+            }
+            else if (write.Kind == SqliteWriteKind.MarkInProgress && finishes is not null && finishes.TryGetValue(write.Id!, out int finish))
+            {
+                supersededBy[i] = finish;
+            }
+        }
+
+        return supersededBy;
     }
 
     private static void EndTransaction(SqliteTransaction? transaction)

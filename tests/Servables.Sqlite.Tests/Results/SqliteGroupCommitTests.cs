@@ -155,6 +155,31 @@ public sealed class SqliteGroupCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task MarkAndFinishOfOneRequestInOneGroup_CommitTheFinish_OtherMarksStillApply()
+    {
+        await using SqliteAsyncResultStore store = Open("moot.db");
+        Assert.True(await store.TryAddAsync(Request("done")));
+        Assert.True(await store.TryAddAsync(Request("running")));
+        using SqliteConnection locker = LockFile("moot.db");
+        Task<bool> leader = Task.Run(() => store.TryAddAsync(Request("leader")).AsTask());
+        await Eventually.WaitUntilAsync(() => store.IsCommitting && store.PendingWrites == 0, TimeSpan.FromSeconds(10), "the leader to begin its group");
+        DateTimeOffset marked = _time.GetUtcNow();
+        Task<bool> markDone = store.TryMarkInProgressAsync("done", marked).AsTask(); // a lane's mark, then its outcome: one group
+        Task<bool> complete = store.TryCompleteAsync("done", "{\"y\":1}", marked.AddSeconds(1)).AsTask();
+        Task<bool> markRunning = store.TryMarkInProgressAsync("running", marked).AsTask();
+
+        Release(locker);
+        Assert.True(await leader.WaitAsync(TimeSpan.FromSeconds(10)));
+        bool[] results = await Task.WhenAll(markDone, complete, markRunning).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(new[] { true, true, true }, results);
+
+        AsyncRequestRecord done = (await store.GetAsync("done"))!;
+        Assert.Equal((AsyncRequestState.Completed, "{\"y\":1}", marked.AddSeconds(1)), (done.State, done.ResultJson, done.UpdatedAt));
+        Assert.Equal(AsyncRequestState.InProgress, (await store.GetAsync("running"))!.State);
+        Assert.False(await store.TryMarkInProgressAsync("done", marked)); // finished: a later mark changes nothing
+    }
+
+    [Fact]
     public async Task DisposeAsync_WithWritesQueued_CommitsThemFirst()
     {
         SqliteAsyncResultStore store = Open("dispose.db");
