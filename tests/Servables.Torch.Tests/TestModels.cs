@@ -158,25 +158,11 @@ internal static class TestModels
         return module;
     }
 
-    /// <summary>Writes <paramref name="model"/> as <c>&lt;basePath&gt;/&lt;version&gt;/&lt;fileName&gt;</c> in place.</summary>
-    public static string WriteVersion(string basePath, long version, byte[] model, string fileName = "model.pt")
-    {
-        string folder = Path.Combine(basePath, version.ToString(CultureInfo.InvariantCulture));
-        Directory.CreateDirectory(folder);
-        File.WriteAllBytes(Path.Combine(folder, fileName), model);
-        return folder;
-    }
+    /// <inheritdoc cref="ModelRepository.WriteVersion"/>
+    public static string WriteVersion(string basePath, long version, byte[] model, string fileName = "model.pt") => ModelRepository.WriteVersion(basePath, version, model, fileName);
 
-    /// <summary>Writes a version elsewhere and moves its folder into <paramref name="basePath"/>, so that a poller sees it whole.</summary>
-    public static string MoveVersionIn(string basePath, long version, byte[] model, string fileName = "model.pt")
-    {
-        string staging = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(basePath))!, $"staging-{Guid.NewGuid():N}");
-        string written = WriteVersion(staging, version, model, fileName);
-        string target = Path.Combine(basePath, Path.GetFileName(written));
-        Directory.Move(written, target);
-        Directory.Delete(staging, recursive: true);
-        return target;
-    }
+    /// <inheritdoc cref="ModelRepository.MoveVersionIn"/>
+    public static string MoveVersionIn(string basePath, long version, byte[] model, string fileName = "model.pt") => ModelRepository.MoveVersionIn(basePath, version, model, fileName);
 
     public static void AssertClose(float[] expected, ReadOnlySpan<float> actual, float tolerance = 1e-4f)
     {
