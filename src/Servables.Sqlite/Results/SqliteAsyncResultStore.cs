@@ -43,7 +43,9 @@ namespace Servables.Async;
 public sealed class SqliteAsyncResultStore : IAsyncResultStore
 {
     // Bump when the schema changes, and migrate from the older versions in Open.
-    private const int SchemaVersion = 1;
+    // 2: the two secondary indexes are partial (unfinished rows in submit order; finished rows by update time), so an
+    //    add touches one of them and a finish moves a row from one to the other; version 1's are dropped on open.
+    private const int SchemaVersion = 2;
 
     // Stable codes on disk, independent of the order of AsyncRequestState's members; the SQL
     // below spells them as literals.
@@ -69,9 +71,11 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
             updated_at   INTEGER NOT NULL,
             UNIQUE (api, id)
         );
-        CREATE INDEX IF NOT EXISTS ix_async_requests_api_state ON async_requests (api, state, submitted_at);
-        CREATE INDEX IF NOT EXISTS ix_async_requests_api_updated ON async_requests (api, updated_at);
-        PRAGMA user_version = 1;
+        CREATE INDEX IF NOT EXISTS ix_async_requests_unfinished ON async_requests (api, submitted_at, seq) WHERE state IN (1, 2);
+        CREATE INDEX IF NOT EXISTS ix_async_requests_finished ON async_requests (api, updated_at) WHERE state IN (3, 4);
+        DROP INDEX IF EXISTS ix_async_requests_api_state;
+        DROP INDEX IF EXISTS ix_async_requests_api_updated;
+        PRAGMA user_version = 2;
         """;
 
     // Finished at or before the cutoff (now minus retention): reads as absent.

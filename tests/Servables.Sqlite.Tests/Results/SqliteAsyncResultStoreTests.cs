@@ -208,11 +208,44 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
         }
 
         using SqliteConnection raw = OpenRaw("schema.db", SqliteOpenMode.ReadOnly);
-        Assert.Equal(1L, Scalar(raw, "PRAGMA user_version"));
+        Assert.Equal(2L, Scalar(raw, "PRAGMA user_version"));
         Assert.Equal("wal", Scalar(raw, "PRAGMA journal_mode"));
         Assert.Equal(
             2L,
-            Scalar(raw, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('ix_async_requests_api_state', 'ix_async_requests_api_updated')"));
+            Scalar(raw, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('ix_async_requests_unfinished', 'ix_async_requests_finished') AND sql LIKE '% WHERE state IN %'"));
+    }
+
+    [Fact]
+    public async Task Open_VersionOneFile_MigratesItsIndexes_RowsReadAndRecoveredAsBefore()
+    {
+        long now = Time.GetUtcNow().UtcTicks;
+        using (SqliteConnection raw = OpenRaw("v1.db", SqliteOpenMode.ReadWriteCreate))
+        {
+            Scalar(raw, $"""
+                CREATE TABLE async_requests (
+                    seq INTEGER PRIMARY KEY, api TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL, content_type TEXT NOT NULL,
+                    payload BLOB NOT NULL, result_json TEXT, error TEXT, submitted_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                    UNIQUE (api, id));
+                CREATE INDEX ix_async_requests_api_state ON async_requests (api, state, submitted_at);
+                CREATE INDEX ix_async_requests_api_updated ON async_requests (api, updated_at);
+                INSERT INTO async_requests (api, id, state, content_type, payload, submitted_at, updated_at) VALUES ('api', 'queued', 1, 'text/plain', x'78', {now}, {now});
+                INSERT INTO async_requests (api, id, state, content_type, payload, result_json, submitted_at, updated_at) VALUES ('api', 'done', 3, 'text/plain', x'', 'null', {now}, {now});
+                PRAGMA user_version = 1;
+                """);
+        }
+
+        await using (SqliteAsyncResultStore store = Open("v1.db"))
+        {
+            Assert.Equal("queued", Assert.Single(await store.GetUnfinishedAsync()).Id);
+            Assert.Equal(AsyncRequestState.Completed, (await store.GetAsync("done"))!.State);
+            Assert.True(await store.TryCompleteAsync("queued", "1", Time.GetUtcNow()));
+            Assert.Empty(await store.GetUnfinishedAsync());
+        }
+
+        using SqliteConnection migrated = OpenRaw("v1.db", SqliteOpenMode.ReadOnly);
+        Assert.Equal(2L, Scalar(migrated, "PRAGMA user_version"));
+        Assert.Equal(0L, Scalar(migrated, "SELECT count(*) FROM sqlite_master WHERE name IN ('ix_async_requests_api_state', 'ix_async_requests_api_updated')"));
+        Assert.Equal(2L, Scalar(migrated, "SELECT count(*) FROM sqlite_master WHERE name IN ('ix_async_requests_unfinished', 'ix_async_requests_finished')"));
     }
 
     [Fact]
@@ -271,7 +304,7 @@ public sealed class SqliteAsyncResultStoreTests : ResultStoreContractTests
     {
         using (SqliteConnection raw = OpenRaw("newer.db", SqliteOpenMode.ReadWriteCreate))
         {
-            Scalar(raw, "PRAGMA user_version = 2");
+            Scalar(raw, "PRAGMA user_version = 3");
         }
 
         string path = Path.Combine(_folder, "newer.db");
