@@ -54,7 +54,7 @@ public static class TorchRuntime
     }
 
     /// <summary>Sets libtorch's process-wide thread pools; call it once, at start-up, before the first model loads.</summary>
-    /// <param name="intraOpThreads">Threads one operator may use, 1 to 1024. May be changed later; the change applies to every module.</param>
+    /// <param name="intraOpThreads">Threads one operator may use, 1 to 1024. It is libtorch's one setting for every module, but each thread reads it the first time it runs parallel work (libtorch's OpenMP build): a later change reaches the calling thread and threads that have not run any yet, not those that have. Hence: before the first model loads.</param>
     /// <param name="interOpThreads">Threads that run independent operators, 1 to 1024, or 0 to leave libtorch's default. libtorch accepts this only once per process and only before its first parallel work; a later attempt throws.</param>
     /// <exception cref="ArgumentOutOfRangeException">A count is out of range.</exception>
     /// <exception cref="InvalidOperationException">No native libtorch could be loaded, or libtorch refused the inter-op count (set before, or too late).</exception>
