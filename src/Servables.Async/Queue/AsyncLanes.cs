@@ -228,7 +228,7 @@ internal sealed partial class AsyncLanes : IDisposable
                 // The live request started (a cancel from now on reaches it), and the store's mark is advisory
                 // (a request read queued after a crash runs again just as one read in progress): run the request
                 // without waiting for the mark's commit, which its outcome follows in the store's order.
-                ObserveMark(marking, request);
+                _ = ObserveMarkAsync(marking, request);
                 return true;
             }
 
@@ -246,7 +246,7 @@ internal sealed partial class AsyncLanes : IDisposable
     }
 
     /// <summary>Logs a store's failure to mark a request in progress when the lane did not wait for the mark.</summary>
-    private async void ObserveMark(ValueTask<bool> marking, LiveRequest request)
+    private async Task ObserveMarkAsync(ValueTask<bool> marking, LiveRequest request)
     {
         try
         {
