@@ -21,7 +21,7 @@ namespace Servables.Async;
 /// the next transaction, with one flush. Each caller's task completes only after the transaction holding its
 /// change committed. A change the file refuses (<c>SQLITE_FULL</c> when <see cref="SqliteAsyncResultStoreOptions.MaxDatabaseBytes"/>
 /// is reached, a constraint) fails alone: the transaction is rolled back and the group's other changes are
-/// committed without it. When the transaction cannot begin or commit (the disk is full or fails at the flush,
+/// committed without it. When the transaction cannot begin or commit (the disk is full, the file turned read-only or fails at the flush,
 /// another connection holds the write lock past <see cref="SqliteAsyncResultStoreOptions.LockTimeout"/>),
 /// every change of that group fails with the same <see cref="SqliteException"/> and none of them is in the
 /// file (an async API reports that to each submitter as <see cref="AsyncStoreUnavailableException"/>).

@@ -17,7 +17,15 @@ public sealed class SqliteGroupCommitTests : IDisposable
     private readonly string _folder = Directory.CreateTempSubdirectory("servables-group-").FullName;
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero));
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    public void Dispose()
+    {
+        foreach (string file in Directory.EnumerateFiles(_folder, "*-wal"))
+        {
+            Hosting.ReadOnlyFileTests.Chattr("-i", file); // set by the read-only test; an immutable file cannot be deleted
+        }
+
+        Directory.Delete(_folder, recursive: true);
+    }
 
     [Fact]
     public async Task LoneCaller_CommitsAtOnceOnItsOwnThread_NoTimerNoHandOff()
@@ -132,6 +140,34 @@ public sealed class SqliteGroupCommitTests : IDisposable
         {
             Assert.Null(await reader.GetAsync(id));
         }
+    }
+
+    [SkippableFact]
+    public async Task FileTurnsReadOnlyDuringAGroup_EveryWriteOfTheGroupFails_NoneInTheFile_ThenTheStoreGoesOn()
+    {
+        (bool can, string reason) = Hosting.ReadOnlyFileTests.CanMakeImmutable(_folder);
+        Skip.IfNot(can, reason);
+        await using SqliteAsyncResultStore store = Open("ro.db");
+        Assert.True(await store.TryAddAsync(Request("before")));
+        using SqliteConnection locker = LockFile("ro.db");
+        Task<bool> leader = Task.Run(() => store.TryAddAsync(Request("leader")).AsTask());
+        await Eventually.WaitUntilAsync(() => store.IsCommitting && store.PendingWrites == 0, TimeSpan.FromSeconds(10), "the leader to begin its group");
+        Task<bool>[] group = [.. Enumerable.Range(0, 10).Select(i => store.TryAddAsync(Request($"g{i}")).AsTask())];
+        string wal = Path.Combine(_folder, "ro.db-wal");
+        Assert.Equal(0, Hosting.ReadOnlyFileTests.Chattr("+i", wal).Exit); // the write-ahead log now refuses every write, as a file system remounted read-only does
+        Assert.Equal(10, store.PendingWrites); // the next group, queued behind the leader's
+        Release(locker);
+
+        foreach (Task<bool> write in group.Prepend(leader))
+        {
+            SqliteException error = await Assert.ThrowsAsync<SqliteException>(() => write.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Equal(10, error.SqliteErrorCode); // SQLITE_IOERR
+        }
+
+        Assert.Equal(0, Hosting.ReadOnlyFileTests.Chattr("-i", wal).Exit);
+        Assert.Equal(1, CountRows("ro.db"));
+        Assert.True(await store.TryAddAsync(Request("after")));
+        Assert.Equal(2, CountRows("ro.db"));
     }
 
     [Fact]
