@@ -7,9 +7,9 @@ using Servables.Testing.Onnx;
 namespace Servables.Benchmarks.Onnx;
 
 /// <summary>
-/// <c>--batching [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 16] [--workers 1] [--batched-intra-op 1] [--no-spin] [--sync-continuations]</c>:
-/// <see cref="Callers"/> concurrent callers each run one example at a time through an ONNX MLP
-/// (256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights), unbatched (<see cref="OnnxServable.Run(IReadOnlyDictionary{string, OrtValue}, IReadOnlyCollection{string}?, RunOptions?)"/>
+/// <c>--batching [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 16] [--workers 1] [--batched-intra-op 1] [--no-spin] [--sync-continuations] [--inputs 256] [--hidden 1024]</c>:
+/// concurrent callers each run one example at a time through an ONNX MLP
+/// (by default 256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights), unbatched (<see cref="OnnxServable.Run(IReadOnlyDictionary{string, OrtValue}, IReadOnlyCollection{string}?, RunOptions?)"/>
 /// on their own threads) and batched (<see cref="OnnxServable.RunAsync"/>), in alternating rounds of
 /// one second in one process, both sessions with one intra-op thread; prints throughput and p50/p99 latency.
 /// </summary>
@@ -28,11 +28,13 @@ internal static class BatchingLoad
         int workers = BatchedLoad.Arg(args, "--workers", 1);
         int batchedIntraOp = BatchedLoad.Arg(args, "--batched-intra-op", 1);
         bool noSpin = args.Contains("--no-spin");
+        int inputs = BatchedLoad.Arg(args, "--inputs", Inputs);
+        int hidden = BatchedLoad.Arg(args, "--hidden", Hidden);
         string folder = Path.Combine(Path.GetTempPath(), $"servables-batching-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         try
         {
-            string modelPath = WriteMlp(folder);
+            string modelPath = WriteMlp(folder, inputs, hidden);
             var random = new Random(8);
             var plain = new OnnxLoader(new ServableId("mlp", 1), modelPath, new OnnxServableOptions { IntraOpThreads = 1 });
             var batchedOptions = new OnnxServableOptions { IntraOpThreads = batchedIntraOp, Batching = new OnnxBatchingOptions { BatchWorkers = workers } };
@@ -51,8 +53,8 @@ internal static class BatchingLoad
             foreach (int rows in new[] { 1, 4, 16, 32 })
             {
                 // What the model itself gains from a batch: one thread, no scheduler.
-                float[] x = RandomWeights.Vector(random, rows * Inputs);
-                using OrtValue input = OrtValue.CreateTensorValueFromMemory(x, [rows, Inputs]);
+                float[] x = RandomWeights.Vector(random, rows * inputs);
+                using OrtValue input = OrtValue.CreateTensorValueFromMemory(x, [rows, inputs]);
                 var named = new Dictionary<string, OrtValue> { ["X"] = input };
                 for (int i = 0; i < 50; i++)
                 {
@@ -71,15 +73,15 @@ internal static class BatchingLoad
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  one thread, raw session, {rows,2} rows per run: {perRun:F3} ms per run, {perRun / rows:F4} ms per row"));
             }
 
-            float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), Inputs))];
+            float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), inputs))];
 
-            Console.WriteLine($"ONNX MLP {Inputs}→{Hidden}→{Hidden}→{Outputs}, {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
+            Console.WriteLine($"ONNX MLP {inputs}→{hidden}→{hidden}→{Outputs} ({(inputs * hidden + hidden * hidden + hidden * Outputs) * 4 / 1e6:F1} MB of weights), {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
             await BatchedLoad.CompareAsync(callers, seconds, (c, isBatched) =>
             {
-                OrtValue x = OrtValue.CreateTensorValueFromMemory(examples[c], [1, Inputs]);
-                var inputs = new Dictionary<string, OrtValue> { ["X"] = x };
+                OrtValue x = OrtValue.CreateTensorValueFromMemory(examples[c], [1, inputs]);
+                var feed = new Dictionary<string, OrtValue> { ["X"] = x };
                 return new BatchedLoad.Caller(
-                    isBatched ? async () => (await batched.RunAsync(inputs)).Dispose() : () => { unbatched.Run(inputs).Dispose(); return ValueTask.CompletedTask; },
+                    isBatched ? async () => (await batched.RunAsync(feed)).Dispose() : () => { unbatched.Run(feed).Dispose(); return ValueTask.CompletedTask; },
                     x);
             });
             await batched.DisposeAsync();
@@ -92,19 +94,19 @@ internal static class BatchingLoad
         }
     }
 
-    /// <summary>Writes the MLP into <paramref name="folder"/>; returns the model's path.</summary>
-    internal static string WriteMlp(string folder)
+    /// <summary>Writes the MLP (<paramref name="inputs"/> → <paramref name="hidden"/> → <paramref name="hidden"/> → 10) into <paramref name="folder"/>; returns the model's path.</summary>
+    internal static string WriteMlp(string folder, int inputs = Inputs, int hidden = Hidden)
     {
         string modelPath = Path.Combine(folder, "model.onnx");
         var random = new Random(7);
         new OnnxModelWriter { GraphName = "mlp3" }
-            .Input("X", OnnxModelWriter.FloatType, "batch", (long)Inputs)
+            .Input("X", OnnxModelWriter.FloatType, "batch", (long)inputs)
             .Output("Y", OnnxModelWriter.FloatType, "batch", (long)Outputs)
-            .Initializer("W1", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Inputs, Hidden)), Inputs, Hidden)
-            .Initializer("B1", RandomWeights.Vector(random, Hidden), Hidden)
-            .Initializer("W2", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Hidden, Hidden)), Hidden, Hidden)
-            .Initializer("B2", RandomWeights.Vector(random, Hidden), Hidden)
-            .Initializer("W3", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, Hidden, Outputs)), Hidden, Outputs)
+            .Initializer("W1", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, inputs, hidden)), inputs, hidden)
+            .Initializer("B1", RandomWeights.Vector(random, hidden), hidden)
+            .Initializer("W2", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, hidden, hidden)), hidden, hidden)
+            .Initializer("B2", RandomWeights.Vector(random, hidden), hidden)
+            .Initializer("W3", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, hidden, Outputs)), hidden, Outputs)
             .Initializer("B3", RandomWeights.Vector(random, Outputs), Outputs)
             .Node("MatMul", ["X", "W1"], ["A1"]).Node("Add", ["A1", "B1"], ["Z1"]).Node("Relu", ["Z1"], ["H1"])
             .Node("MatMul", ["H1", "W2"], ["A2"]).Node("Add", ["A2", "B2"], ["Z2"]).Node("Relu", ["Z2"], ["H2"])

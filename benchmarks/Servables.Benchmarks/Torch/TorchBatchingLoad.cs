@@ -9,9 +9,9 @@ using static TorchSharp.torch;
 namespace Servables.Benchmarks.Torch;
 
 /// <summary>
-/// <c>--batching --backend torch [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 8] [--workers 2] [--torch-threads 1]</c>:
+/// <c>--batching --backend torch [--callers 16] [--seconds 20] [--timeout-ms 1] [--max-batch 8] [--workers 2] [--torch-threads 1] [--inputs 256] [--hidden 1024]</c>:
 /// <c>--callers</c> concurrent callers each run one example at a time through a TorchScript MLP
-/// (256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights, written with <see cref="TorchScriptWriter"/>),
+/// (by default 256 → 1024 Relu → 1024 Relu → 10, about 5 MB of weights, written with <see cref="TorchScriptWriter"/>),
 /// unbatched (<see cref="TorchServable.Forward(Tensor, bool)"/> on their own threads) and batched
 /// (<see cref="TorchServable.ForwardAsync(Tensor, bool, CancellationToken)"/> with <see cref="TorchServableOptions.Batching"/>),
 /// in alternating rounds of one second in one process; prints throughput and p50/p99 latency of both, then
@@ -33,6 +33,8 @@ internal static class TorchBatchingLoad
         int maxBatch = BatchedLoad.Arg(args, "--max-batch", 8);
         int workers = BatchedLoad.Arg(args, "--workers", 2);
         int threads = BatchedLoad.Arg(args, "--torch-threads", 1);
+        int inputs = BatchedLoad.Arg(args, "--inputs", Inputs);
+        int hidden = BatchedLoad.Arg(args, "--hidden", Hidden);
         TorchRuntime.SetThreads(threads);
 
         // Every caller blocks a pool thread while unbatched: without this the pool adds threads slowly and the first rounds measure that.
@@ -46,11 +48,11 @@ internal static class TorchBatchingLoad
         {
             var random = new Random(7);
             File.WriteAllBytes(modelPath, new TorchScriptWriter("Mlp3")
-                .Parameter("w1", Flatten(RandomWeights.Matrix(random, Inputs, Hidden)), Inputs, Hidden)
-                .Parameter("b1", RandomWeights.Vector(random, Hidden), Hidden)
-                .Parameter("w2", Flatten(RandomWeights.Matrix(random, Hidden, Hidden)), Hidden, Hidden)
-                .Parameter("b2", RandomWeights.Vector(random, Hidden), Hidden)
-                .Parameter("w3", Flatten(RandomWeights.Matrix(random, Hidden, Outputs)), Hidden, Outputs)
+                .Parameter("w1", Flatten(RandomWeights.Matrix(random, inputs, hidden)), inputs, hidden)
+                .Parameter("b1", RandomWeights.Vector(random, hidden), hidden)
+                .Parameter("w2", Flatten(RandomWeights.Matrix(random, hidden, hidden)), hidden, hidden)
+                .Parameter("b2", RandomWeights.Vector(random, hidden), hidden)
+                .Parameter("w3", Flatten(RandomWeights.Matrix(random, hidden, Outputs)), hidden, Outputs)
                 .Parameter("b3", RandomWeights.Vector(random, Outputs), Outputs)
                 .Forward(
                     "h1 = torch.relu(torch.addmm(self.b1, x, self.w1))",
@@ -70,7 +72,7 @@ internal static class TorchBatchingLoad
             foreach (int rows in new[] { 1, 4, 8, 16, 32 })
             {
                 // What the model itself gains from a batch: one caller, no scheduler.
-                using Tensor input = torch.tensor(RandomWeights.Vector(random, rows * Inputs), [rows, Inputs]);
+                using Tensor input = torch.tensor(RandomWeights.Vector(random, rows * inputs), [rows, inputs]);
                 for (int i = 0; i < 50; i++)
                 {
                     unbatched.Forward(input).Dispose();
@@ -88,12 +90,12 @@ internal static class TorchBatchingLoad
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  one caller, {threads} intra-op thread(s), {rows,2} rows per forward: {perRun:F3} ms per forward, {perRun / rows:F4} ms per row"));
             }
 
-            float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), Inputs))];
+            float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), inputs))];
 
-            Console.WriteLine($"Torch MLP {Inputs}→{Hidden}→{Hidden}→{Outputs} (TorchScript), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
+            Console.WriteLine($"Torch MLP {inputs}→{hidden}→{hidden}→{Outputs} (TorchScript, {(inputs * hidden + hidden * hidden + hidden * Outputs) * 4 / 1e6:F1} MB of weights), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
             BatchedLoad.Caller MakeCaller(int c, bool isBatched)
             {
-                Tensor x = torch.tensor(examples[c], [1, Inputs]);
+                Tensor x = torch.tensor(examples[c], [1, inputs]);
                 return new BatchedLoad.Caller(
                     isBatched ? async () => (await batched.ForwardAsync(x)).Dispose() : () => { unbatched.Forward(x).Dispose(); return ValueTask.CompletedTask; },
                     x);
