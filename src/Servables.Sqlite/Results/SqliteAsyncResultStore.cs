@@ -91,11 +91,11 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
     // Writes: one connection, used by the one group commit that runs at a time (_committing), with its
     // statements prepared once. SQLite allows one writer per file anyway.
     private readonly SqliteConnection _writer;
-    private readonly SqliteCommand _deleteExpiredId;
-    private readonly SqliteCommand _insert;
-    private readonly SqliteCommand _markInProgress;
-    private readonly SqliteCommand _complete;
-    private readonly SqliteCommand _fail;
+    private readonly SqliteStatement _deleteExpiredId;
+    private readonly SqliteStatement _insert;
+    private readonly SqliteStatement _markInProgress;
+    private readonly SqliteStatement _complete;
+    private readonly SqliteStatement _fail;
     private readonly SqliteCommand _removeExpired;
     private readonly Lock _writeLock = new();
     private List<SqliteWrite> _pending = [];
@@ -143,21 +143,23 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         try
         {
             _reader = OpenReader(path, sqliteOptions.LockTimeout);
-            _deleteExpiredId = Prepare("DELETE FROM async_requests WHERE api = $api AND id = $id AND " + Expired, "$id", "$cutoff");
-            _insert = Prepare(
+            _deleteExpiredId = new SqliteStatement(_writer, "DELETE FROM async_requests WHERE api = $api AND id = $id AND " + Expired, _apiName, "$id", "$cutoff");
+            _insert = new SqliteStatement(
+                _writer,
                 """
                 INSERT INTO async_requests (api, id, state, content_type, payload, submitted_at, updated_at)
                 VALUES ($api, $id, 1, $contentType, $payload, $submittedAt, $updatedAt)
                 ON CONFLICT (api, id) DO NOTHING
                 """,
+                _apiName,
                 "$id",
                 "$contentType",
                 "$payload",
                 "$submittedAt",
                 "$updatedAt");
-            _markInProgress = Prepare("UPDATE async_requests SET state = 2, updated_at = $at WHERE api = $api AND id = $id AND state = 1", "$id", "$at");
-            _complete = Prepare("UPDATE async_requests SET state = 3, result_json = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)", "$id", "$at", "$text");
-            _fail = Prepare("UPDATE async_requests SET state = 4, error = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)", "$id", "$at", "$text");
+            _markInProgress = new SqliteStatement(_writer, "UPDATE async_requests SET state = 2, updated_at = $at WHERE api = $api AND id = $id AND state = 1", _apiName, "$id", "$at");
+            _complete = new SqliteStatement(_writer, "UPDATE async_requests SET state = 3, result_json = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)", _apiName, "$id", "$at", "$text");
+            _fail = new SqliteStatement(_writer, "UPDATE async_requests SET state = 4, error = $text, payload = x'', updated_at = $at WHERE api = $api AND id = $id AND state IN (1, 2)", _apiName, "$id", "$at", "$text");
             _removeExpired = Prepare("DELETE FROM async_requests WHERE api = $api AND " + Expired, "$cutoff");
             if (logger is not null && logger.IsEnabled(LogLevel.Information))
             {
@@ -318,9 +320,9 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
             if (_reader.State != System.Data.ConnectionState.Closed)
             {
                 _reader.Dispose();
-                foreach (SqliteCommand command in new[] { _deleteExpiredId, _insert, _markInProgress, _complete, _fail, _removeExpired })
+                foreach (IDisposable statement in new IDisposable[] { _deleteExpiredId, _insert, _markInProgress, _complete, _fail, _removeExpired })
                 {
-                    command.Dispose();
+                    statement.Dispose();
                 }
 
                 // The connections are not pooled, so this closes the file; as the last connection,
@@ -774,47 +776,45 @@ public sealed class SqliteAsyncResultStore : IAsyncResultStore
         {
             case SqliteWriteKind.Add:
                 AsyncRequestRecord request = write.Record!;
-                _insert.Transaction = transaction;
-                _insert.Parameters[1].Value = request.Id;
-                _insert.Parameters[2].Value = request.ContentType;
-                _insert.Parameters[3].Value = request.Payload.ToArray();
-                _insert.Parameters[4].Value = request.SubmittedAt.UtcTicks;
-                _insert.Parameters[5].Value = request.UpdatedAt.UtcTicks;
-                if (_insert.ExecuteNonQuery() == 1)
+                _insert.Bind(0, request.Id);
+                _insert.Bind(1, request.ContentType);
+                _insert.Bind(2, request.Payload.Span);
+                _insert.Bind(3, request.SubmittedAt.UtcTicks);
+                _insert.Bind(4, request.UpdatedAt.UtcTicks);
+                if (_insert.Execute() == 1)
                 {
                     return 1;
                 }
 
                 // The id exists. An expired row reads as absent, so its id may be used again: delete it, and
                 // insert again, so that the new row gets a new seq and queues behind the requests already waiting.
-                _deleteExpiredId.Transaction = transaction;
-                _deleteExpiredId.Parameters[1].Value = request.Id;
-                _deleteExpiredId.Parameters[2].Value = cutoff;
-                return _deleteExpiredId.ExecuteNonQuery() == 1 ? _insert.ExecuteNonQuery() : 0;
+                _deleteExpiredId.Bind(0, request.Id);
+                _deleteExpiredId.Bind(1, cutoff);
+                return _deleteExpiredId.Execute() == 1 ? _insert.Execute() : 0;
             case SqliteWriteKind.MarkInProgress:
-                return Update(_markInProgress, transaction, write);
+                return Update(_markInProgress, write);
             case SqliteWriteKind.Complete:
-                return Update(_complete, transaction, write);
+                return Update(_complete, write);
             case SqliteWriteKind.Fail:
-                return Update(_fail, transaction, write);
+                return Update(_fail, write);
             default:
                 _removeExpired.Transaction = transaction;
                 _removeExpired.Parameters[1].Value = cutoff;
                 return _removeExpired.ExecuteNonQuery();
         }
 
-        // A conditional state change; its WHERE clause names the states it may leave, so state only moves forward.
-        static long Update(SqliteCommand command, SqliteTransaction transaction, SqliteWrite write)
+        // A conditional state change ($id, $at[, $text]); its WHERE clause names the states it may leave, so state
+        // only moves forward.
+        static long Update(SqliteStatement statement, SqliteWrite write)
         {
-            command.Transaction = transaction;
-            command.Parameters[1].Value = write.Id;
-            command.Parameters[2].Value = write.At;
+            statement.Bind(0, write.Id!);
+            statement.Bind(1, write.At);
             if (write.Text is not null)
             {
-                command.Parameters[3].Value = write.Text;
+                statement.Bind(2, write.Text);
             }
 
-            return command.ExecuteNonQuery();
+            return statement.Execute();
         }
     }
 
