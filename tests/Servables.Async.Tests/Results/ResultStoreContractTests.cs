@@ -61,6 +61,17 @@ public abstract class ResultStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryAddAsync_EmptyPayload_StoredAndReadBackEmpty_ThenCompletes()
+    {
+        Assert.True(await Store.TryAddAsync(NewRequest("empty", string.Empty) with { ContentType = "application/octet-stream" }));
+
+        AsyncRequestRecord? stored = await Store.GetAsync("empty", includePayload: true);
+        Assert.Equal((AsyncRequestState.InQueue, "application/octet-stream", 0), (stored!.State, stored.ContentType, stored.Payload.Length));
+        Assert.True(await Store.TryCompleteAsync("empty", "{}", Time.GetUtcNow()));
+        Assert.Equal(AsyncRequestState.Completed, (await Store.GetAsync("empty"))!.State);
+    }
+
+    [Fact]
     public async Task TryAddAsync_ExistingId_ReturnsFalseAndKeepsOriginal()
     {
         Assert.True(await Store.TryAddAsync(NewRequest("a", "1")));
