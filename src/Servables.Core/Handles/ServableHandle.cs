@@ -22,7 +22,6 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
     private readonly UntypedServableHandle? _lease;
     private readonly T? _value;
     private readonly long _token;
-    private readonly ServableId _id;
 
     /// <summary>Wraps a lease; for custom managers.</summary>
     /// <param name="lease">The object that carries the lease.</param>
@@ -35,19 +34,20 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
         _value = servable as T ?? throw TypeMismatch(lease.Id, servable);
         _lease = lease;
         _token = leaseToken;
-        _id = lease.Id;
     }
 
-    internal ServableHandle(UntypedServableHandle lease, T value, long token, ServableId id)
+    internal ServableHandle(UntypedServableHandle lease, T value, long token)
     {
         _lease = lease;
         _value = value;
         _token = token;
-        _id = id;
     }
 
     /// <summary>The version this handle leases; still readable after dispose.</summary>
-    public ServableId Id => _id;
+    public ServableId Id => _lease is null ? default : _lease.Id;
+
+    /// <summary>Whether this is the default (empty) handle, which never held a lease.</summary>
+    internal bool IsEmpty => _lease is null;
 
     /// <summary>True while the lease is held (not default, not disposed).</summary>
     public bool HasValue => _lease is not null && _lease.IsLeaseHeld(_token);
@@ -66,7 +66,7 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
 
             if (!_lease.IsLeaseHeld(_token))
             {
-                ThrowDisposed(_id);
+                ThrowDisposed(_lease.Id);
             }
 
             return _value!;
@@ -90,16 +90,16 @@ public readonly struct ServableHandle<T> : IDisposable, IEquatable<ServableHandl
     }
 
     /// <inheritdoc />
-    public bool Equals(ServableHandle<T> other) => ReferenceEquals(_value, other._value) && _id == other._id;
+    public bool Equals(ServableHandle<T> other) => ReferenceEquals(_value, other._value) && Id == other.Id;
 
     /// <inheritdoc />
     public override bool Equals(object? obj) => obj is ServableHandle<T> other && Equals(other);
 
     /// <inheritdoc />
-    public override int GetHashCode() => HashCode.Combine(_id, _value is null ? 0 : System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(_value));
+    public override int GetHashCode() => HashCode.Combine(Id, _value is null ? 0 : System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(_value));
 
     /// <inheritdoc />
-    public override string ToString() => _lease is null ? "(empty handle)" : $"handle on {_id}{(HasValue ? string.Empty : " (disposed)")}";
+    public override string ToString() => _lease is null ? "(empty handle)" : $"handle on {Id}{(HasValue ? string.Empty : " (disposed)")}";
 
     /// <summary>Compares two handles for equality.</summary>
     public static bool operator ==(ServableHandle<T> left, ServableHandle<T> right) => left.Equals(right);

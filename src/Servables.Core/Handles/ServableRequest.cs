@@ -10,7 +10,7 @@ public readonly struct ServableRequest : IEquatable<ServableRequest>
 {
     private readonly string? _name;
 
-    private ServableRequest(string name, ServableRequestKind kind, long version, string? label)
+    internal ServableRequest(string name, ServableRequestKind kind, long version, string? label)
     {
         _name = name;
         Kind = kind;

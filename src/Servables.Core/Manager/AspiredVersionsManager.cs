@@ -93,12 +93,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     public ServableHandle<T> GetServableHandle<T>(ServableRequest request)
         where T : class
     {
-        if (!TryGetServableHandle(request, out ServableHandle<T> handle))
-        {
-            ThrowNotAvailable(request);
-        }
-
-        return handle;
+        return Acquire<T>(request, throwIfNotAvailable: true);
     }
 
     /// <inheritdoc />
@@ -106,27 +101,58 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     public bool TryGetServableHandle<T>(ServableRequest request, out ServableHandle<T> handle)
         where T : class
     {
+        handle = Acquire<T>(request, throwIfNotAvailable: false);
+        return !handle.IsEmpty;
+    }
+
+    /// <summary>
+    /// The handle path: a lease on the version <paramref name="request"/> resolves to now; when none is available, an
+    /// empty handle or (<paramref name="throwIfNotAvailable"/>) <see cref="ServableNotAvailableException"/>.
+    /// </summary>
+    /// <remarks>
+    /// Returns the handle rather than filling an out parameter, and throws where the request is still in use, so that
+    /// the inlined path keeps the handle in registers and the request is dead once its version is found.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ServableHandle<T> Acquire<T>(ServableRequest request, bool throwIfNotAvailable)
+        where T : class
+    {
         LoadedVersion? version;
-        UntypedServableHandle lease;
-        long token;
-        do
+        ServableHandle<T> handle;
+        while (true)
         {
             version = Volatile.Read(ref _servingMap).Find(request);
             if (version is null)
             {
-                handle = default;
-                return false;
-            }
-        }
-        while (!version.TryAcquire(out lease, out token)); // Retired between the read and the acquire: the next snapshot no longer has it.
+                if (throwIfNotAvailable)
+                {
+                    ThrowNotAvailable(request.Name, request.Kind, request.Version, request.Label); // its parts: the request itself need not be kept on the stack
+                }
 
-        handle = Lease<T>(version, lease, token);
+                return default;
+            }
+
+            long token = version.TryAcquireSlot();
+            if (token > 0)
+            {
+                handle = Lease<T>(version, version, token);
+                break;
+            }
+
+            if (token < 0 && !(handle = LeaseOverflow<T>(version)).IsEmpty)
+            {
+                break;
+            }
+
+            // Retired between the read and the acquire: the next snapshot no longer has it.
+        }
+
         if (_handleAcquisitions.Enabled)
         {
             _handleAcquisitions.Add(1, new KeyValuePair<string, object?>("servable", version.Id.Name));
         }
 
-        return true;
+        return handle;
     }
 
     /// <inheritdoc />
@@ -328,6 +354,12 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
         }
     }
 
+    /// <summary>Every slot of <paramref name="version"/> is held: a lease of its own (rare, so kept off the handle path); empty when the version was retired.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ServableHandle<T> LeaseOverflow<T>(LoadedVersion version)
+        where T : class =>
+        version.TryAcquireOverflow(out UntypedServableHandle lease, out long token) ? Lease<T>(version, lease, token) : default;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ServableHandle<T> Lease<T>(LoadedVersion version, UntypedServableHandle lease, long token)
         where T : class
@@ -338,7 +370,7 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             throw ServableHandle<T>.TypeMismatch(version.Id, version.Servable);
         }
 
-        return new ServableHandle<T>(lease, typed, token, version.Id);
+        return new ServableHandle<T>(lease, typed, token);
     }
 
     private async Task RunLoopAsync()
@@ -548,8 +580,11 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     /// <summary>Kept out of line so that the inlined hot path stays small.</summary>
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ThrowNotAvailable(in ServableRequest request) =>
+    private void ThrowNotAvailable(string name, ServableRequestKind kind, long version, string? label)
+    {
+        var request = new ServableRequest(name, kind, version, label);
         throw new ServableNotAvailableException(request, DescribeUnavailable(request));
+    }
 
     private string DescribeUnavailable(in ServableRequest request)
     {

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Servables;
 
@@ -72,30 +73,52 @@ internal sealed class LoadedVersion : UntypedServableHandle
     /// <summary>Takes a lease unless the version was retired.</summary>
     /// <param name="lease">What the handle holds: this version, or an overflow lease.</param>
     /// <param name="token">The lease's token.</param>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryAcquire(out UntypedServableHandle lease, out long token)
     {
-        int start = ThreadLine();
-        for (int i = 0; i < SlotCount; i++)
+        token = TryAcquireSlot();
+        if (token > 0)
         {
-            int slot = (start + i) & (int)SlotMask;
-            long free = Volatile.Read(ref _slots[slot]);
-            if ((free & Held) == 0 && Interlocked.CompareExchange(ref _slots[slot], free + NextGenerationHeld, free) == free)
-            {
-                if (Volatile.Read(ref _retired) != 0)
-                {
-                    Volatile.Write(ref _slots[slot], free + NextGenerationHeld - Held);
-                    CheckDrained();
-                    break;
-                }
+            lease = this;
+            return true;
+        }
 
-                lease = this;
-                token = free + NextGenerationHeld;
-                return true;
-            }
+        if (token == 0)
+        {
+            lease = null!;
+            return false;
         }
 
         return TryAcquireOverflow(out lease, out token);
+    }
+
+    /// <summary>
+    /// The handle path's half of <see cref="TryAcquire"/>: a lease in a slot, whose token (positive) is returned with
+    /// this version as its lease; 0 when the version was retired; -1 when every slot is held, and the caller then
+    /// takes an overflow lease (<see cref="TryAcquireOverflow"/>). No out parameters, so the caller keeps it in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public long TryAcquireSlot()
+    {
+        int start = ThreadLine();
+        ref long slots = ref MemoryMarshal.GetArrayDataReference(_slots); // SlotCount longs; every index below is masked to it
+        for (int i = 0; i < SlotCount; i++)
+        {
+            ref long cell = ref Unsafe.Add(ref slots, (start + i) & (int)SlotMask);
+            long free = Volatile.Read(ref cell);
+            if ((free & Held) == 0 && Interlocked.CompareExchange(ref cell, free + NextGenerationHeld, free) == free)
+            {
+                if (Volatile.Read(ref _retired) != 0)
+                {
+                    Volatile.Write(ref cell, free + NextGenerationHeld - Held);
+                    CheckDrained();
+                    return 0;
+                }
+
+                return free + NextGenerationHeld;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>Takes the version out of service; it drains once its last lease ends.</summary>
@@ -107,15 +130,15 @@ internal sealed class LoadedVersion : UntypedServableHandle
     }
 
     protected internal override bool IsLeaseHeld(long leaseToken) =>
-        (leaseToken & Held) != 0 && Volatile.Read(ref _slots[(leaseToken >> 1) & SlotMask]) == leaseToken;
+        (leaseToken & Held) != 0 && Volatile.Read(ref Slot(leaseToken)) == leaseToken;
 
     protected internal override bool TryEndLease(long leaseToken) => EndLease(leaseToken);
 
     /// <inheritdoc cref="TryEndLease"/>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)] // small enough a handle's Dispose in a finally block is cloned onto the normal path
     internal bool EndLease(long leaseToken)
     {
-        if ((leaseToken & Held) == 0 || Interlocked.CompareExchange(ref _slots[(leaseToken >> 1) & SlotMask], leaseToken - Held, leaseToken) != leaseToken)
+        if ((leaseToken & Held) == 0 || Interlocked.CompareExchange(ref Slot(leaseToken), leaseToken - Held, leaseToken) != leaseToken)
         {
             return false;
         }
@@ -129,6 +152,10 @@ internal sealed class LoadedVersion : UntypedServableHandle
     }
 
     /// <summary>The first slot of the calling thread's cache line: from the megabyte its stack lies in, so that it costs no thread-local read.</summary>
+    /// <summary>The slot a token names (its index bits, masked to <see cref="SlotCount"/>, so never out of range).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref long Slot(long leaseToken) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_slots), (nint)((leaseToken >> 1) & SlotMask));
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ThreadLine()
     {
@@ -148,8 +175,9 @@ internal sealed class LoadedVersion : UntypedServableHandle
         return slots;
     }
 
+    /// <summary>A lease past the slots (an object of its own); false when the version was retired.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool TryAcquireOverflow(out UntypedServableHandle lease, out long token)
+    internal bool TryAcquireOverflow(out UntypedServableHandle lease, out long token)
     {
         token = 1;
         lease = null!;

@@ -40,27 +40,52 @@ internal sealed class ServingMap
 
     public bool TryGetVersions(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ServingVersions? versions)
     {
+        versions = GetVersions(name);
+        return versions is not null;
+    }
+
+    /// <summary>The versions served under <paramref name="name"/>, or null.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public ServingVersions? GetVersions(string name)
+    {
+        if (_scanned is { } scanned)
+        {
+            foreach (ServingVersions candidate in scanned)
+            {
+                if (ReferenceEquals(candidate.Name, name)) // the same string object, as a literal name usually is
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        return FindByValue(name);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private ServingVersions? FindByValue(string name)
+    {
         if (_scanned is null)
         {
-            return _byName.TryGetValue(name, out versions);
+            return _byName.GetValueOrDefault(name);
         }
 
         foreach (ServingVersions candidate in _scanned)
         {
-            if (string.Equals(candidate.Name, name, StringComparison.Ordinal)) // the same string object, as a literal name usually is, costs one comparison
+            if (string.Equals(candidate.Name, name, StringComparison.Ordinal))
             {
-                versions = candidate;
-                return true;
+                return candidate;
             }
         }
 
-        versions = null;
-        return false;
+        return null;
     }
 
-    public LoadedVersion? Find(in ServableRequest request)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public LoadedVersion? Find(ServableRequest request)
     {
-        if (!TryGetVersions(request.Name, out ServingVersions? versions))
+        ServingVersions? versions = GetVersions(request.Name);
+        if (versions is null)
         {
             return null;
         }

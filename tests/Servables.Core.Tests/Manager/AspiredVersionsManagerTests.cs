@@ -96,6 +96,53 @@ public sealed class AspiredVersionsManagerTests
     }
 
     [Fact]
+    public async Task GetServableHandle_MoreHandlesThanLeaseSlots_AllServe_VersionUnloadsAfterTheLastIsDisposed()
+    {
+        await using var driver = new ManagerDriver();
+        driver.Aspire("m", [1]);
+        await driver.SettleAsync();
+
+        // Past the version's lease slots, handles take overflow leases; both kinds keep the version loaded.
+        var held = new List<ServableHandle<FakeServable>>();
+        for (int i = 0; i < LoadedVersion.SlotCount + 10; i++)
+        {
+            held.Add(i % 2 == 0
+                ? driver.Manager.GetServableHandle<FakeServable>(ServableRequest.Latest("m"))
+                : driver.Manager.TryGetServableHandle(ServableRequest.Latest("m"), out ServableHandle<FakeServable> h) ? h : throw new InvalidOperationException("no handle"));
+        }
+
+        driver.Aspire("m", []);
+        await driver.SettleAsync();
+        Assert.All(held, h => Assert.False(h.Value.IsDisposed));
+        Assert.Equal(ServableManagerState.Unloading, driver.StateOf("m", 1));
+        foreach (ServableHandle<FakeServable> handle in held[..^1])
+        {
+            handle.Dispose();
+        }
+
+        await driver.SettleAsync();
+        Assert.Equal(0, driver.Loaders[new ServableId("m", 1)].UnloadCalls); // one handle still holds it
+        held[^1].Dispose();
+        await Eventually.WaitUntilAsync(() => driver.StateOf("m", 1) == ServableManagerState.End);
+        Assert.Empty(driver.Violations);
+    }
+
+    [Fact]
+    public async Task GetServableHandle_NameBuiltAtRunTime_ResolvesLikeTheLiteral()
+    {
+        await using var driver = new ManagerDriver();
+        driver.Aspire("model", [1]);
+        await driver.SettleAsync();
+
+        string built = string.Concat("mo", "del".AsSpan()); // equal, but not the string object the map holds
+        Assert.False(ReferenceEquals(built, "model"));
+        using ServableHandle<FakeServable> handle = driver.Manager.GetServableHandle<FakeServable>(ServableRequest.Latest(built));
+        Assert.Equal(new ServableId("model", 1), handle.Id);
+        Assert.False(driver.Manager.TryGetServableHandle(ServableRequest.Latest(string.Concat("mo", "dex".AsSpan())), out ServableHandle<FakeServable> none));
+        Assert.Equal(default, none.Id);
+    }
+
+    [Fact]
     public async Task GetServableHandle_Requests_ResolveEarliestLatestSpecific()
     {
         await using var driver = new ManagerDriver();
