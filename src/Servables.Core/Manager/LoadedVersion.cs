@@ -135,7 +135,7 @@ internal sealed class LoadedVersion : UntypedServableHandle
     protected internal override bool TryEndLease(long leaseToken) => EndLease(leaseToken);
 
     /// <inheritdoc cref="TryEndLease"/>
-    [MethodImpl(MethodImplOptions.NoInlining)] // small enough a handle's Dispose in a finally block is cloned onto the normal path
+    [MethodImpl(MethodImplOptions.NoInlining)] // out of line, so that a handle's Dispose in the finally block of a using stays small enough for the JIT to copy onto the normal path
     internal bool EndLease(long leaseToken)
     {
         if ((leaseToken & Held) == 0 || Interlocked.CompareExchange(ref Slot(leaseToken), leaseToken - Held, leaseToken) != leaseToken)
