@@ -133,13 +133,13 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
             }
 
             long token = version.TryAcquireSlot();
-            if (token > 0)
+            if (LoadedVersion.IsSlotLease(token))
             {
                 handle = Lease<T>(version, version, token);
                 break;
             }
 
-            if (token < 0 && !(handle = LeaseOverflow<T>(version)).IsEmpty)
+            if (token == LoadedVersion.SlotsFull && !(handle = LeaseOverflow<T>(version)).IsEmpty)
             {
                 break;
             }

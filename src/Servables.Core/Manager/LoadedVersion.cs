@@ -37,6 +37,12 @@ internal sealed class LoadedVersion : UntypedServableHandle
     private const long Held = 1;
     private const long NextGenerationHeld = (1L << GenerationShift) + Held;
 
+    /// <summary><see cref="TryAcquireSlot"/>: the version was retired, no lease taken.</summary>
+    public const long Retired = 0;
+
+    /// <summary><see cref="TryAcquireSlot"/>: every slot is held, no lease taken.</summary>
+    public const long SlotsFull = 2;
+
     private readonly long[] _slots = NewSlots();
     private int _overflow;
     private int _retired;
@@ -76,13 +82,13 @@ internal sealed class LoadedVersion : UntypedServableHandle
     public bool TryAcquire(out UntypedServableHandle lease, out long token)
     {
         token = TryAcquireSlot();
-        if (token > 0)
+        if (IsSlotLease(token))
         {
             lease = this;
             return true;
         }
 
-        if (token == 0)
+        if (token == Retired)
         {
             lease = null!;
             return false;
@@ -92,9 +98,10 @@ internal sealed class LoadedVersion : UntypedServableHandle
     }
 
     /// <summary>
-    /// The handle path's half of <see cref="TryAcquire"/>: a lease in a slot, whose token (positive) is returned with
-    /// this version as its lease; 0 when the version was retired; -1 when every slot is held, and the caller then
-    /// takes an overflow lease (<see cref="TryAcquireOverflow"/>). No out parameters, so the caller keeps it in registers.
+    /// The handle path's half of <see cref="TryAcquire"/>: the token of a lease in a slot (see <see cref="IsSlotLease"/>),
+    /// whose lease is this version; <see cref="Retired"/> when the version was retired; <see cref="SlotsFull"/> when every
+    /// slot is held, and the caller then takes an overflow lease (<see cref="TryAcquireOverflow"/>). No out parameters,
+    /// so the caller keeps it in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public long TryAcquireSlot()
@@ -111,15 +118,18 @@ internal sealed class LoadedVersion : UntypedServableHandle
                 {
                     Volatile.Write(ref cell, free + NextGenerationHeld - Held);
                     CheckDrained();
-                    return 0;
+                    return Retired;
                 }
 
                 return free + NextGenerationHeld;
             }
         }
 
-        return -1;
+        return SlotsFull;
     }
+
+    /// <summary>Whether <paramref name="token"/>, from <see cref="TryAcquireSlot"/>, is a lease (its held bit is set, which neither <see cref="Retired"/> nor <see cref="SlotsFull"/> has).</summary>
+    public static bool IsSlotLease(long token) => (token & Held) != 0;
 
     /// <summary>Takes the version out of service; it drains once its last lease ends.</summary>
     public void Retire()
@@ -151,11 +161,11 @@ internal sealed class LoadedVersion : UntypedServableHandle
         return true;
     }
 
-    /// <summary>The first slot of the calling thread's cache line: from the megabyte its stack lies in, so that it costs no thread-local read.</summary>
     /// <summary>The slot a token names (its index bits, masked to <see cref="SlotCount"/>, so never out of range).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref long Slot(long leaseToken) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_slots), (nint)((leaseToken >> 1) & SlotMask));
 
+    /// <summary>The first slot of the calling thread's cache line: from the megabyte its stack lies in, so that it costs no thread-local read.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ThreadLine()
     {
