@@ -68,6 +68,9 @@ internal static class BatchedLoad
         return ([.. perCaller.SelectMany(l => l)], Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
+    /// <summary>The megabytes of float weights of an MLP <paramref name="inputs"/> → <paramref name="hidden"/> → <paramref name="hidden"/> → <paramref name="outputs"/>.</summary>
+    public static double MlpWeightsMegabytes(int inputs, int hidden, int outputs) => ((long)inputs * hidden + (long)hidden * hidden + (long)hidden * outputs) * 4 / 1e6;
+
     public static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
 
     public static int Arg(string[] args, string name, int fallback)

@@ -75,7 +75,7 @@ internal static class BatchingLoad
 
             float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), inputs))];
 
-            Console.WriteLine($"ONNX MLP {inputs}→{hidden}→{hidden}→{Outputs} ({(inputs * hidden + hidden * hidden + hidden * Outputs) * 4 / 1e6:F1} MB of weights), {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
+            Console.WriteLine($"ONNX MLP {inputs}→{hidden}→{hidden}→{Outputs} ({BatchedLoad.MlpWeightsMegabytes(inputs, hidden, Outputs):F1} MB of weights), {callers} callers, one example per call, IntraOpThreads 1; batched: IntraOpThreads {batchedIntraOp}{(noSpin ? " (no spinning)" : string.Empty)}, MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
             await BatchedLoad.CompareAsync(callers, seconds, (c, isBatched) =>
             {
                 OrtValue x = OrtValue.CreateTensorValueFromMemory(examples[c], [1, inputs]);

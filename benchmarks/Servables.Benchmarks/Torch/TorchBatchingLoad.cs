@@ -92,7 +92,7 @@ internal static class TorchBatchingLoad
 
             float[][] examples = [.. Enumerable.Range(0, callers).Select(c => RandomWeights.Vector(new Random(c), inputs))];
 
-            Console.WriteLine($"Torch MLP {inputs}→{hidden}→{hidden}→{Outputs} (TorchScript, {(inputs * hidden + hidden * hidden + hidden * Outputs) * 4 / 1e6:F1} MB of weights), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
+            Console.WriteLine($"Torch MLP {inputs}→{hidden}→{hidden}→{Outputs} (TorchScript, {BatchedLoad.MlpWeightsMegabytes(inputs, hidden, Outputs):F1} MB of weights), {callers} callers, one example per call, TorchRuntime.SetThreads({threads}); batched: MaxBatchSize {maxBatch}, BatchTimeout {timeoutMs} ms, {workers} worker(s){(args.Contains("--sync-continuations") ? ", synchronous continuations" : string.Empty)}; {seconds} rounds of 1 s each");
             BatchedLoad.Caller MakeCaller(int c, bool isBatched)
             {
                 Tensor x = torch.tensor(examples[c], [1, inputs]);
