@@ -25,6 +25,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly IAsyncResultStore _store;
     private readonly IAsyncRequestTable _table;
+    private readonly ISharedAsyncResultStore? _shared;
     private readonly Channel<LiveRequest> _queue;
     private readonly KeyValuePair<string, object?> _apiTag;
     private readonly QueueSlots _queued;
@@ -45,7 +46,6 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _logger = loggerFactory?.CreateLogger($"Servables.Async.AsyncApi.{apiName}") ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
         _apiTag = new KeyValuePair<string, object?>("api", apiName);
-        _queued = new QueueSlots(options.QueueCapacity);
         bool batched = AsyncHandlerKind.IsBatched(handlerType);
         _queue = Channel.CreateUnbounded<LiveRequest>(new UnboundedChannelOptions { SingleReader = batched || options.WorkerCount * options.MaxConcurrencyPerWorker == 1 });
         var storeOptions = new AsyncResultStoreOptions
@@ -58,7 +58,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         _store = options.StoreFactory is { } factory
             ? factory(services, storeOptions) ?? throw new InvalidOperationException($"The StoreFactory of async API '{apiName}' returned null; it must return the API's result store.")
             : new InMemoryAsyncResultStore(storeOptions);
+        _shared = _store as ISharedAsyncResultStore;
         _table = _store as IAsyncRequestTable ?? new StoreRequestTable(_store);
+
+        // Shared, the queue's capacity is the store's to keep across hosts; here it bounds what this host takes ahead of its lanes.
+        _queued = new QueueSlots(_shared is null ? options.QueueCapacity : SharedPlaces(options, batched));
         _lanes = new AsyncLanes(apiName, options, _table, _queue, _queued, metrics, _logger, _time)
         {
             Batching = batched ? new AsyncLanes.BatchingSetup(loggerFactory, services.GetService(typeof(IMeterFactory)) as IMeterFactory) : null,
@@ -106,6 +110,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     public ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default)
     {
+        if (_shared is not null)
+        {
+            return SubmitSharedAsync(body, contentType, requestId, cancellationToken);
+        }
+
         // Synchronous all the way when the store answers at once (the in-memory store always does);
         // an async method only for a store that does not. Failures go into the returned task.
         try
@@ -232,6 +241,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             return false;
         }
 
+        if (_shared is not null)
+        {
+            return await CancelSharedAsync(requestId, cancellationToken).ConfigureAwait(false);
+        }
+
         if (await _table.TryFailQueuedAsync(requestId, "Cancelled by the caller before it ran.", _time.GetUtcNow(), cancellationToken).ConfigureAwait(false))
         {
             _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
@@ -277,7 +291,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{EchoedText.Quote(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
         }
 
-        if (!_queued.TryTake())
+        if (_shared is null && !_queued.TryTake())
         {
             _metrics.Rejections.Add(1, _apiTag, new("reason", "queue_full"));
             Log.SubmitRejected(_logger, ApiName, "queue full");
@@ -291,6 +305,66 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         }
 
         return request;
+    }
+
+    /// <summary>How many requests a host in shared mode takes from the shared queue ahead of its lanes, at most: one per lane, or a batch's worth per batch.</summary>
+    private static int SharedPlaces(AsyncApiOptions options, bool batched) =>
+        options.WorkerCount * options.MaxConcurrencyPerWorker * (batched ? (options.Batching ?? new BatchQueueOptions()).MaxBatchSize : 1);
+
+    /// <summary>A submit in shared mode: the store keeps the request and queues it for whichever host takes it (this process holds no live request for it).</summary>
+    private async ValueTask<string> SubmitSharedAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId, CancellationToken cancellationToken)
+    {
+        LiveRequest request = Admit(body, contentType, requestId, cancellationToken);
+        if (!request.HasId)
+        {
+            request.Id = AsyncRequestIds.New();
+        }
+
+        bool added;
+        try
+        {
+            added = await _store.TryAddAsync(
+                new AsyncRequestRecord { Id = request.Id, State = AsyncRequestState.InQueue, ContentType = request.ContentType, Payload = request.Payload, SubmittedAt = request.SubmittedAt, UpdatedAt = request.SubmittedAt },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (AsyncQueueFullException)
+        {
+            _metrics.Rejections.Add(1, _apiTag, new("reason", "queue_full"));
+            Log.SubmitRejected(_logger, ApiName, "queue full");
+            throw;
+        }
+        catch (Exception ex) when (StoreUnavailable(request, ex) is { } unavailable)
+        {
+            throw unavailable;
+        }
+
+        if (!added)
+        {
+            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{request.Id}' already exists.");
+        }
+
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            using (_logger.BeginScope(new RequestLogScope(ApiName, request.Id)))
+            {
+                Log.RequestAccepted(_logger, request.ContentType, request.Payload.Length);
+            }
+        }
+
+        return request.Id;
+    }
+
+    /// <summary>A cancel in shared mode: the store fails a queued request or asks the host that runs it to cancel it.</summary>
+    private async ValueTask<bool> CancelSharedAsync(string requestId, CancellationToken cancellationToken)
+    {
+        AsyncSharedCancel done = await _shared!.CancelAsync(requestId, "Cancelled by the caller before it ran.", _time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        if (done == AsyncSharedCancel.Withdrawn)
+        {
+            _metrics.Outcomes.Add(1, _apiTag, new("status", "failed"));
+            ((StoreRequestTable)_table).CancelHeld(requestId); // taken by this host and not run yet: its lane skips it
+        }
+
+        return done != AsyncSharedCancel.None;
     }
 
     /// <summary>Queues a request the table took (<paramref name="added"/>), or gives its slot back and says why not.</summary>
@@ -363,6 +437,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     {
         (AsyncRequestStatus status, LiveRequest? live) = await first.ConfigureAwait(false);
         long startedTicks = _time.GetTimestamp();
+        if (_shared is not null && live is null)
+        {
+            return await WaitForSharedAsync(requestId, timeout, startedTicks, cancellationToken).ConfigureAwait(false);
+        }
+
         TimeSpan pause = TimeSpan.FromMilliseconds(1);
         while (!status.IsFinished && status.State != AsyncRequestState.NotFound)
         {
@@ -391,6 +470,53 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         return status;
     }
+
+    /// <summary>
+    /// Waits for a request that another host holds: woken by the store when any host finishes it, with a status read
+    /// every <see cref="SharedRecheck"/> in case word of the finish was lost.
+    /// </summary>
+    private async Task<AsyncRequestStatus> WaitForSharedAsync(string requestId, TimeSpan timeout, long startedTicks, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            TimeSpan left = timeout == Timeout.InfiniteTimeSpan ? timeout : timeout - _time.GetElapsedTime(startedTicks);
+            if (left != Timeout.InfiniteTimeSpan && left <= TimeSpan.Zero)
+            {
+                throw await TimedOutAsync(requestId, timeout, null).ConfigureAwait(false);
+            }
+
+            AsyncRequestStatus status;
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task finished = _shared!.WhenFinishedAsync(requestId, wait.Token); // before the read: a finish in between is not missed
+            LiveRequest? live;
+            try
+            {
+                (status, live) = await _table.ReadAsync(requestId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (AsyncLanes.IsStoreFailure(ex) && ex is not ObjectDisposedException)
+            {
+                throw AsyncStoreUnavailableException.Reading(ApiName, requestId, ex);
+            }
+
+            if (status.IsFinished || status.State == AsyncRequestState.NotFound)
+            {
+                return status;
+            }
+
+            if (live is not null)
+            {
+                return await WaitForLiveAsync(live, left, cancellationToken).ConfigureAwait(false); // this host took it meanwhile
+            }
+
+            TimeSpan pause = left == Timeout.InfiniteTimeSpan || SharedRecheck < left ? SharedRecheck : left;
+            await Task.WhenAny(finished, Task.Delay(pause, _time, cancellationToken)).ConfigureAwait(false);
+            await wait.CancelAsync().ConfigureAwait(false); // ends this round's registration
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>How often a wait in shared mode reads the status again when the store has not said that the request finished.</summary>
+    private static readonly TimeSpan SharedRecheck = TimeSpan.FromSeconds(2);
 
     private async Task<TimeoutException> TimedOutAsync(string requestId, TimeSpan timeout, Exception? inner)
     {

@@ -35,6 +35,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
     private object? _handler; // an IAsyncHandler or an IBatchAsyncHandler
     private Task _expiryLoop = Task.CompletedTask;
     private Task _recovery = Task.CompletedTask;
+    private Task _feed = Task.CompletedTask;
 
     // Stopping and disposing are each one sequence, begun once under _gate; every caller awaits it.
     private readonly Lock _gate = new();
@@ -72,6 +73,12 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
     /// <summary>Recovers unfinished requests of a durable store, creates and initialises the handler, starts the workers.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        if (_store is ISharedAsyncResultStore shared)
+        {
+            await StartSharedAsync(shared, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         // Recovery: the first page is queued, as far as the queue has room, before any new submit; the rest follows
         // in the background, a page at a time as the lanes make room (recovered requests take queue slots as submits do).
         int pageSize = Math.Min(_options.QueueCapacity, RecoveryPageSize);
@@ -93,6 +100,95 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
         _started = true;
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
     }
+
+    /// <summary>Starts in shared mode: nothing is recovered (the hosts that hold requests run them); the lanes run what this host takes from the shared queue.</summary>
+    private async Task StartSharedAsync(ISharedAsyncResultStore shared, CancellationToken cancellationToken)
+    {
+        var table = (StoreRequestTable)_table;
+        shared.Attach(table.CancelHeld);
+        _handler = CreateHandler();
+        ValueTask initializing = _handler is IBatchAsyncHandler batched
+            ? batched.InitializeAsync(cancellationToken)
+            : ((IAsyncHandler)_handler).InitializeAsync(cancellationToken);
+        await initializing.ConfigureAwait(false);
+        _lanes.Start(_handler);
+        _feed = Task.Run(() => FeedAsync(shared, table, _expiryStop.Token), CancellationToken.None);
+        _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
+        _started = true;
+        Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
+    }
+
+    /// <summary>
+    /// Shared mode: takes requests from the shared queue as this host has places for them (one per lane, see
+    /// <see cref="QueueSlots"/>), holds them and queues them for the lanes, until the stop. A store that fails is
+    /// tried again after a pause that doubles from 100 ms up to 5 s.
+    /// </summary>
+    private async Task FeedAsync(ISharedAsyncResultStore shared, StoreRequestTable table, CancellationToken stop)
+    {
+        TimeSpan pause = TimeSpan.Zero;
+        while (true)
+        {
+            int places = 0;
+            try
+            {
+                await _queued.TakeAsync(stop).ConfigureAwait(false);
+                places = 1;
+                while (places < SharedTakeSize && _queued.TryTake())
+                {
+                    places++;
+                }
+
+                IReadOnlyList<AsyncRequestRecord> taken = await shared.TakeAsync(places, stop).ConfigureAwait(false);
+                pause = TimeSpan.Zero;
+                foreach (AsyncRequestRecord record in taken)
+                {
+                    places--;
+                    if (table.Hold(record) is not { } request)
+                    {
+                        _queued.Untake(); // held here already (taken again after this host was slow to keep it)
+                    }
+                    else if (!_queue.Writer.TryWrite(request))
+                    {
+                        _queued.Untake();
+                        table.Release(request); // stopping: the shared queue hands it to a host again
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // The feed goes on after a pause; what it did not take stays in the shared queue.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.StoreFailed(_logger, ApiName, ex);
+                pause = TimeSpan.FromTicks(Math.Clamp(pause.Ticks * 2, TimeSpan.TicksPerMillisecond * 100, TimeSpan.TicksPerSecond * 5));
+            }
+            finally
+            {
+                for (; places > 0; places--)
+                {
+                    _queued.Untake();
+                }
+            }
+
+            if (pause > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(pause, _time, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    // The most requests the feed takes from the shared queue in one call.
+    private const int SharedTakeSize = 64;
 
     /// <summary>
     /// Stops accepting, lets the workers drain the queue until <paramref name="cancellationToken"/> (the host's
@@ -140,7 +236,7 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
         Log.ApiStopping(_logger, ApiName, _queued.Depth);
         _queue.Writer.TryComplete();
         await _expiryStop.CancelAsync().ConfigureAwait(false);
-        _workers = Task.WhenAll([.. _lanes.Tasks, _expiryLoop, _recovery]);
+        _workers = Task.WhenAll([.. _lanes.Tasks, _expiryLoop, _recovery, _feed]);
         if (await Task.WhenAny(_workers, _hurry.Task).ConfigureAwait(false) == _workers)
         {
             return;

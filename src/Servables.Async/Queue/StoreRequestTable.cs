@@ -16,6 +16,9 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
     private readonly ConcurrentQueue<string> _failedInProcessOrder = new();
     private volatile bool _anyFailedInProcess;
 
+    // The store is also the queue every host shares (shared mode): what this process holds, it took from there.
+    private readonly ISharedAsyncResultStore? _shared = store as ISharedAsyncResultStore;
+
     public IAsyncResultStore Store { get; } = store;
 
     public async ValueTask<bool> TryAddAsync(LiveRequest request, CancellationToken cancellationToken)
@@ -77,8 +80,15 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
 
     /// <inheritdoc />
     /// <remarks>The last <c>10,000</c> such requests are remembered; their statuses are read before the store's.</remarks>
+    /// <remarks>In shared mode nothing is remembered: the request is released to the shared queue, which hands it to a host again.</remarks>
     public void FailInProcess(LiveRequest request, string error, DateTimeOffset at)
     {
+        if (_shared is not null)
+        {
+            Release(request);
+            return;
+        }
+
         _failedInProcess[request.Id] = new AsyncRequestStatus(request.Id, AsyncRequestState.Failed, null, error, at);
         _failedInProcessOrder.Enqueue(request.Id);
         _anyFailedInProcess = true;
@@ -171,8 +181,29 @@ internal sealed class StoreRequestTable(IAsyncResultStore store) : IAsyncRequest
 
     public void Release(LiveRequest request)
     {
-        _live.TryRemove(new KeyValuePair<string, LiveRequest>(request.Id, request));
+        if (_live.TryRemove(new KeyValuePair<string, LiveRequest>(request.Id, request)) && _shared is not null && !request.IsDone)
+        {
+            _shared.Release(request.Id);
+        }
+
         request.MarkDone();
+    }
+
+    /// <summary>Holds a request this host took from the shared queue; null when it holds it already.</summary>
+    public LiveRequest? Hold(AsyncRequestRecord record)
+    {
+        var request = new LiveRequest(record.Id, record.ContentType, record.Payload, record.SubmittedAt, record.State, recovered: true);
+        return _live.TryAdd(record.Id, request) ? request : null;
+    }
+
+    /// <summary>A caller cancelled a request (here or on another host): if this process holds it, it never starts, or its token is cancelled if it runs.</summary>
+    public void CancelHeld(string requestId)
+    {
+        if (_live.TryGetValue(requestId, out LiveRequest? held))
+        {
+            held.TryWithdraw();
+            held.CancelByCaller();
+        }
     }
 
     public IReadOnlyList<LiveRequest> HeldRequests() => [.. _live.Values];

@@ -1,0 +1,560 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+
+namespace Servables.Async;
+
+/// <summary>
+/// An async API's queue and results in Redis, shared by every host that serves the API: submits go to a stream that
+/// the lanes of all hosts read through one consumer group; statuses and results live in Redis for the retention.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Each change of a request is one Lua script (<see cref="RedisScripts"/>), so nothing is ever half-written: a submit
+/// stores the request, appends it to the stream and counts it against <see cref="RedisAsyncResultStoreOptions.QueueCapacity"/>
+/// in one step; an outcome is stored and the stream entry acknowledged in one step, the first outcome winning.
+/// Delivery is at least once: a host renews its hold on what it took every third of
+/// <see cref="RedisAsyncResultStoreOptions.VisibilityTimeout"/>; a request whose host stopped renewing is taken over by
+/// another host (<c>XAUTOCLAIM</c>), and one handed out <see cref="RedisAsyncResultStoreOptions.MaxDeliveries"/> times
+/// without an outcome fails instead of running again.
+/// </para>
+/// <para>
+/// Pub/sub carries the news between hosts: a submit wakes idle hosts, a finish wakes every host's waiters, a cancel of a
+/// running request reaches the host that runs it. The news is not durable; hosts also look at the queue every
+/// <see cref="RedisAsyncResultStoreOptions.PollInterval"/>, and waiters read the status again now and then.
+/// </para>
+/// <para>
+/// Stamps and expiry follow the API's <see cref="TimeProvider"/> (a finished request reads as absent once its retention
+/// has passed on that clock); the holds, the polling and Redis's own expiry of finished requests run on real time.
+/// Thread-safe. Dispose it to stop renewing holds and to close its connection.
+/// </para>
+/// </remarks>
+public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
+{
+    /// <summary>The stream's consumer group, read by the lanes of every host.</summary>
+    internal const string Group = "lanes";
+
+    private const int RemoveBatch = 1000;
+
+    private readonly RedisAsyncResultStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _retention;
+    private readonly ILogger _logger;
+    private readonly ConnectionMultiplexer _connection;
+    private readonly IDatabase _db;
+    private readonly string _ns;
+    private readonly string _requestPrefix;
+    private readonly RedisKey _stream;
+    private readonly RedisKey _queued;
+    private readonly RedisKey _open;
+    private readonly RedisKey _done;
+    private readonly RedisChannel _workChannel;
+    private readonly RedisChannel _doneChannel;
+    private readonly RedisChannel _cancelChannel;
+    private readonly string _tooManyDeliveries;
+    private readonly CancellationTokenSource _disposed = new();
+
+    // What this host holds: request id → its stream entry, renewed until its outcome is stored or it is released.
+    private readonly ConcurrentDictionary<string, string> _held = new(StringComparer.Ordinal);
+
+    // Waiters for a request's finish, by id; completed by the finish's news.
+    private readonly Lock _waitersGate = new();
+    private readonly Dictionary<string, (TaskCompletionSource Finished, int Count)> _waiters = new(StringComparer.Ordinal);
+
+    private TaskCompletionSource _work = NewSignal();
+    private Task? _subscribed;
+    private Task _renewLoop = Task.CompletedTask;
+    private Action<string>? _cancelHeld;
+    private bool _groupReady;
+    private long _nextTakeOver;
+
+    /// <summary>Connects (in the background) and creates a store for the API <see cref="RedisAsyncResultStoreOptions.ApiName"/>.</summary>
+    /// <param name="options">Where Redis is and how hosts share the queue.</param>
+    /// <param name="storeOptions">Retention and clock; null for the defaults. Its <see cref="AsyncResultStoreOptions.MaxEntries"/> does not apply (Redis is bounded by its own memory).</param>
+    /// <param name="logger">Where the store logs (events 500–599); null for none.</param>
+    /// <exception cref="ArgumentException">The options are invalid (the message names them), or the configuration string cannot be parsed.</exception>
+    public RedisAsyncResultStore(RedisAsyncResultStoreOptions options, AsyncResultStoreOptions? storeOptions = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        storeOptions ??= new AsyncResultStoreOptions();
+        List<string> errors = [.. options.Validate(), .. storeOptions.Validate()];
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("Invalid Redis result store options: " + string.Join(" ", errors), nameof(options));
+        }
+
+        ConfigurationOptions configuration;
+        try
+        {
+            configuration = ConfigurationOptions.Parse(options.Configuration);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ArgumentException($"The Redis configuration '{options.Configuration}' cannot be parsed: {ex.Message}", nameof(options), ex);
+        }
+
+        string lowered = options.Configuration.ToLowerInvariant();
+        if (!lowered.Contains("abortconnect", StringComparison.Ordinal))
+        {
+            configuration.AbortOnConnectFail = false;
+        }
+
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        configuration.ReconnectRetryPolicy ??= new LinearRetry(500);
+
+        _options = options;
+        _time = storeOptions.TimeProvider;
+        _retention = storeOptions.Retention;
+        _logger = logger ?? NullLogger.Instance;
+        _ns = "{" + options.KeyPrefix + ":" + options.ApiName + "}";
+        _requestPrefix = _ns + ":r:";
+        _stream = _ns + ":q";
+        _queued = _ns + ":queued";
+        _open = _ns + ":open";
+        _done = _ns + ":done";
+        _workChannel = RedisChannel.Literal(_ns + ":work");
+        _doneChannel = RedisChannel.Literal(_ns + ":finished");
+        _cancelChannel = RedisChannel.Literal(_ns + ":cancel");
+        Consumer = options.ConsumerName ?? $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
+        _tooManyDeliveries = $"The request was handed to a host {options.MaxDeliveries} times without an outcome being stored (each host that took it stopped or lost Redis first); it is not run again (MaxDeliveries is {options.MaxDeliveries}).";
+        _connection = ConnectionMultiplexer.Connect(configuration);
+        _connection.ConnectionFailed += (_, e) => RedisLog.ConnectionLost(_logger, options.ApiName, e.EndPoint?.ToString() ?? "?", e.FailureType.ToString(), e.Exception);
+        _connection.ConnectionRestored += (_, e) => RedisLog.ConnectionRestored(_logger, options.ApiName, e.EndPoint?.ToString() ?? "?");
+        _db = _connection.GetDatabase();
+        _nextTakeOver = Environment.TickCount64;
+        RedisLog.StoreOpened(_logger, options.ApiName, _ns, Consumer);
+    }
+
+    /// <summary>This host's name in the stream's consumer group.</summary>
+    public string Consumer { get; }
+
+    /// <inheritdoc />
+    /// <remarks>True: accepted requests survive the crash of any host (and of Redis itself, when Redis persists with <c>appendfsync always</c>).</remarks>
+    public bool IsDurable => true;
+
+    /// <summary>How many requests this host holds now (taken, outcome not yet stored).</summary>
+    internal int HeldCount => _held.Count;
+
+    /// <inheritdoc />
+    /// <remarks>Also queues the request in the shared stream (its <see cref="AsyncRequestRecord.State"/> must be <see cref="AsyncRequestState.InQueue"/>).</remarks>
+    /// <exception cref="AsyncQueueFullException"><see cref="RedisAsyncResultStoreOptions.QueueCapacity"/> requests wait already.</exception>
+    /// <exception cref="RedisException">Redis is unreachable or failed the command: nothing was stored.</exception>
+    public async ValueTask<bool> TryAddAsync(AsyncRequestRecord request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(request.Id);
+        ArgumentNullException.ThrowIfNull(request.ContentType);
+        if (request.State != AsyncRequestState.InQueue)
+        {
+            throw new ArgumentException($"A request is added in_queue; this one is {request.State.ToWireName()}.", nameof(request));
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        RedisResult added = await _db.ScriptEvaluateAsync(
+            RedisScripts.Add,
+            [RequestKey(request.Id), _stream, _queued, _open, _done],
+            [request.Id, request.ContentType, request.Payload, Ticks(request.SubmittedAt), Ticks(request.UpdatedAt), Micros(request.SubmittedAt.UtcTicks), Micros(NowTicks()), _options.QueueCapacity, _workChannel.ToString()]).ConfigureAwait(false);
+        return (int)added switch
+        {
+            1 => true,
+            0 => false,
+            _ => throw new AsyncQueueFullException(_options.ApiName, _options.QueueCapacity),
+        };
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<AsyncRequestRecord?> GetAsync(string requestId, bool includePayload = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requestId);
+        cancellationToken.ThrowIfCancellationRequested();
+        RedisValue[] fields = await _db.HashGetAsync(RequestKey(requestId), includePayload ? RecordFieldsWithPayload : RecordFields).ConfigureAwait(false);
+        return ToRecord(requestId, fields);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryMarkInProgressAsync(string requestId, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requestId);
+        cancellationToken.ThrowIfCancellationRequested();
+        return (int)await _db.ScriptEvaluateAsync(RedisScripts.MarkInProgress, [RequestKey(requestId)], [Ticks(at)]).ConfigureAwait(false) == 1;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> TryCompleteAsync(string requestId, string resultJson, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requestId);
+        ArgumentNullException.ThrowIfNull(resultJson);
+        return FinishAsync(requestId, AsyncRequestState.Completed, resultJson, at, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public ValueTask<bool> TryFailAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(requestId);
+        ArgumentNullException.ThrowIfNull(errorText);
+        return FinishAsync(requestId, AsyncRequestState.Failed, errorText, at, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<AsyncRequestRecord>> GetUnfinishedAsync(CancellationToken cancellationToken = default)
+    {
+        RedisValue[] ids = await _db.SortedSetRangeByRankAsync(_open).ConfigureAwait(false);
+        var unfinished = new List<AsyncRequestRecord>(ids.Length);
+        foreach (RedisValue id in ids)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (await GetAsync(id.ToString(), includePayload: true, cancellationToken).ConfigureAwait(false) is { State: AsyncRequestState.InQueue or AsyncRequestState.InProgress } record)
+            {
+                unfinished.Add(record);
+            }
+        }
+
+        return unfinished;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Finished requests also expire in Redis itself after the retention; this removes those expired on the API's clock, and their index entries.</remarks>
+    public async ValueTask<int> RemoveExpiredAsync(CancellationToken cancellationToken = default)
+    {
+        int removed = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var result = (RedisResult[])(await _db.ScriptEvaluateAsync(RedisScripts.RemoveExpired, [_done], [Micros(NowTicks()), _requestPrefix, RemoveBatch]).ConfigureAwait(false))!;
+            removed += (int)result[0];
+            if ((int)result[1] < RemoveBatch)
+            {
+                return removed;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void Attach(Action<string> cancelHeld)
+    {
+        ArgumentNullException.ThrowIfNull(cancelHeld);
+        _cancelHeld = cancelHeld;
+        _ = EnsureSubscribedAsync();
+        _renewLoop = Task.Run(RenewHoldsAsync, CancellationToken.None);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<AsyncRequestRecord>> TakeAsync(int maxCount, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Task work = Volatile.Read(ref _work).Task; // before looking: a submit meanwhile wakes the wait below
+            await EnsureSubscribedAsync().ConfigureAwait(false);
+            await EnsureGroupAsync().ConfigureAwait(false);
+            var taken = new List<AsyncRequestRecord>();
+            long now = Environment.TickCount64;
+            if (now >= Volatile.Read(ref _nextTakeOver))
+            {
+                Volatile.Write(ref _nextTakeOver, now + ((long)_options.VisibilityTimeout.TotalMilliseconds / 2));
+                await TakeOnceAsync(((long)_options.VisibilityTimeout.TotalMilliseconds).ToString(CultureInfo.InvariantCulture), maxCount, taken).ConfigureAwait(false);
+                if (taken.Count > 0)
+                {
+                    RedisLog.RequestsTakenOver(_logger, _options.ApiName, taken.Count, _options.VisibilityTimeout);
+                }
+            }
+
+            if (taken.Count < maxCount)
+            {
+                await TakeOnceAsync("new", maxCount - taken.Count, taken).ConfigureAwait(false);
+            }
+
+            if (taken.Count > 0)
+            {
+                return taken;
+            }
+
+            long untilTakeOver = Math.Max(1, Volatile.Read(ref _nextTakeOver) - Environment.TickCount64);
+            TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(untilTakeOver, _options.PollInterval.TotalMilliseconds));
+            using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
+            Task delay = Task.Delay(pause, wake.Token);
+            await Task.WhenAny(work, delay).ConfigureAwait(false);
+            await wake.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Release(string requestId)
+    {
+        ArgumentNullException.ThrowIfNull(requestId);
+        _held.TryRemove(requestId, out _);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<AsyncSharedCancel> CancelAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(requestId);
+        ArgumentNullException.ThrowIfNull(errorText);
+        cancellationToken.ThrowIfCancellationRequested();
+        int done = await RunFinishAsync(requestId, AsyncRequestState.Failed, errorText, at, onlyIfQueued: true).ConfigureAwait(false);
+        if (done == 1)
+        {
+            _held.TryRemove(requestId, out _);
+        }
+
+        return done switch { 1 => AsyncSharedCancel.Withdrawn, 2 => AsyncSharedCancel.Signalled, _ => AsyncSharedCancel.None };
+    }
+
+    /// <inheritdoc />
+    public Task WhenFinishedAsync(string requestId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(requestId);
+        Task subscribing = EnsureSubscribedAsync();
+        TaskCompletionSource finished;
+        lock (_waitersGate)
+        {
+            finished = _waiters.TryGetValue(requestId, out var waiting) ? waiting.Finished : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiters[requestId] = (finished, waiting.Count + 1);
+        }
+
+        return WaitAsync(subscribing, finished.Task, requestId, cancellationToken);
+
+        async Task WaitAsync(Task subscribing, Task finished, string requestId, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await subscribing.ConfigureAwait(false);
+                await finished.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                lock (_waitersGate)
+                {
+                    if (_waiters.TryGetValue(requestId, out var waiting) && waiting.Finished.Task == finished)
+                    {
+                        if (waiting.Count == 1)
+                        {
+                            _waiters.Remove(requestId);
+                        }
+                        else
+                        {
+                            _waiters[requestId] = (waiting.Finished, waiting.Count - 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Stops renewing this host's holds (the requests go to other hosts after the visibility timeout) and closes the connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _disposed.CancelAsync().ConfigureAwait(false);
+        await _renewLoop.ConfigureAwait(false);
+        await _connection.CloseAsync(allowCommandsToComplete: true).ConfigureAwait(false);
+        await _connection.DisposeAsync().ConfigureAwait(false);
+        _disposed.Dispose();
+    }
+
+    private static readonly RedisValue[] RecordFields = ["st", "ct", "sub", "upd", "res"];
+    private static readonly RedisValue[] RecordFieldsWithPayload = ["st", "ct", "sub", "upd", "res", "pl"];
+
+    private async ValueTask<bool> FinishAsync(string requestId, AsyncRequestState state, string text, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        bool finished = await RunFinishAsync(requestId, state, text, at, onlyIfQueued: false).ConfigureAwait(false) == 1;
+        _held.TryRemove(requestId, out _); // stored (or finished before): no longer this host's to keep
+        return finished;
+    }
+
+    private async ValueTask<int> RunFinishAsync(string requestId, AsyncRequestState state, string text, DateTimeOffset at, bool onlyIfQueued) =>
+        (int)await _db.ScriptEvaluateAsync(
+            RedisScripts.Finish,
+            [RequestKey(requestId), _stream, _queued, _open, _done],
+            [requestId, (int)state, text, Ticks(at), ExpiryMicros(at.UtcTicks), (long)_retention.TotalMilliseconds, Group, _doneChannel.ToString(), onlyIfQueued ? 1 : 0, _cancelChannel.ToString()]).ConfigureAwait(false);
+
+    /// <summary>Runs <see cref="RedisScripts.Take"/> once in <paramref name="mode"/> and adds what it handed over to <paramref name="taken"/> (and to the holds).</summary>
+    private async Task TakeOnceAsync(string mode, int count, List<AsyncRequestRecord> taken)
+    {
+        long now = NowTicks();
+        RedisResult result;
+        try
+        {
+            result = await RunTakeAsync(mode, count, now).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("NOGROUP", StringComparison.Ordinal))
+        {
+            _groupReady = false; // the stream was deleted (Redis emptied): make the group again
+            await EnsureGroupAsync().ConfigureAwait(false);
+            result = await RunTakeAsync(mode, count, now).ConfigureAwait(false);
+        }
+
+        var lists = (RedisResult[])result!;
+        foreach (RedisResult item in (RedisResult[])lists[0]!)
+        {
+            var e = (RedisResult[])item!;
+            string id = (string)e[0]!;
+            var record = new AsyncRequestRecord
+            {
+                Id = id,
+                State = (AsyncRequestState)(int)e[1],
+                ContentType = (string)e[2]!,
+                Payload = (byte[]?)e[3] ?? [],
+                SubmittedAt = FromTicks((string)e[4]!),
+                UpdatedAt = FromTicks((string)e[5]!),
+            };
+            _held[id] = (string)e[6]!;
+            taken.Add(record);
+        }
+
+        foreach (RedisResult failed in (RedisResult[])lists[1]!)
+        {
+            RedisLog.RequestNotDelivered(_logger, _options.ApiName, (string)failed!, "handed out too often without an outcome, or cancelled while a host that stopped ran it");
+        }
+    }
+
+    private Task<RedisResult> RunTakeAsync(string mode, int count, long nowTicks) => _db.ScriptEvaluateAsync(
+        RedisScripts.Take,
+        [_stream, _queued, _open, _done],
+        [Group, Consumer, count, _requestPrefix, _options.MaxDeliveries, nowTicks.ToString(CultureInfo.InvariantCulture), ExpiryMicros(nowTicks), (long)_retention.TotalMilliseconds, _doneChannel.ToString(), _tooManyDeliveries, mode, "Cancelled by the caller while it ran."]);
+
+    /// <summary>Creates the consumer group (and the stream) if missing, reading from the stream's start.</summary>
+    private async Task EnsureGroupAsync()
+    {
+        if (_groupReady)
+        {
+            return;
+        }
+
+        try
+        {
+            await _db.StreamCreateConsumerGroupAsync(_stream, Group, StreamPosition.Beginning, createStream: true).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("BUSYGROUP", StringComparison.Ordinal))
+        {
+            // Another host (or an earlier start) made it.
+        }
+
+        _groupReady = true;
+    }
+
+    /// <summary>Subscribes to the API's news once (again after a failed try); StackExchange.Redis subscribes again itself after a reconnect.</summary>
+    private Task EnsureSubscribedAsync()
+    {
+        Task? subscribed = Volatile.Read(ref _subscribed);
+        if (subscribed is { IsFaulted: false, IsCanceled: false })
+        {
+            return subscribed;
+        }
+
+        Task fresh = SubscribeAsync();
+        Interlocked.CompareExchange(ref _subscribed, fresh, subscribed);
+        return fresh;
+
+        async Task SubscribeAsync()
+        {
+            ISubscriber subscriber = _connection.GetSubscriber();
+            await subscriber.SubscribeAsync(_workChannel, (_, _) => Interlocked.Exchange(ref _work, NewSignal()).TrySetResult()).ConfigureAwait(false);
+            await subscriber.SubscribeAsync(_doneChannel, (_, id) => OnFinished(id.ToString())).ConfigureAwait(false);
+            await subscriber.SubscribeAsync(_cancelChannel, (_, id) =>
+            {
+                if (_held.ContainsKey(id.ToString()))
+                {
+                    _cancelHeld?.Invoke(id.ToString());
+                }
+            }).ConfigureAwait(false);
+        }
+    }
+
+    private void OnFinished(string requestId)
+    {
+        TaskCompletionSource? finished = null;
+        lock (_waitersGate)
+        {
+            if (_waiters.Remove(requestId, out var waiting))
+            {
+                finished = waiting.Finished;
+            }
+        }
+
+        finished?.TrySetResult();
+    }
+
+    /// <summary>Renews this host's hold on what it took (resets the entries' idle time), every third of the visibility timeout, until disposed.</summary>
+    private async Task RenewHoldsAsync()
+    {
+        TimeSpan every = _options.VisibilityTimeout / 3;
+        while (true)
+        {
+            try
+            {
+                await Task.Delay(every, _disposed.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            RedisValue[] entries = [.. _held.Values.Select(sid => (RedisValue)sid)];
+            for (int start = 0; start < entries.Length; start += 256)
+            {
+                try
+                {
+                    await _db.StreamClaimIdsOnlyAsync(_stream, Group, Consumer, 0, entries[start..Math.Min(entries.Length, start + 256)]).ConfigureAwait(false);
+                }
+#pragma warning disable CA1031 // Renewed again next time; logged.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    RedisLog.RenewFailed(_logger, _options.ApiName, entries.Length - start, _options.VisibilityTimeout, ex);
+                    break;
+                }
+            }
+        }
+    }
+
+    private AsyncRequestRecord? ToRecord(string requestId, RedisValue[] fields)
+    {
+        if (fields[0].IsNull)
+        {
+            return null;
+        }
+
+        var state = (AsyncRequestState)(int)fields[0];
+        DateTimeOffset updated = FromTicks(fields[3].ToString());
+        bool finished = state is AsyncRequestState.Completed or AsyncRequestState.Failed;
+        if (finished && NowTicks() - updated.UtcTicks >= _retention.Ticks)
+        {
+            return null; // expired on the API's clock
+        }
+
+        return new AsyncRequestRecord
+        {
+            Id = requestId,
+            State = state,
+            ContentType = fields[1].ToString(),
+            Payload = fields.Length > 5 && !fields[5].IsNull ? (byte[])fields[5]! : ReadOnlyMemory<byte>.Empty,
+            ResultJson = state == AsyncRequestState.Completed ? fields[4].ToString() : null,
+            Error = state == AsyncRequestState.Failed ? fields[4].ToString() : null,
+            SubmittedAt = FromTicks(fields[2].ToString()),
+            UpdatedAt = updated,
+        };
+    }
+
+    private RedisKey RequestKey(string requestId) => _requestPrefix + requestId;
+
+    private long NowTicks() => _time.GetUtcNow().UtcTicks;
+
+    private long ExpiryMicros(long finishedTicks) => (finishedTicks + _retention.Ticks - DateTimeOffset.UnixEpoch.UtcTicks + 9) / 10; // rounded up: never early
+
+    private static long Micros(long utcTicks) => (utcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10;
+
+    private static string Ticks(DateTimeOffset at) => at.UtcTicks.ToString(CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset FromTicks(string ticks) => new(long.Parse(ticks, CultureInfo.InvariantCulture), TimeSpan.Zero);
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
