@@ -244,6 +244,12 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     public async ValueTask<IReadOnlyList<AsyncRequestRecord>> TakeAsync(int maxCount, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        if (!_options.RunsRequests)
+        {
+            using var never = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
+            await Task.Delay(Timeout.Infinite, never.Token).ConfigureAwait(false); // a host that only submits takes nothing
+        }
+
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -47,6 +47,10 @@ public sealed class RedisAsyncResultStoreOptions
     [TimeSpanRange("00:00:00.010", "00:01:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Whether this host's lanes run requests from the shared queue; false for a host that only submits, reads statuses and waits (a front end).</summary>
+    /// <value>Defaults to true.</value>
+    public bool RunsRequests { get; set; } = true;
+
     /// <summary>This host's name in the stream's consumer group; null for one made from the machine name, the process id and a random part.</summary>
     /// <value>Null, or 1 to 200 characters. Defaults to null.</value>
     public string? ConsumerName { get; set; }
@@ -62,6 +66,7 @@ public sealed class RedisAsyncResultStoreOptions
         MaxDeliveries = MaxDeliveries,
         PollInterval = PollInterval,
         ConsumerName = ConsumerName,
+        RunsRequests = RunsRequests,
     };
 
     /// <summary>Lists what is wrong with these options; empty when they are valid.</summary>
