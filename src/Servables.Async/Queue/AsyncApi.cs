@@ -15,7 +15,9 @@ namespace Servables.Async;
 /// and writes it to the channel that the <see cref="AsyncLanes"/> read. Requests this process holds
 /// are also kept as <see cref="LiveRequest"/>s in the <see cref="IAsyncRequestTable"/>, so that
 /// waiting for one and cancelling one need no store polling; a request another process holds is
-/// polled. Start, stop and disposal are <see cref="AsyncApiLifecycle"/>'s. Thread-safe.
+/// polled. Over an <see cref="ISharedAsyncResultStore"/> (shared mode) the store is the queue: a submit goes
+/// to the store alone, whichever host takes it runs it, and a wait for a request another host holds is
+/// woken by the store's news of its finish. Start, stop and disposal are <see cref="AsyncApiLifecycle"/>'s. Thread-safe.
 /// </remarks>
 internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 {

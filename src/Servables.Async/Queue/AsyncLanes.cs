@@ -369,7 +369,9 @@ internal sealed partial class AsyncLanes : IDisposable
             }
 
             _table.Release(request);
-            outcome = $"{why}; it stays in the store and runs again at the next start";
+            outcome = _store is ISharedAsyncResultStore
+                ? $"{why}; it stays in the shared queue, and a host that shares it runs it again"
+                : $"{why}; it stays in the store and runs again at the next start";
         }
         else if (await FailOrReportAsync(request, $"The host shut down before the request finished ({why}).", _time.GetUtcNow()).ConfigureAwait(false))
         {
