@@ -89,13 +89,25 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
             _queue.Writer.TryWrite(first[queued++]);
         }
 
+        await StartLanesAsync(cancellationToken).ConfigureAwait(false);
+        _recovery = first.Count > 0 || next is not null ? Task.Run(() => RecoverRestAsync(first, queued, next, pageSize, _expiryStop.Token), CancellationToken.None) : Task.CompletedTask;
+        MarkStarted();
+    }
+
+    /// <summary>Creates the handler once, initialises it, and starts the lanes with it.</summary>
+    private async Task StartLanesAsync(CancellationToken cancellationToken)
+    {
         _handler = CreateHandler();
         ValueTask initializing = _handler is IBatchAsyncHandler batched
             ? batched.InitializeAsync(cancellationToken)
             : ((IAsyncHandler)_handler).InitializeAsync(cancellationToken);
         await initializing.ConfigureAwait(false);
         _lanes.Start(_handler);
-        _recovery = first.Count > 0 || next is not null ? Task.Run(() => RecoverRestAsync(first, queued, next, pageSize, _expiryStop.Token), CancellationToken.None) : Task.CompletedTask;
+    }
+
+    /// <summary>Starts the expiry scan and marks the API running (it accepts requests from now on).</summary>
+    private void MarkStarted()
+    {
         _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
         _started = true;
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
@@ -106,16 +118,9 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
     {
         var table = (StoreRequestTable)_table;
         shared.Attach(table.CancelHeld);
-        _handler = CreateHandler();
-        ValueTask initializing = _handler is IBatchAsyncHandler batched
-            ? batched.InitializeAsync(cancellationToken)
-            : ((IAsyncHandler)_handler).InitializeAsync(cancellationToken);
-        await initializing.ConfigureAwait(false);
-        _lanes.Start(_handler);
+        await StartLanesAsync(cancellationToken).ConfigureAwait(false);
         _feed = Task.Run(() => FeedAsync(shared, table, _expiryStop.Token), CancellationToken.None);
-        _expiryLoop = Task.Run(RunExpiryLoopAsync, CancellationToken.None);
-        _started = true;
-        Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
+        MarkStarted();
     }
 
     /// <summary>
