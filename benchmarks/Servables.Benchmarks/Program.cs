@@ -9,7 +9,9 @@ namespace Servables.Benchmarks;
 /// <c>--batching</c>, concurrent callers of an ONNX model and then of a TorchScript model, batched against
 /// unbatched (<c>--backend onnx</c> or <c>--backend torch</c> for one of them), or, with <c>--threading</c>,
 /// concurrent callers of ONNX sessions with shared and with their own thread pools, or, with
-/// <c>--sqlite-group-commit</c>, durable round trips with 1 and 64 callers and the time of one flush.
+/// <c>--sqlite-group-commit</c>, durable round trips with 1 and 64 callers and the time of one flush, or, with
+/// <c>--redis-hosts</c>, round trips through one async API served by 1 and by 2 host processes on Redis, against
+/// the in-memory store.
 /// </summary>
 public static class Program
 {
@@ -33,6 +35,11 @@ public static class Program
         if (args.Contains("--sqlite-group-commit"))
         {
             return await Async.SqliteGroupCommitLoad.RunAsync(args);
+        }
+
+        if (args.Contains("--redis-hosts"))
+        {
+            return await Async.RedisHostsLoad.RunAsync(args);
         }
 
         if (args.Contains("--batching"))

@@ -1,7 +1,7 @@
 // A host process of one async API on Redis, for the multi-host tests and the benchmark. Usage:
-//   <redis configuration> <key prefix> <host name> <handler ms> <lanes> [sleep|spin]
+//   <redis configuration> <key prefix> <host name> <handler ms> <lanes> [sleep|spin] [loud|quiet]
 // Serves API "work" with <lanes> lanes (a visibility timeout of 2 s, at most 3 deliveries). The handler waits
-// <handler ms> (sleeping, or spinning a core with "spin"), prints "HANDLED <id> <host name>" and returns
+// <handler ms> (sleeping, or spinning a core with "spin"), prints "HANDLED <id> <host name>" (not with "quiet") and returns
 // {"n": n, "host": name}. A request whose JSON has "poison": true kills the process (SIGKILL) instead, as a
 // request that crashes its host would. Prints "READY" once started; runs until killed or stdin closes.
 using System.Diagnostics;
@@ -17,6 +17,7 @@ string name = args[2];
 int handlerMs = int.Parse(args[3], CultureInfo.InvariantCulture);
 int lanes = int.Parse(args[4], CultureInfo.InvariantCulture);
 bool spin = args.Length > 5 && args[5] == "spin";
+bool quiet = args.Length > 6 && args[6] == "quiet";
 
 HostApplicationBuilder builder = Host.CreateApplicationBuilder();
 builder.Logging.ClearProviders();
@@ -35,6 +36,7 @@ builder.Services.AddAsyncHandler<WorkHandler>("work", o =>
     o.Config["host"] = name;
     o.Config["ms"] = handlerMs.ToString(CultureInfo.InvariantCulture);
     o.Config["spin"] = spin ? "1" : "0";
+    o.Config["quiet"] = quiet ? "1" : "0";
 });
 using IHost host = builder.Build();
 await host.StartAsync();
@@ -48,6 +50,7 @@ internal sealed class WorkHandler(AsyncHandlerConfig config) : IAsyncHandler
     private readonly string _host = config["host"]!;
     private readonly TimeSpan _pause = TimeSpan.FromMilliseconds(int.Parse(config["ms"]!, CultureInfo.InvariantCulture));
     private readonly bool _spin = config["spin"] == "1";
+    private readonly bool _quiet = config["quiet"] == "1";
 
     public async ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken)
     {
@@ -70,7 +73,11 @@ internal sealed class WorkHandler(AsyncHandlerConfig config) : IAsyncHandler
             await Task.Delay(_pause, cancellationToken);
         }
 
-        Console.WriteLine($"HANDLED {requestId} {_host}");
-        return new { n = payload.Json.GetProperty("n").GetInt32(), host = _host };
+        if (!_quiet)
+        {
+            Console.WriteLine($"HANDLED {requestId} {_host}");
+        }
+
+        return new { n = payload.Json.TryGetProperty("n", out System.Text.Json.JsonElement n) ? n.GetInt32() : 0, host = _host };
     }
 }

@@ -79,7 +79,8 @@ public static class SqliteGroupCommitLoad
         }
     }
 
-    private static async Task<(long Trips, TimeSpan Elapsed, double P50Ms, double P99Ms)> RoundTripsAsync(IAsyncApiClient client, int callers, TimeSpan duration)
+    /// <summary><paramref name="callers"/> callers each running round trips (submit, wait for the stored result) back to back for <paramref name="duration"/>.</summary>
+    internal static async Task<(long Trips, TimeSpan Elapsed, double P50Ms, double P99Ms)> RoundTripsAsync(IAsyncApiClient client, int callers, TimeSpan duration)
     {
         var latencies = new List<double>[callers];
         long end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);

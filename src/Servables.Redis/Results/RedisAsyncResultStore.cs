@@ -64,7 +64,8 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     private readonly Dictionary<string, (TaskCompletionSource Finished, int Count)> _waiters = new(StringComparer.Ordinal);
 
     private TaskCompletionSource _work = NewSignal();
-    private Task? _subscribed;
+    private Task? _workSubscription;
+    private Task? _finishSubscription;
     private Task _renewLoop = Task.CompletedTask;
     private Action<string>? _cancelHeld;
     private bool _groupReady;
@@ -236,7 +237,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     {
         ArgumentNullException.ThrowIfNull(cancelHeld);
         _cancelHeld = cancelHeld;
-        _ = EnsureSubscribedAsync();
+        _ = EnsureSubscribedToWorkAsync();
         _renewLoop = Task.Run(RenewHoldsAsync, CancellationToken.None);
     }
 
@@ -254,7 +255,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
         {
             cancellationToken.ThrowIfCancellationRequested();
             Task work = Volatile.Read(ref _work).Task; // before looking: a submit meanwhile wakes the wait below
-            await EnsureSubscribedAsync().ConfigureAwait(false);
+            await EnsureSubscribedToWorkAsync().ConfigureAwait(false);
             await EnsureGroupAsync().ConfigureAwait(false);
             var taken = new List<AsyncRequestRecord>();
             long now = Environment.TickCount64;
@@ -313,7 +314,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     public Task WhenFinishedAsync(string requestId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        Task subscribing = EnsureSubscribedAsync();
+        Task subscribing = EnsureSubscribedToFinishesAsync();
         TaskCompletionSource finished;
         lock (_waitersGate)
         {
@@ -447,32 +448,34 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
         _groupReady = true;
     }
 
-    /// <summary>Subscribes to the API's news once (again after a failed try); StackExchange.Redis subscribes again itself after a reconnect.</summary>
-    private Task EnsureSubscribedAsync()
+    /// <summary>Subscribes once (again after a failed try) to the news a host that runs requests needs: submits and cancels.</summary>
+    /// <remarks>StackExchange.Redis subscribes again itself after a reconnect.</remarks>
+    private Task EnsureSubscribedToWorkAsync() => EnsureSubscribed(ref _workSubscription, async subscriber =>
     {
-        Task? subscribed = Volatile.Read(ref _subscribed);
-        if (subscribed is { IsFaulted: false, IsCanceled: false })
+        await subscriber.SubscribeAsync(_workChannel, (_, _) => Interlocked.Exchange(ref _work, NewSignal()).TrySetResult()).ConfigureAwait(false);
+        await subscriber.SubscribeAsync(_cancelChannel, (_, id) =>
         {
-            return subscribed;
-        }
-
-        Task fresh = SubscribeAsync();
-        Interlocked.CompareExchange(ref _subscribed, fresh, subscribed);
-        return fresh;
-
-        async Task SubscribeAsync()
-        {
-            ISubscriber subscriber = _connection.GetSubscriber();
-            await subscriber.SubscribeAsync(_workChannel, (_, _) => Interlocked.Exchange(ref _work, NewSignal()).TrySetResult()).ConfigureAwait(false);
-            await subscriber.SubscribeAsync(_doneChannel, (_, id) => OnFinished(id.ToString())).ConfigureAwait(false);
-            await subscriber.SubscribeAsync(_cancelChannel, (_, id) =>
+            if (_held.ContainsKey(id.ToString()))
             {
-                if (_held.ContainsKey(id.ToString()))
-                {
-                    _cancelHeld?.Invoke(id.ToString());
-                }
-            }).ConfigureAwait(false);
+                _cancelHeld?.Invoke(id.ToString());
+            }
+        }).ConfigureAwait(false);
+    });
+
+    /// <summary>Subscribes once (again after a failed try) to the news of finishes, when the first waiter needs it.</summary>
+    private Task EnsureSubscribedToFinishesAsync() => EnsureSubscribed(ref _finishSubscription, subscriber => subscriber.SubscribeAsync(_doneChannel, (_, id) => OnFinished(id.ToString())));
+
+    private Task EnsureSubscribed(ref Task? subscription, Func<ISubscriber, Task> subscribe)
+    {
+        Task? current = Volatile.Read(ref subscription);
+        if (current is { IsFaulted: false, IsCanceled: false })
+        {
+            return current;
         }
+
+        Task fresh = subscribe(_connection.GetSubscriber());
+        Interlocked.CompareExchange(ref subscription, fresh, current);
+        return fresh;
     }
 
     private void OnFinished(string requestId)

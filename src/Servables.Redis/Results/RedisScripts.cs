@@ -19,6 +19,10 @@ namespace Servables.Async;
 internal static class RedisScripts
 {
     /// <summary>KEYS: r, q, queued, open, done. ARGV: id, content type, payload, submitted ticks, updated ticks, submitted µs, now µs, capacity, work channel.</summary>
+    /// <remarks>
+    /// Idle hosts are told only when the queue was empty: a host waits only after a take found nothing (having begun to
+    /// listen before it looked), and while requests wait, every host that could take one is taking already.
+    /// </remarks>
     /// <returns>1 added; 0 the id exists and has not expired; -1 the queue is full.</returns>
     public const string Add = """
         if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -27,12 +31,13 @@ internal static class RedisScripts
           redis.call('DEL', KEYS[1])
           redis.call('ZREM', KEYS[5], ARGV[1])
         end
-        if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[8]) then return -1 end
+        local waiting = tonumber(redis.call('GET', KEYS[3]) or '0')
+        if waiting >= tonumber(ARGV[8]) then return -1 end
         local sid = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
         redis.call('HSET', KEYS[1], 'st', 1, 'ct', ARGV[2], 'pl', ARGV[3], 'sub', ARGV[4], 'upd', ARGV[5], 'sid', sid)
         redis.call('INCR', KEYS[3])
         redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
-        redis.call('PUBLISH', ARGV[9], '')
+        if waiting == 0 then redis.call('PUBLISH', ARGV[9], '') end
         return 1
         """;
 

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text;
 using Servables.Testing;
 
@@ -10,7 +8,7 @@ namespace Servables.Redis.Tests.Hosting;
 public sealed class HostProcessTests : IAsyncLifetime
 {
     private readonly string _prefix = "p" + Guid.NewGuid().ToString("N")[..8];
-    private readonly List<HostProcess> _hosts = [];
+    private readonly List<RedisHostProcess> _hosts = [];
     private RedisServer? _server;
     private RedisAsyncResultStore? _client;
 
@@ -25,7 +23,7 @@ public sealed class HostProcessTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (HostProcess host in _hosts)
+        foreach (RedisHostProcess host in _hosts)
         {
             host.Dispose();
         }
@@ -44,9 +42,9 @@ public sealed class HostProcessTests : IAsyncLifetime
     [SkippableFact]
     public async Task TwoHosts_AllRequestsCompleteExactlyOnceInTheStore_SpreadOverBoth()
     {
-        RedisServer.SkipIfMissing();
-        HostProcess a = await StartHostAsync("A", handlerMs: 5, lanes: 4);
-        HostProcess b = await StartHostAsync("B", handlerMs: 5, lanes: 4);
+        RedisAvailable.SkipIfMissing();
+        RedisHostProcess a = await StartHostAsync("A", handlerMs: 5, lanes: 4);
+        RedisHostProcess b = await StartHostAsync("B", handlerMs: 5, lanes: 4);
         string[] ids = await SubmitAsync(200);
 
         Dictionary<string, AsyncRequestRecord> done = await WaitForAllAsync(ids, TimeSpan.FromSeconds(60));
@@ -55,15 +53,16 @@ public sealed class HostProcessTests : IAsyncLifetime
         Assert.Equal(ids.Order(), a.Handled.Concat(b.Handled).Order()); // each handled exactly once, by one host or the other
         Assert.NotEmpty(a.Handled);
         Assert.NotEmpty(b.Handled);
+        Assert.Equal((0, 0), (a.DuplicatesHandled, b.DuplicatesHandled));
         Assert.All(ids, id => Assert.Equal(a.Handled.Contains(id) ? "A" : "B", HostOf(done[id])));
     }
 
     [SkippableFact]
     public async Task OneHostKilledMidWork_EveryRequestStillCompletes()
     {
-        RedisServer.SkipIfMissing();
-        HostProcess a = await StartHostAsync("A", handlerMs: 50, lanes: 4);
-        HostProcess b = await StartHostAsync("B", handlerMs: 50, lanes: 4);
+        RedisAvailable.SkipIfMissing();
+        RedisHostProcess a = await StartHostAsync("A", handlerMs: 50, lanes: 4);
+        RedisHostProcess b = await StartHostAsync("B", handlerMs: 50, lanes: 4);
         string[] ids = await SubmitAsync(100);
         await Eventually.WaitUntilAsync(() => a.Handled.Count >= 10, TimeSpan.FromSeconds(30), "host A handling some requests");
 
@@ -78,9 +77,9 @@ public sealed class HostProcessTests : IAsyncLifetime
     [SkippableFact]
     public async Task RedisRestartedMidRun_NothingAcceptedIsLost()
     {
-        RedisServer.SkipIfMissing();
-        HostProcess a = await StartHostAsync("A", handlerMs: 20, lanes: 4);
-        HostProcess b = await StartHostAsync("B", handlerMs: 20, lanes: 4);
+        RedisAvailable.SkipIfMissing();
+        RedisHostProcess a = await StartHostAsync("A", handlerMs: 20, lanes: 4);
+        RedisHostProcess b = await StartHostAsync("B", handlerMs: 20, lanes: 4);
         string[] first = await SubmitAsync(100);
         await Eventually.WaitUntilAsync(() => a.Handled.Count + b.Handled.Count >= 20, TimeSpan.FromSeconds(30), "the hosts handling some requests");
 
@@ -95,13 +94,13 @@ public sealed class HostProcessTests : IAsyncLifetime
     [SkippableFact]
     public async Task PoisonRequest_ThatKillsEveryHostTakingIt_EndsFailedAfterMaxDeliveries()
     {
-        RedisServer.SkipIfMissing();
+        RedisAvailable.SkipIfMissing();
         Assert.True(await _client!.TryAddAsync(Record("poison", "{\"n\":0,\"poison\":true}")));
         string[] others = await SubmitAsync(20);
 
         // A supervisor: a host that dies is replaced, as an orchestrator would; the hosts use MaxDeliveries = 3.
         int started = 0;
-        HostProcess current = await StartHostAsync("H0", handlerMs: 1, lanes: 1);
+        RedisHostProcess current = await StartHostAsync("H0", handlerMs: 1, lanes: 1);
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while ((await _client.GetAsync("poison"))!.State != AsyncRequestState.Failed)
         {
@@ -178,9 +177,10 @@ public sealed class HostProcessTests : IAsyncLifetime
         return done;
     }
 
-    private async Task<HostProcess> StartHostAsync(string name, int handlerMs, int lanes)
+    private async Task<RedisHostProcess> StartHostAsync(string name, int handlerMs, int lanes)
     {
-        var host = new HostProcess(_server!.Configuration, _prefix, name, handlerMs, lanes);
+        string dll = Path.Combine(AppContext.BaseDirectory.Replace("Servables.Redis.Tests", "Servables.Redis.Host", StringComparison.Ordinal), "Servables.Redis.Host.dll");
+        var host = new RedisHostProcess(dll, _server!.Configuration, _prefix, name, handlerMs, lanes);
         _hosts.Add(host);
         await host.WaitReadyAsync();
         return host;
@@ -197,76 +197,4 @@ public sealed class HostProcessTests : IAsyncLifetime
         SubmittedAt = DateTimeOffset.UtcNow,
         UpdatedAt = DateTimeOffset.UtcNow,
     };
-
-    /// <summary>A <c>Servables.Redis.Host</c> child process and what it printed.</summary>
-    private sealed class HostProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly ConcurrentDictionary<string, byte> _handled = new();
-        private int _poisoned;
-
-        public HostProcess(string configuration, string prefix, string name, int handlerMs, int lanes)
-        {
-            string dll = Path.Combine(AppContext.BaseDirectory.Replace("Servables.Redis.Tests", "Servables.Redis.Host", StringComparison.Ordinal), "Servables.Redis.Host.dll");
-            Assert.True(File.Exists(dll), $"The host was not built at {dll}.");
-            var info = new ProcessStartInfo(Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardInput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (string arg in new[] { dll, configuration, prefix, name, handlerMs.ToString(System.Globalization.CultureInfo.InvariantCulture), lanes.ToString(System.Globalization.CultureInfo.InvariantCulture) })
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            _process = Process.Start(info)!;
-            _process.OutputDataReceived += (_, e) =>
-            {
-                string[] parts = e.Data?.Split(' ') ?? [];
-                switch (parts.FirstOrDefault())
-                {
-                    case "READY":
-                        _ready.TrySetResult();
-                        break;
-                    case "HANDLED":
-                        Assert.True(_handled.TryAdd(parts[1], 0), $"{parts[1]} handled twice by one host");
-                        break;
-                    case "POISONED":
-                        Interlocked.Increment(ref _poisoned);
-                        break;
-                }
-            };
-            _process.ErrorDataReceived += (_, _) => { };
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public ICollection<string> Handled => _handled.Keys;
-
-        public int Poisoned => Volatile.Read(ref _poisoned);
-
-        public bool HasExited => _process.HasExited;
-
-        public Task WaitReadyAsync() => _ready.Task.WaitAsync(TimeSpan.FromSeconds(60));
-
-        public void Kill()
-        {
-            _process.Kill();
-            _process.WaitForExit(10_000);
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                _process.WaitForExit(10_000);
-            }
-
-            _process.Dispose();
-        }
-    }
 }

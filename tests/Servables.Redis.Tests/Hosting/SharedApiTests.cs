@@ -32,7 +32,7 @@ public sealed class SharedApiTests : IAsyncLifetime
     [SkippableFact]
     public async Task TwoHosts_EveryRequestCompletesOnce_SpreadOverBoth_AnyHostAnswers()
     {
-        RedisServer.SkipIfMissing();
+        RedisAvailable.SkipIfMissing();
         await using AsyncHost a = await StartHostAsync("A", lanes: 2);
         await using AsyncHost b = await StartHostAsync("B", lanes: 2);
         var ids = new List<string>();
@@ -58,7 +58,7 @@ public sealed class SharedApiTests : IAsyncLifetime
     [SkippableFact]
     public async Task WaitOnAnotherHost_IsWokenByTheFinish_NotByItsRecheck()
     {
-        RedisServer.SkipIfMissing();
+        RedisAvailable.SkipIfMissing();
         await using AsyncHost runner = await StartHostAsync("A", lanes: 1);
         await using AsyncHost waiter = await StartHostAsync("B", lanes: 1, takesWork: false);
         var gate = SpreadHandler.Gate(_prefix);
@@ -78,7 +78,7 @@ public sealed class SharedApiTests : IAsyncLifetime
     [SkippableFact]
     public async Task CancelOnAnotherHost_ReachesTheRunningRequest_AndAQueuedOneNeverRuns()
     {
-        RedisServer.SkipIfMissing();
+        RedisAvailable.SkipIfMissing();
         await using AsyncHost runner = await StartHostAsync("A", lanes: 1);
         await using AsyncHost other = await StartHostAsync("B", lanes: 1, takesWork: false);
         string running = await other.Client("work").SubmitJsonAsync(new { n = 1, block = true });
@@ -102,7 +102,7 @@ public sealed class SharedApiTests : IAsyncLifetime
     [SkippableFact]
     public async Task QueueCapacity_CountsWaitingRequestsOfEveryHost()
     {
-        RedisServer.SkipIfMissing();
+        RedisAvailable.SkipIfMissing();
         await using var store = NewStore(queueCapacity: 2);
         Assert.True(await store.TryAddAsync(Record("q1")));
         Assert.True(await store.TryAddAsync(Record("q2")));
@@ -121,7 +121,7 @@ public sealed class SharedApiTests : IAsyncLifetime
     [SkippableFact]
     public async Task HostThatStopsRenewing_LosesItsRequest_AndAfterMaxDeliveriesItFails()
     {
-        RedisServer.SkipIfMissing();
+        RedisAvailable.SkipIfMissing();
         await using var client = NewStore();
         Assert.True(await client.TryAddAsync(Record("poison")));
         var hosts = new List<RedisAsyncResultStore>();
@@ -161,7 +161,7 @@ public sealed class SharedApiTests : IAsyncLifetime
     [SkippableFact]
     public async Task RedisDown_SubmitThrowsTheStoreException_NothingHalfWritten_HealthReportsIt_ThenItRecovers()
     {
-        RedisServer.SkipIfMissing();
+        RedisAvailable.SkipIfMissing();
         await using AsyncHost host = await StartHostAsync("A", lanes: 1, health: true);
         IAsyncApiClient client = host.Client("work");
         Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(await client.SubmitJsonAsync(new { n = 0 }), TimeSpan.FromSeconds(30))).State);

@@ -1,4 +1,5 @@
 using Servables.Async.Tests.Results;
+using Servables.Testing;
 
 namespace Servables.Redis.Tests.Results;
 
@@ -27,7 +28,7 @@ public sealed class RedisAsyncResultStoreContractTests : ResultStoreContractTest
         }
     }
 
-    protected override void SkipUnlessAvailable() => RedisServer.SkipIfMissing();
+    protected override void SkipUnlessAvailable() => RedisAvailable.SkipIfMissing();
 
     protected override IAsyncResultStore CreateStore(AsyncResultStoreOptions options) =>
         new RedisAsyncResultStore(new RedisAsyncResultStoreOptions { Configuration = _server!.Configuration, KeyPrefix = "contract" }, options);
