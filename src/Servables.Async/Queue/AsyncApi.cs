@@ -218,6 +218,11 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             return new ValueTask<AsyncRequestStatus>(AsyncRequestStatus.NotFound(requestId));
         }
 
+        if (_shared is not null)
+        {
+            return new ValueTask<AsyncRequestStatus>(WaitForSharedAsync(requestId, timeout, _time.GetTimestamp(), cancellationToken)); // it reads the status itself, once listening
+        }
+
         ValueTask<(AsyncRequestStatus Status, LiveRequest? Live)> read = _table.ReadAsync(requestId, cancellationToken);
         if (!read.IsCompletedSuccessfully)
         {
@@ -489,7 +494,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
             AsyncRequestStatus status;
             using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            Task finished = _shared!.WhenFinishedAsync(requestId, wait.Token); // before the read: a finish in between is not missed
+            Task<AsyncRequestStatus?> finished = _shared!.WhenFinishedAsync(requestId, wait.Token); // before the read: a finish in between is not missed
             LiveRequest? live;
             try
             {
@@ -511,9 +516,13 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             }
 
             TimeSpan pause = left == Timeout.InfiniteTimeSpan || SharedRecheck < left ? SharedRecheck : left;
-            await Task.WhenAny(finished, Task.Delay(pause, _time, cancellationToken)).ConfigureAwait(false);
-            await wait.CancelAsync().ConfigureAwait(false); // ends this round's registration
+            await Task.WhenAny(finished, Task.Delay(pause, _time, wait.Token)).ConfigureAwait(false);
+            await wait.CancelAsync().ConfigureAwait(false); // ends this round's registration (and its delay)
             cancellationToken.ThrowIfCancellationRequested();
+            if (finished.IsCompletedSuccessfully && finished.Result is { } carried)
+            {
+                return carried; // the news of the finish carried the outcome
+            }
         }
     }
 

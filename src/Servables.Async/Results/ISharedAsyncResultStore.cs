@@ -41,9 +41,9 @@ public interface ISharedAsyncResultStore : IAsyncResultStore
     /// <returns>What the cancel did.</returns>
     ValueTask<AsyncSharedCancel> CancelAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken);
 
-    /// <summary>A task that completes when the store hears that the request finished, on any host (it may also complete without that: read the status again).</summary>
-    /// <remarks>Register before reading the status, so that a finish between the read and the wait is not missed.</remarks>
-    Task WhenFinishedAsync(string requestId, CancellationToken cancellationToken);
+    /// <summary>A task that completes when the store hears that the request finished, on any host: with its final status when the news carried it, else null (read the status).</summary>
+    /// <remarks>Call it before reading the status, so that a finish between the read and the wait is not missed.</remarks>
+    Task<AsyncRequestStatus?> WhenFinishedAsync(string requestId, CancellationToken cancellationToken);
 }
 
 /// <summary>What <see cref="ISharedAsyncResultStore.CancelAsync"/> did.</summary>

@@ -21,7 +21,7 @@ namespace Servables.Async;
 /// without an outcome fails instead of running again.
 /// </para>
 /// <para>
-/// Pub/sub carries the news between hosts: a submit wakes idle hosts, a finish wakes every host's waiters, a cancel of a
+/// Pub/sub carries the news between hosts: a submit wakes one idle host, a finish wakes every host's waiters, a cancel of a
 /// running request reaches the host that runs it. The news is not durable; hosts also look at the queue every
 /// <see cref="RedisAsyncResultStoreOptions.PollInterval"/>, and waiters read the status again now and then.
 /// </para>
@@ -50,6 +50,8 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     private readonly RedisKey _queued;
     private readonly RedisKey _open;
     private readonly RedisKey _done;
+    private readonly RedisKey _idle;
+    private readonly string _workChannelPrefix;
     private readonly RedisChannel _workChannel;
     private readonly RedisChannel _doneChannel;
     private readonly RedisChannel _cancelChannel;
@@ -61,7 +63,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
 
     // Waiters for a request's finish, by id; completed by the finish's news.
     private readonly Lock _waitersGate = new();
-    private readonly Dictionary<string, (TaskCompletionSource Finished, int Count)> _waiters = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (TaskCompletionSource<AsyncRequestStatus?> Finished, int Count)> _waiters = new(StringComparer.Ordinal);
 
     private TaskCompletionSource _work = NewSignal();
     private Task? _workSubscription;
@@ -115,10 +117,12 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
         _queued = _ns + ":queued";
         _open = _ns + ":open";
         _done = _ns + ":done";
-        _workChannel = RedisChannel.Literal(_ns + ":work");
+        _idle = _ns + ":idle";
+        _workChannelPrefix = _ns + ":work:";
         _doneChannel = RedisChannel.Literal(_ns + ":finished");
         _cancelChannel = RedisChannel.Literal(_ns + ":cancel");
         Consumer = options.ConsumerName ?? $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
+        _workChannel = RedisChannel.Literal(_workChannelPrefix + Consumer);
         _tooManyDeliveries = $"The request was handed to a host {options.MaxDeliveries} times without an outcome being stored (each host that took it stopped or lost Redis first); it is not run again (MaxDeliveries is {options.MaxDeliveries}).";
         _connection = ConnectionMultiplexer.Connect(configuration);
         _connection.ConnectionFailed += (_, e) => RedisLog.ConnectionLost(_logger, options.ApiName, e.EndPoint?.ToString() ?? "?", e.FailureType.ToString(), e.Exception);
@@ -155,8 +159,8 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
         cancellationToken.ThrowIfCancellationRequested();
         RedisResult added = await _db.ScriptEvaluateAsync(
             RedisScripts.Add,
-            [RequestKey(request.Id), _stream, _queued, _open, _done],
-            [request.Id, request.ContentType, request.Payload, Ticks(request.SubmittedAt), Ticks(request.UpdatedAt), Micros(request.SubmittedAt.UtcTicks), Micros(NowTicks()), _options.QueueCapacity, _workChannel.ToString()]).ConfigureAwait(false);
+            [RequestKey(request.Id), _stream, _queued, _open, _done, _idle],
+            [request.Id, request.ContentType, request.Payload, Ticks(request.SubmittedAt), Ticks(request.UpdatedAt), Micros(request.SubmittedAt.UtcTicks), Micros(NowTicks()), _options.QueueCapacity, _workChannelPrefix]).ConfigureAwait(false);
         return (int)added switch
         {
             1 => true,
@@ -311,25 +315,25 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     }
 
     /// <inheritdoc />
-    public Task WhenFinishedAsync(string requestId, CancellationToken cancellationToken)
+    public Task<AsyncRequestStatus?> WhenFinishedAsync(string requestId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(requestId);
         Task subscribing = EnsureSubscribedToFinishesAsync();
-        TaskCompletionSource finished;
+        TaskCompletionSource<AsyncRequestStatus?> finished;
         lock (_waitersGate)
         {
-            finished = _waiters.TryGetValue(requestId, out var waiting) ? waiting.Finished : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            finished = _waiters.TryGetValue(requestId, out var waiting) ? waiting.Finished : new TaskCompletionSource<AsyncRequestStatus?>(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiters[requestId] = (finished, waiting.Count + 1);
         }
 
         return WaitAsync(subscribing, finished.Task, requestId, cancellationToken);
 
-        async Task WaitAsync(Task subscribing, Task finished, string requestId, CancellationToken cancellationToken)
+        async Task<AsyncRequestStatus?> WaitAsync(Task subscribing, Task<AsyncRequestStatus?> finished, string requestId, CancellationToken cancellationToken)
         {
             try
             {
                 await subscribing.ConfigureAwait(false);
-                await finished.WaitAsync(cancellationToken).ConfigureAwait(false);
+                return await finished.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -361,6 +365,18 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
 
         await _disposed.CancelAsync().ConfigureAwait(false);
         await _renewLoop.ConfigureAwait(false);
+        if (_cancelHeld is not null)
+        {
+            try
+            {
+                await _db.SetRemoveAsync(_idle, Consumer).ConfigureAwait(false); // a submit should not wake a host that is gone
+            }
+            catch (RedisException)
+            {
+                // Redis is out of reach: a submit that picks this host wakes nobody, and an idle host finds the request when it next looks.
+            }
+        }
+
         await _connection.CloseAsync(allowCommandsToComplete: true).ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
         _disposed.Dispose();
@@ -425,7 +441,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
 
     private Task<RedisResult> RunTakeAsync(string mode, int count, long nowTicks) => _db.ScriptEvaluateAsync(
         RedisScripts.Take,
-        [_stream, _queued, _open, _done],
+        [_stream, _queued, _open, _done, _idle],
         [Group, Consumer, count, _requestPrefix, _options.MaxDeliveries, nowTicks.ToString(CultureInfo.InvariantCulture), ExpiryMicros(nowTicks), (long)_retention.TotalMilliseconds, _doneChannel.ToString(), _tooManyDeliveries, mode, "Cancelled by the caller while it ran."]);
 
     /// <summary>Creates the consumer group (and the stream) if missing, reading from the stream's start.</summary>
@@ -463,7 +479,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     });
 
     /// <summary>Subscribes once (again after a failed try) to the news of finishes, when the first waiter needs it.</summary>
-    private Task EnsureSubscribedToFinishesAsync() => EnsureSubscribed(ref _finishSubscription, subscriber => subscriber.SubscribeAsync(_doneChannel, (_, id) => OnFinished(id.ToString())));
+    private Task EnsureSubscribedToFinishesAsync() => EnsureSubscribed(ref _finishSubscription, subscriber => subscriber.SubscribeAsync(_doneChannel, (_, message) => OnFinished(message.ToString())));
 
     private Task EnsureSubscribed(ref Task? subscription, Func<ISubscriber, Task> subscribe)
     {
@@ -478,9 +494,20 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
         return fresh;
     }
 
-    private void OnFinished(string requestId)
+    /// <summary>News of a finish: <c>id</c>, or <c>id\nstate\nticks\ntext</c> (see <see cref="RedisScripts.Finish"/>); wakes the id's waiters with the status it carries.</summary>
+    private void OnFinished(string message)
     {
-        TaskCompletionSource? finished = null;
+        string requestId = message;
+        AsyncRequestStatus? status = null;
+        string[] parts = message.Split('\n', 4);
+        if (parts.Length == 4 && parts[1] is "3" or "4" && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out long ticks))
+        {
+            requestId = parts[0];
+            bool completed = parts[1] == "3";
+            status = new AsyncRequestStatus(requestId, completed ? AsyncRequestState.Completed : AsyncRequestState.Failed, completed ? parts[3] : null, completed ? null : parts[3], new DateTimeOffset(ticks, TimeSpan.Zero));
+        }
+
+        TaskCompletionSource<AsyncRequestStatus?>? finished = null;
         lock (_waitersGate)
         {
             if (_waiters.Remove(requestId, out var waiting))
@@ -489,7 +516,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
             }
         }
 
-        finished?.TrySetResult();
+        finished?.TrySetResult(status);
     }
 
     /// <summary>Renews this host's hold on what it took (resets the entries' idle time), every third of the visibility timeout, until disposed.</summary>

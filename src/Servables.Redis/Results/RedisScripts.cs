@@ -18,10 +18,10 @@ namespace Servables.Async;
 /// </remarks>
 internal static class RedisScripts
 {
-    /// <summary>KEYS: r, q, queued, open, done. ARGV: id, content type, payload, submitted ticks, updated ticks, submitted µs, now µs, capacity, work channel.</summary>
+    /// <summary>KEYS: r, q, queued, open, done, idle. ARGV: id, content type, payload, submitted ticks, updated ticks, submitted µs, now µs, capacity, work channel prefix.</summary>
     /// <remarks>
-    /// Idle hosts are told only when the queue was empty: a host waits only after a take found nothing (having begun to
-    /// listen before it looked), and while requests wait, every host that could take one is taking already.
+    /// One idle host is told (on its own channel): a host that found nothing to take put itself in the idle set in the same
+    /// script (having begun to listen before it looked), so a submit wakes exactly one host, and none while all are busy.
     /// </remarks>
     /// <returns>1 added; 0 the id exists and has not expired; -1 the queue is full.</returns>
     public const string Add = """
@@ -37,7 +37,8 @@ internal static class RedisScripts
         redis.call('HSET', KEYS[1], 'st', 1, 'ct', ARGV[2], 'pl', ARGV[3], 'sub', ARGV[4], 'upd', ARGV[5], 'sid', sid)
         redis.call('INCR', KEYS[3])
         redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
-        if waiting == 0 then redis.call('PUBLISH', ARGV[9], '') end
+        local idle = redis.call('SPOP', KEYS[6])
+        if idle then redis.call('PUBLISH', ARGV[9] .. idle, '') end
         return 1
         """;
 
@@ -53,6 +54,7 @@ internal static class RedisScripts
     /// KEYS: r, q, queued, open, done. ARGV: id, state (3 or 4), text, ticks, expiry µs, retention ms, group, done channel,
     /// only-if-queued (1 for a caller's cancel), cancel channel.
     /// </summary>
+    /// <remarks>The news of the finish carries the outcome (<c>id\nstate\nticks\ntext</c>) when its text is at most 8 KiB, so that waiters need not read it; else just the id.</remarks>
     /// <returns>1 finished now (acknowledged in the stream); 0 unknown or finished already; 2 (a cancel) in progress: its host was asked to cancel it.</returns>
     public const string Finish = """
         local f = redis.call('HMGET', KEYS[1], 'st', 'sid', 'dl')
@@ -73,15 +75,20 @@ internal static class RedisScripts
           redis.call('XDEL', KEYS[2], f[2])
         end
         if not f[3] then redis.call('DECR', KEYS[3]) end
-        redis.call('PUBLISH', ARGV[8], ARGV[1])
+        if string.len(ARGV[3]) <= 8192 then
+          redis.call('PUBLISH', ARGV[8], ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[4] .. '\n' .. ARGV[3])
+        else
+          redis.call('PUBLISH', ARGV[8], ARGV[1])
+        end
         return 1
         """;
 
     /// <summary>
     /// Hands requests to a host: new ones (ARGV[11] is <c>new</c>) or ones held by another host for longer than ARGV[11] ms.
-    /// KEYS: q, queued, open, done. ARGV: group, consumer, count, request key prefix, max deliveries, ticks, expiry µs,
+    /// KEYS: q, queued, open, done, idle. ARGV: group, consumer, count, request key prefix, max deliveries, ticks, expiry µs,
     /// retention ms, done channel, too-many-deliveries error, mode, cancelled error.
     /// </summary>
+    /// <remarks>A take of new requests that finds none puts the host in the idle set, for the next submit to wake.</remarks>
     /// <returns>
     /// Two lists: the requests handed over (each: id, state, content type, payload, submitted ticks, updated ticks, stream
     /// entry), and the ids failed instead (a cancel asked while it ran on a host that stopped, or too many deliveries).
@@ -90,7 +97,10 @@ internal static class RedisScripts
         local entries
         if ARGV[11] == 'new' then
           local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
-          if not got then return {{}, {}} end
+          if not got then
+            redis.call('SADD', KEYS[5], ARGV[2])
+            return {{}, {}}
+          end
           entries = got[1][2]
           redis.call('DECRBY', KEYS[2], #entries)
         else

@@ -152,7 +152,7 @@ public sealed class HostProcessTests : IAsyncLifetime
         {
             while (true)
             {
-                Task finished = _client!.WhenFinishedAsync(id, limit.Token);
+                Task<AsyncRequestStatus?> finished = _client!.WhenFinishedAsync(id, limit.Token);
                 AsyncRequestRecord? record = null;
                 try
                 {

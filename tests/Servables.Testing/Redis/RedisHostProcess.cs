@@ -21,9 +21,9 @@ public sealed class RedisHostProcess : IDisposable
     /// <param name="name">The host's name, in its results.</param>
     /// <param name="handlerMs">How long the handler takes.</param>
     /// <param name="lanes">The API's lanes.</param>
-    /// <param name="spin">Whether the handler spins a core (else it sleeps).</param>
+    /// <param name="wait">How the handler waits: <c>sleep</c> (a timer), <c>spin</c> (a busy core) or <c>block</c> (its thread in <see cref="Thread.Sleep(TimeSpan)"/>).</param>
     /// <param name="quiet">Do not print a line per request (for throughput).</param>
-    public RedisHostProcess(string hostDll, string configuration, string prefix, string name, int handlerMs, int lanes, bool spin = false, bool quiet = false)
+    public RedisHostProcess(string hostDll, string configuration, string prefix, string name, int handlerMs, int lanes, string wait = "sleep", bool quiet = false)
     {
         if (!File.Exists(hostDll))
         {
@@ -38,7 +38,7 @@ public sealed class RedisHostProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string arg in new[] { hostDll, configuration, prefix, name, handlerMs.ToString(CultureInfo.InvariantCulture), lanes.ToString(CultureInfo.InvariantCulture), spin ? "spin" : "sleep", quiet ? "quiet" : "loud" })
+        foreach (string arg in new[] { hostDll, configuration, prefix, name, handlerMs.ToString(CultureInfo.InvariantCulture), lanes.ToString(CultureInfo.InvariantCulture), wait, quiet ? "quiet" : "loud" })
         {
             info.ArgumentList.Add(arg);
         }
