@@ -365,15 +365,16 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
 
         await _disposed.CancelAsync().ConfigureAwait(false);
         await _renewLoop.ConfigureAwait(false);
-        if (_cancelHeld is not null)
+        if (_groupReady)
         {
             try
             {
-                await _db.SetRemoveAsync(_idle, Consumer).ConfigureAwait(false); // a submit should not wake a host that is gone
+                await _db.ScriptEvaluateAsync(RedisScripts.Leave, [_stream, _idle], [Group, Consumer]).ConfigureAwait(false);
             }
             catch (RedisException)
             {
-                // Redis is out of reach: a submit that picks this host wakes nobody, and an idle host finds the request when it next looks.
+                // Redis is out of reach: a submit that picks this host wakes nobody (an idle host finds the request when it
+                // next looks), and the group keeps an empty consumer.
             }
         }
 

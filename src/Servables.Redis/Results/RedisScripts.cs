@@ -138,6 +138,18 @@ internal static class RedisScripts
         return {out, failed}
         """;
 
+    /// <summary>KEYS: q, idle. ARGV: group, consumer.</summary>
+    /// <remarks>A host that stops leaves the idle set, and the consumer group too when it holds nothing (what it holds stays for another host to take over).</remarks>
+    /// <returns>1 when the consumer was deleted.</returns>
+    public const string Leave = """
+        redis.call('SREM', KEYS[2], ARGV[2])
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+        if #pending > 0 then return 0 end
+        redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+        return 1
+        """;
+
     /// <summary>KEYS: done. ARGV: now µs, request key prefix, limit.</summary>
     /// <returns>How many requests were deleted, and how many ids were looked at (the limit: call again).</returns>
     public const string RemoveExpired = """

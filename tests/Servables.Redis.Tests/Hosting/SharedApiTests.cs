@@ -180,6 +180,65 @@ public sealed class SharedApiTests : IAsyncLifetime
         Assert.Equal(AsyncRequestState.Completed, (await client.WaitForCompletionAsync(after, TimeSpan.FromSeconds(30))).State);
     }
 
+    [SkippableFact]
+    public async Task HostThatStops_LeavesTheGroup_UnlessItStillHoldsARequest()
+    {
+        RedisAvailable.SkipIfMissing();
+        await using var client = NewStore();
+        Assert.True(await client.TryAddAsync(Record("a")));
+        Assert.True(await client.TryAddAsync(Record("b")));
+        RedisAsyncResultStore done = NewStore(), holding = NewStore();
+        string doneName = done.Consumer, holdingName = holding.Consumer;
+        Assert.Equal(["a"], (await done.TakeAsync(1, CancellationToken.None)).Select(r => r.Id));
+        Assert.True(await done.TryCompleteAsync("a", "1", DateTimeOffset.UtcNow));
+        Assert.Equal(["b"], (await holding.TakeAsync(1, CancellationToken.None)).Select(r => r.Id));
+
+        await done.DisposeAsync();
+        await holding.DisposeAsync();
+
+        await using StackExchange.Redis.ConnectionMultiplexer redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(_server!.Configuration);
+        string[] consumers = [.. (await redis.GetDatabase().StreamConsumerInfoAsync($"{{{_prefix}:default}}:q", RedisAsyncResultStore.Group)).Select(c => c.Name)];
+        Assert.DoesNotContain(doneName, consumers);
+        Assert.Contains(holdingName, consumers); // its request stays pending under it, for another host to take over
+    }
+
+    [SkippableFact]
+    public async Task TwoAppsOnOneRedis_KeyPrefixesKeepTheirRequestsApart()
+    {
+        RedisAvailable.SkipIfMissing();
+        await using AsyncHost mine = await StartHostAsync("A", lanes: 1);
+        string otherPrefix = _prefix + "-other";
+        await using AsyncHost other = await AsyncHost.StartAsync(services => services.AddAsyncHandler<SpreadHandler>("work", o =>
+        {
+            o.UseRedis(_server!.Configuration, r => r.KeyPrefix = otherPrefix);
+            (o.Config["host"], o.Config["prefix"], o.Config["takes"]) = ("other", otherPrefix, "1");
+        }));
+
+        string id = await mine.Client("work").SubmitJsonAsync(new { n = 1 }, requestId: "same-id");
+        Assert.Equal("same-id", await other.Client("work").SubmitJsonAsync(new { n = 2 }, requestId: "same-id")); // no clash
+
+        AsyncRequestStatus here = await mine.Client("work").WaitForCompletionAsync(id, TimeSpan.FromSeconds(30));
+        AsyncRequestStatus there = await other.Client("work").WaitForCompletionAsync(id, TimeSpan.FromSeconds(30));
+        Assert.Contains("\"A\"", here.ResultJson, StringComparison.Ordinal);
+        Assert.Contains("\"other\"", there.ResultJson, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public async Task Submit_OverMaxPayloadBytes_IsRefusedBeforeRedis()
+    {
+        RedisAvailable.SkipIfMissing();
+        await using AsyncHost host = await AsyncHost.StartAsync(services => services.AddAsyncHandler<SpreadHandler>("work", o =>
+        {
+            o.UseRedis(_server!.Configuration, r => r.KeyPrefix = _prefix);
+            o.MaxPayloadBytes = 16;
+            (o.Config["host"], o.Config["prefix"], o.Config["takes"]) = ("A", _prefix, "1");
+        }));
+
+        var refused = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await host.Client("work").SubmitJsonAsync(new { n = 1, padding = new string('x', 32) }, requestId: "too-big"));
+        Assert.Contains("MaxPayloadBytes", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(AsyncRequestState.NotFound, (await host.Client("work").GetStatusAsync("too-big")).State);
+    }
+
     [Fact]
     public void UseRedis_InvalidOptions_AreRefusedNamingThem()
     {
