@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Servables.Async;
 
@@ -8,6 +9,8 @@ namespace Servables.Async;
 /// <param name="ResultJson">The handler's result as JSON text, when completed.</param>
 /// <param name="Error">Why it failed, when failed.</param>
 /// <param name="Timestamp">When it last changed state (completion time once finished); null when not found. An async API stamps it from its <see cref="TimeProvider"/>, exactly.</param>
+/// <remarks>System.Text.Json writes and reads it in Cortex's shape (<see cref="AsyncRequestStatusJsonConverter"/>).</remarks>
+[JsonConverter(typeof(AsyncRequestStatusJsonConverter))]
 public sealed record AsyncRequestStatus(string Id, AsyncRequestState State, string? ResultJson, string? Error, DateTimeOffset? Timestamp)
 {
     /// <summary>The wire name of <see cref="State"/>: <c>in_queue</c>, <c>in_progress</c>, <c>completed</c>, <c>failed</c> or <c>not_found</c>.</summary>
