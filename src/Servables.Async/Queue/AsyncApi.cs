@@ -110,18 +110,28 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     /// <inheritdoc cref="AsyncApiLifecycle.DisposeAsync"/>
     public ValueTask DisposeAsync() => _lifecycle.DisposeAsync();
 
-    public ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default)
+    public ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default) =>
+        SubmitAsync(body, contentType, requestId, owned: false, cancellationToken);
+
+    /// <summary>A submit whose body the API may keep as it is (<paramref name="body"/> is a whole array nobody else writes): it is not copied.</summary>
+    internal ValueTask<string> SubmitOwnedAsync(byte[] body, string contentType, string? requestId, CancellationToken cancellationToken) =>
+        SubmitAsync(body, contentType, requestId, owned: true, cancellationToken);
+
+    /// <summary>The largest body a submit accepts (<see cref="AsyncApiOptions.MaxPayloadBytes"/>).</summary>
+    internal int MaxPayloadBytes => _options.MaxPayloadBytes;
+
+    private ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId, bool owned, CancellationToken cancellationToken)
     {
         if (_shared is not null)
         {
-            return SubmitSharedAsync(body, contentType, requestId, cancellationToken);
+            return SubmitSharedAsync(body, contentType, requestId, owned, cancellationToken);
         }
 
         // Synchronous all the way when the store answers at once (the in-memory store always does);
         // an async method only for a store that does not. Failures go into the returned task.
         try
         {
-            LiveRequest request = Admit(body, contentType, requestId, cancellationToken);
+            LiveRequest request = Admit(body, contentType, requestId, owned, cancellationToken);
             ValueTask<bool> adding;
             try
             {
@@ -270,32 +280,32 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     }
 
     /// <summary>Checks a submit, takes a queue slot and makes the live request; throws what the caller gets.</summary>
-    private LiveRequest Admit(ReadOnlyMemory<byte> body, string contentType, string? requestId, CancellationToken cancellationToken)
+    private LiveRequest Admit(ReadOnlyMemory<byte> body, string contentType, string? requestId, bool owned, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         if (_lifecycle.IsStopping)
         {
-            throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
+            throw Reject(AsyncRejection.Stopping, $"Async API '{ApiName}' is stopping and accepts no new requests.");
         }
 
         if (!AsyncPayloadDecoder.TryParseContentType(contentType, out _, out _, out string? problem))
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': {problem}.");
+            throw Reject(AsyncRejection.Invalid, $"Request rejected by async API '{ApiName}': {problem}.");
         }
 
         if (body.IsEmpty)
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the body is empty.");
+            throw Reject(AsyncRejection.Invalid, $"Request rejected by async API '{ApiName}': the body is empty.");
         }
 
         if (body.Length > _options.MaxPayloadBytes)
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the body has {body.Length} bytes, more than MaxPayloadBytes ({_options.MaxPayloadBytes}).");
+            throw Reject(AsyncRejection.TooLarge, $"Request rejected by async API '{ApiName}': the body has {body.Length} bytes, more than MaxPayloadBytes ({_options.MaxPayloadBytes}).");
         }
 
         if (requestId is not null && !AsyncRequestIds.IsWellFormed(requestId))
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': the request id '{EchoedText.Quote(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
+            throw Reject(AsyncRejection.Invalid, $"Request rejected by async API '{ApiName}': the request id '{EchoedText.Quote(requestId)}' is malformed; use 1 to {AsyncRequestIds.MaxLength} characters of A-Z a-z 0-9 - _ . ~, or let the API make one.");
         }
 
         if (_shared is null && !_queued.TryTake())
@@ -305,7 +315,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
             throw new AsyncQueueFullException(ApiName, _options.QueueCapacity);
         }
 
-        var request = new LiveRequest(requestId, contentType, body.ToArray(), _time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
+        var request = new LiveRequest(requestId, contentType, owned ? body : body.ToArray(), _time.GetUtcNow(), AsyncRequestState.InQueue, recovered: false);
         if (_metrics.QueueWait.Enabled)
         {
             request.SubmittedTimestamp = _time.GetTimestamp(); // the queue wait is measured with the precise timestamps
@@ -319,9 +329,9 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         options.WorkerCount * options.MaxConcurrencyPerWorker * (batched ? (options.Batching ?? new BatchQueueOptions()).MaxBatchSize : 1);
 
     /// <summary>A submit in shared mode: the store keeps the request and queues it for whichever host takes it (this process holds no live request for it).</summary>
-    private async ValueTask<string> SubmitSharedAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId, CancellationToken cancellationToken)
+    private async ValueTask<string> SubmitSharedAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId, bool owned, CancellationToken cancellationToken)
     {
-        LiveRequest request = Admit(body, contentType, requestId, cancellationToken);
+        LiveRequest request = Admit(body, contentType, requestId, owned, cancellationToken);
         if (!request.HasId)
         {
             request.Id = AsyncRequestIds.New();
@@ -347,7 +357,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
         if (!added)
         {
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{request.Id}' already exists.");
+            throw Reject(AsyncRejection.DuplicateId, $"Request rejected by async API '{ApiName}': a request with id '{request.Id}' already exists.");
         }
 
         if (_logger.IsEnabled(LogLevel.Debug))
@@ -380,7 +390,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         if (!added)
         {
             _queued.Untake();
-            throw Reject("invalid", $"Request rejected by async API '{ApiName}': a request with id '{request.Id}' already exists.");
+            throw Reject(AsyncRejection.DuplicateId, $"Request rejected by async API '{ApiName}': a request with id '{request.Id}' already exists.");
         }
 
         if (!_queue.Writer.TryWrite(request))
@@ -402,7 +412,7 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         async ValueTask<string> FailUnqueuedAsync(LiveRequest request)
         {
             await _lanes.FailOrReportAsync(request, "The API stopped before the request could be queued.", request.SubmittedAt).ConfigureAwait(false);
-            throw Reject("invalid", $"Async API '{ApiName}' is stopping and accepts no new requests.");
+            throw Reject(AsyncRejection.Stopping, $"Async API '{ApiName}' is stopping and accepts no new requests.");
         }
     }
 
@@ -549,10 +559,10 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
         return unavailable;
     }
 
-    private AsyncRequestRejectedException Reject(string reason, string message)
+    private AsyncRequestRejectedException Reject(AsyncRejection reason, string message)
     {
-        _metrics.Rejections.Add(1, _apiTag, new("reason", reason));
+        _metrics.Rejections.Add(1, _apiTag, new("reason", "invalid"));
         Log.SubmitRejected(_logger, ApiName, message);
-        return new AsyncRequestRejectedException(message);
+        return new AsyncRequestRejectedException(message, reason);
     }
 }
