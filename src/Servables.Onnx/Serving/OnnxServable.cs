@@ -33,13 +33,15 @@ namespace Servables.Onnx;
 /// </para>
 /// <para>Thread-safe: any number of threads may call <c>Run</c> at once on one servable.</para>
 /// </remarks>
-public sealed class OnnxServable : IDisposable, IAsyncDisposable
+public sealed class OnnxServable : IServableMetadata, IDisposable, IAsyncDisposable
 {
     private const int DisposedFlag = int.MinValue;
 
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions;
     private readonly OnnxTensorInfo[] _inputs;
+    private TensorMetadata[]? _inputMetadata;
+    private TensorMetadata[]? _outputMetadata;
     private readonly OnnxTensorInfo[] _outputs;
     private readonly Dictionary<string, OnnxTensorInfo> _inputsByName;
     private readonly Dictionary<string, OnnxTensorInfo> _outputsByName;
@@ -95,6 +97,18 @@ public sealed class OnnxServable : IDisposable, IAsyncDisposable
 
     /// <summary>The model's outputs, in the model's order.</summary>
     public IReadOnlyList<OnnxTensorInfo> Outputs => _outputs;
+
+    /// <inheritdoc />
+    /// <remarks><c>onnxruntime_onnx</c>.</remarks>
+    public string Platform => "onnxruntime_onnx";
+
+    /// <inheritdoc />
+    /// <remarks>The model's tensor inputs (a sequence or map input is left out), symbolic dimensions as -1.</remarks>
+    IReadOnlyList<TensorMetadata> IServableMetadata.Inputs => _inputMetadata ??= OnnxTensorInfo.ToMetadata(_inputs);
+
+    /// <inheritdoc />
+    /// <remarks>The model's tensor outputs (a sequence or map output is left out), symbolic dimensions as -1.</remarks>
+    IReadOnlyList<TensorMetadata> IServableMetadata.Outputs => _outputMetadata ??= OnnxTensorInfo.ToMetadata(_outputs);
 
     /// <summary>The inputs and outputs in one line, such as <c>(X: float[batch, 4]) -&gt; (Y: float[batch, 2])</c>.</summary>
     public string Signature { get; }

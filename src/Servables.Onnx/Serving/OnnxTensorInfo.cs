@@ -105,4 +105,27 @@ public sealed class OnnxTensorInfo
         TensorElementType.String => "string",
         _ => type.ToString().ToLowerInvariant(),
     };
+
+    /// <summary>The tensors of <paramref name="infos"/> in KServe V2's terms (element types as its datatypes, symbolic dimensions as -1).</summary>
+    internal static TensorMetadata[] ToMetadata(IEnumerable<OnnxTensorInfo> infos) =>
+        [.. infos.Where(i => i.IsTensor).Select(i => new TensorMetadata(i.Name, KServeDatatype(i.ElementType), [.. i.Dimensions.Select(d => d < 0 ? -1L : d)]))];
+
+    private static string KServeDatatype(TensorElementType type) => type switch
+    {
+        TensorElementType.Bool => "BOOL",
+        TensorElementType.UInt8 => "UINT8",
+        TensorElementType.UInt16 => "UINT16",
+        TensorElementType.UInt32 => "UINT32",
+        TensorElementType.UInt64 => "UINT64",
+        TensorElementType.Int8 => "INT8",
+        TensorElementType.Int16 => "INT16",
+        TensorElementType.Int32 => "INT32",
+        TensorElementType.Int64 => "INT64",
+        TensorElementType.Float16 => "FP16",
+        TensorElementType.BFloat16 => "BF16",
+        TensorElementType.Float => "FP32",
+        TensorElementType.Double => "FP64",
+        TensorElementType.String => "BYTES",
+        _ => type.ToString().ToUpperInvariant(),
+    };
 }

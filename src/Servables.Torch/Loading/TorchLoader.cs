@@ -211,7 +211,11 @@ public sealed class TorchLoader : Loader<TorchServable>
         try
         {
             cancellationToken.ThrowIfCancellationRequested();
-            servable = new TorchServable(Id, ModelPath, _options.ModelKind, module, device, _metrics, _logger);
+            servable = new TorchServable(Id, ModelPath, _options.ModelKind, module, device, _metrics, _logger)
+            {
+                DeclaredInputs = [.. _options.Inputs],
+                DeclaredOutputs = [.. _options.Outputs],
+            };
         }
         catch
         {

@@ -55,6 +55,15 @@ public sealed class TorchServableOptions
     /// <value>Defaults to empty.</value>
     public IList<IReadOnlyList<TorchWarmupTensor>> WarmupRequests { get; } = [];
 
+    /// <summary>The module's inputs as metadata endpoints describe them (KServe V2): TorchScript and TorchSharp modules do not record their input shapes, so the app declares them here.</summary>
+    /// <remarks>Only described, never checked against the module. Use -1 for a dimension that varies, such as the batch.</remarks>
+    /// <value>Defaults to empty.</value>
+    public IList<TensorMetadata> Inputs { get; } = [];
+
+    /// <summary>The module's outputs as metadata endpoints describe them; see <see cref="Inputs"/>.</summary>
+    /// <value>Defaults to empty.</value>
+    public IList<TensorMetadata> Outputs { get; } = [];
+
     /// <summary>How many times each warm-up request runs.</summary>
     /// <value>1 to 10000. Defaults to 1.</value>
     public int WarmupIterations { get; set; } = 1;
@@ -123,6 +132,11 @@ public sealed class TorchServableOptions
             errors.Add($"{nameof(WarmupIterations)} must be between 1 and 10000; it is {WarmupIterations}.");
         }
 
+        if (Inputs.Contains(null!) || Outputs.Contains(null!))
+        {
+            errors.Add($"{nameof(Inputs)} and {nameof(Outputs)} must hold no null.");
+        }
+
         for (int i = 0; i < WarmupRequests.Count; i++)
         {
             IReadOnlyList<TorchWarmupTensor>? request = WarmupRequests[i];
@@ -170,6 +184,16 @@ public sealed class TorchServableOptions
         foreach (IReadOnlyList<TorchWarmupTensor> request in WarmupRequests)
         {
             copy.WarmupRequests.Add([.. request]);
+        }
+
+        foreach (TensorMetadata input in Inputs)
+        {
+            copy.Inputs.Add(input);
+        }
+
+        foreach (TensorMetadata output in Outputs)
+        {
+            copy.Outputs.Add(output);
         }
 
         return copy;

@@ -43,7 +43,7 @@ namespace Servables.Torch;
 /// </para>
 /// <para>Thread-safe: any number of threads may call <c>Forward</c> and <c>ForwardAsync</c> at once on one servable.</para>
 /// </remarks>
-public sealed class TorchServable : IDisposable, IAsyncDisposable
+public sealed class TorchServable : IServableMetadata, IDisposable, IAsyncDisposable
 {
     private const int DisposedFlag = int.MinValue;
 
@@ -107,6 +107,22 @@ public sealed class TorchServable : IDisposable, IAsyncDisposable
 
     /// <summary>The element type of the module's floating-point parameters (what floating-point inputs must have); null when it has none.</summary>
     public ScalarType? ParameterType => _parameterType;
+
+    /// <inheritdoc />
+    /// <remarks><c>pytorch_torchscript</c> for a TorchScript archive, <c>pytorch_torchsharp</c> for a TorchSharp module with its weights.</remarks>
+    public string Platform => ModelKind == TorchModelKind.TorchScript ? "pytorch_torchscript" : "pytorch_torchsharp";
+
+    /// <inheritdoc />
+    /// <remarks>As declared in <see cref="TorchServableOptions.Inputs"/> (a module does not record them).</remarks>
+    public IReadOnlyList<TensorMetadata> Inputs => DeclaredInputs;
+
+    /// <inheritdoc />
+    /// <remarks>As declared in <see cref="TorchServableOptions.Outputs"/>.</remarks>
+    public IReadOnlyList<TensorMetadata> Outputs => DeclaredOutputs;
+
+    internal TensorMetadata[] DeclaredInputs { get; init; } = [];
+
+    internal TensorMetadata[] DeclaredOutputs { get; init; } = [];
 
     /// <summary>The module itself, for benchmarks and tests that compare against raw TorchSharp on the very same module.</summary>
     internal nn.Module Module => _module;
