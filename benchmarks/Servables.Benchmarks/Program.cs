@@ -11,7 +11,8 @@ namespace Servables.Benchmarks;
 /// concurrent callers of ONNX sessions with shared and with their own thread pools, or, with
 /// <c>--sqlite-group-commit</c>, durable round trips with 1 and 64 callers and the time of one flush, or, with
 /// <c>--redis-hosts</c>, round trips through one async API served by 1 and by 2 host processes on Redis, against
-/// the in-memory store.
+/// the in-memory store, or, with <c>--http</c>, round trips over HTTP (<c>MapAsyncApi</c> on Kestrel, loopback) against
+/// the same through <c>IAsyncApiClient</c> in process.
 /// </summary>
 public static class Program
 {
@@ -35,6 +36,11 @@ public static class Program
         if (args.Contains("--sqlite-group-commit"))
         {
             return await Async.SqliteGroupCommitLoad.RunAsync(args);
+        }
+
+        if (args.Contains("--http"))
+        {
+            return await Async.HttpRoundTripLoad.RunAsync(args);
         }
 
         if (args.Contains("--redis-hosts"))
