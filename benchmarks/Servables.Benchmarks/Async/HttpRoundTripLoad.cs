@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -29,8 +28,7 @@ public static class HttpRoundTripLoad
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int at = Array.IndexOf(args, "--seconds");
-        TimeSpan round = TimeSpan.FromSeconds(at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : 5);
+        TimeSpan round = LoadOptions.Seconds(args, 5);
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");

@@ -22,10 +22,10 @@ public static class RedisHostsLoad
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        TimeSpan round = TimeSpan.FromSeconds(Option(args, "--seconds", 10));
-        int lanes = Option(args, "--lanes", 4);
-        int handlerMs = Option(args, "--handler-ms", 1);
-        int callers = Option(args, "--callers", 16);
+        TimeSpan round = LoadOptions.Seconds(args, 10);
+        int lanes = LoadOptions.Int(args, "--lanes", 4);
+        int handlerMs = LoadOptions.Int(args, "--handler-ms", 1);
+        int callers = LoadOptions.Int(args, "--callers", 16);
         string wait = args.Contains("--spin") ? "spin" : args.Contains("--block") ? "block" : "sleep";
         int at = Array.IndexOf(args, "--fsync");
         string fsync = at >= 0 ? args[at + 1] : "everysec";
@@ -116,12 +116,6 @@ public static class RedisHostsLoad
         double rate = trips / elapsed.TotalSeconds;
         Console.WriteLine($"{what,-32} {rate,9:N0} round trips/s  p50 {p50:F2} ms  p99 {p99:F2} ms");
         return rate;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        int at = Array.IndexOf(args, name);
-        return at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
     /// <summary>The handler of the in-memory phase: the same pause as <c>Servables.Redis.Host</c>'s handler.</summary>

@@ -25,8 +25,7 @@ public static class SqliteGroupCommitLoad
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int at = Array.IndexOf(args, "--seconds");
-        TimeSpan round = TimeSpan.FromSeconds(at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : 5);
+        TimeSpan round = LoadOptions.Seconds(args, 5);
         string folder = Directory.CreateTempSubdirectory("servables-group-bench-").FullName;
         try
         {

@@ -125,7 +125,23 @@ public static class AsyncApiEndpointRouteBuilderExtensions
         }
     }
 
-    private static async Task<IResult> StatusAsync(AsyncApi api, string id, CancellationToken cancellationToken)
+    private static Task<IResult> StatusAsync(AsyncApi api, string id, CancellationToken cancellationToken) => ForIdAsync(id, async () =>
+    {
+        AsyncRequestStatus status = await api.GetStatusAsync(id, cancellationToken).ConfigureAwait(false);
+        return Results.Json(status, statusCode: status.State == AsyncRequestState.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status200OK);
+    });
+
+    private static Task<IResult> CancelAsync(AsyncApi api, string id, CancellationToken cancellationToken) => ForIdAsync(id, async () =>
+    {
+        bool cancelled = await api.CancelAsync(id, cancellationToken).ConfigureAwait(false);
+        AsyncRequestStatus status = await api.GetStatusAsync(id, cancellationToken).ConfigureAwait(false);
+        return cancelled || status.State == AsyncRequestState.NotFound
+            ? Results.Json(status, statusCode: status.State == AsyncRequestState.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status200OK)
+            : Problem(StatusCodes.Status409Conflict, "The request has finished", $"Request {id} of async API '{api.ApiName}' is {status.Status} already: there is nothing to cancel.");
+    });
+
+    /// <summary>Answers a request about one id: 400 for a malformed id, 503 when the store cannot be read, else <paramref name="answer"/>'s.</summary>
+    private static async Task<IResult> ForIdAsync(string id, Func<Task<IResult>> answer)
     {
         if (!AsyncRequestIds.IsWellFormed(id))
         {
@@ -134,29 +150,7 @@ public static class AsyncApiEndpointRouteBuilderExtensions
 
         try
         {
-            AsyncRequestStatus status = await api.GetStatusAsync(id, cancellationToken).ConfigureAwait(false);
-            return Results.Json(status, statusCode: status.State == AsyncRequestState.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status200OK);
-        }
-        catch (AsyncStoreUnavailableException ex)
-        {
-            return Problem(StatusCodes.Status503ServiceUnavailable, "The result store is unavailable", ex.Message);
-        }
-    }
-
-    private static async Task<IResult> CancelAsync(AsyncApi api, string id, CancellationToken cancellationToken)
-    {
-        if (!AsyncRequestIds.IsWellFormed(id))
-        {
-            return MalformedId(id);
-        }
-
-        try
-        {
-            bool cancelled = await api.CancelAsync(id, cancellationToken).ConfigureAwait(false);
-            AsyncRequestStatus status = await api.GetStatusAsync(id, cancellationToken).ConfigureAwait(false);
-            return cancelled || status.State == AsyncRequestState.NotFound
-                ? Results.Json(status, statusCode: status.State == AsyncRequestState.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status200OK)
-                : Problem(StatusCodes.Status409Conflict, "The request has finished", $"Request {id} of async API '{api.ApiName}' is {status.Status} already: there is nothing to cancel.");
+            return await answer().ConfigureAwait(false);
         }
         catch (AsyncStoreUnavailableException ex)
         {
