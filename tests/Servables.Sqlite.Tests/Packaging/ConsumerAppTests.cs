@@ -27,6 +27,16 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
         string version = await ChildProcess.PackAsync(
             feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Async/Servables.Async.csproj", "src/Servables.Sqlite/Servables.Sqlite.csproj");
         string app = WriteApp(feed, version);
+        foreach (string package in new[] { "Servables.Core", "Servables.Async", "Servables.Sqlite" })
+        {
+            // What a package page and a debugger need: its README, the license, the XML docs, and the symbols beside it.
+            using System.IO.Compression.ZipArchive nupkg = System.IO.Compression.ZipFile.OpenRead(Path.Combine(feed, $"{package}.{version}.nupkg"));
+            string[] entries = [.. nupkg.Entries.Select(e => e.FullName)];
+            Assert.Contains("README.md", entries);
+            Assert.Contains("LICENSE", entries);
+            Assert.Contains($"lib/net10.0/{package}.xml", entries);
+            Assert.True(File.Exists(Path.Combine(feed, $"{package}.{version}.snupkg")), $"{package} has no symbol package");
+        }
 
         await RunAsync("dotnet", "build -c Release -nologo -p:WithSqlite=false", app);
         string inMemory = Path.Combine(app, "bin/Release/net10.0/linux-x64");
