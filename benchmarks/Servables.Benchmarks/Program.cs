@@ -12,7 +12,8 @@ namespace Servables.Benchmarks;
 /// <c>--sqlite-group-commit</c>, durable round trips with 1 and 64 callers and the time of one flush, or, with
 /// <c>--redis-hosts</c>, round trips through one async API served by 1 and by 2 host processes on Redis, against
 /// the in-memory store, or, with <c>--http</c>, round trips over HTTP (<c>MapAsyncApi</c> on Kestrel, loopback) against
-/// the same through <c>IAsyncApiClient</c> in process.
+/// the same through <c>IAsyncApiClient</c> in process, or, with <c>--load</c>, N callers against a servable or an async API
+/// (in process or over HTTP) steady and then with a version swap every K ms.
 /// </summary>
 public static class Program
 {
@@ -36,6 +37,11 @@ public static class Program
         if (args.Contains("--sqlite-group-commit"))
         {
             return await Async.SqliteGroupCommitLoad.RunAsync(args);
+        }
+
+        if (args.Contains("--load"))
+        {
+            return await Load.LoadHarness.RunAsync(args);
         }
 
         if (args.Contains("--http"))
