@@ -7,8 +7,8 @@ namespace Servables.Async;
 /// <remarks>A DI singleton. Thread-safe.</remarks>
 internal sealed class AsyncMetrics : IDisposable
 {
-    public const string MeterName = "Servables.Async";
-    public const string HandlerMeterName = "Servables.Async.Handlers";
+    public const string MeterName = AsyncDiagnostics.MeterName;
+    public const string HandlerMeterName = AsyncDiagnostics.HandlerMeterName;
 
     private readonly ConcurrentDictionary<string, AsyncApi> _apis = new(StringComparer.Ordinal);
     private readonly Meter _meter;

@@ -7,9 +7,9 @@ namespace Servables;
 /// <remarks>Instruments are thread-safe.</remarks>
 internal sealed class CoreMetrics : IDisposable
 {
-    public const string MeterName = "Servables.Core";
+    public const string MeterName = ServablesDiagnostics.MeterName;
 
-    public static readonly ActivitySource ActivitySource = new(MeterName);
+    public static readonly ActivitySource ActivitySource = new(ServablesDiagnostics.ActivitySourceName);
 
     private readonly Meter _meter;
     private readonly bool _ownsMeter;

@@ -12,9 +12,9 @@ namespace Servables.Onnx;
 /// </remarks>
 internal sealed class OnnxMetrics
 {
-    public const string MeterName = "Servables.Onnx";
+    public const string MeterName = OnnxDiagnostics.MeterName;
 
-    public static readonly ActivitySource ActivitySource = new(MeterName);
+    public static readonly ActivitySource ActivitySource = new(OnnxDiagnostics.ActivitySourceName);
 
     private static readonly Lazy<OnnxMetrics> s_default = new(() => new OnnxMetrics(null));
     private static readonly ConditionalWeakTable<IMeterFactory, OnnxMetrics> s_byFactory = [];

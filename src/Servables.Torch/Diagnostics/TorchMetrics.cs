@@ -12,9 +12,9 @@ namespace Servables.Torch;
 /// </remarks>
 internal sealed class TorchMetrics
 {
-    public const string MeterName = "Servables.Torch";
+    public const string MeterName = TorchDiagnostics.MeterName;
 
-    public static readonly ActivitySource ActivitySource = new(MeterName);
+    public static readonly ActivitySource ActivitySource = new(TorchDiagnostics.ActivitySourceName);
 
     private static readonly Lazy<TorchMetrics> s_default = new(() => new TorchMetrics(null));
     private static readonly ConditionalWeakTable<IMeterFactory, TorchMetrics> s_byFactory = [];
