@@ -64,6 +64,37 @@ public static class HttpRoundTripLoad
         return 0;
     }
 
+    /// <summary>One round trip over HTTP: POST <paramref name="body"/> as JSON to <paramref name="route"/>, then GET its status until it is completed.</summary>
+    /// <returns>How many GETs it took.</returns>
+    /// <exception cref="InvalidOperationException">The request failed or was not found.</exception>
+    internal static async Task<int> RoundTripAsync(HttpClient http, string route, byte[] body)
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using HttpResponseMessage posted = await http.PostAsync(route, content);
+        posted.EnsureSuccessStatusCode();
+        string id;
+        using (JsonDocument submitted = JsonDocument.Parse(await posted.Content.ReadAsStreamAsync()))
+        {
+            id = submitted.RootElement.GetProperty("id").GetString()!;
+        }
+
+        for (int gets = 1; ; gets++)
+        {
+            using JsonDocument status = JsonDocument.Parse(await http.GetStreamAsync($"{route}/{id}"));
+            string? state = status.RootElement.GetProperty("status").GetString();
+            if (state == "completed")
+            {
+                return gets;
+            }
+
+            if (state is "failed" or "not_found")
+            {
+                throw new InvalidOperationException($"Round trip {id} ended {state}.");
+            }
+        }
+    }
+
     private static async Task<(long Trips, TimeSpan Elapsed, double P50Ms, double P99Ms, double GetsPerTrip)> HttpRoundTripsAsync(HttpClient http, int callers, TimeSpan duration)
     {
         var latencies = new List<double>[callers];
@@ -76,33 +107,7 @@ public static class HttpRoundTripLoad
             while (Stopwatch.GetTimestamp() < end)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                var content = new ByteArrayContent(Body);
-                content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                using HttpResponseMessage posted = await http.PostAsync("/work", content);
-                posted.EnsureSuccessStatusCode();
-                string id;
-                using (JsonDocument submitted = JsonDocument.Parse(await posted.Content.ReadAsStreamAsync()))
-                {
-                    id = submitted.RootElement.GetProperty("id").GetString()!;
-                }
-
-                while (true)
-                {
-                    Interlocked.Increment(ref gets);
-                    using HttpResponseMessage polled = await http.GetAsync($"/work/{id}");
-                    using JsonDocument status = JsonDocument.Parse(await polled.Content.ReadAsStreamAsync());
-                    string? state = status.RootElement.GetProperty("status").GetString();
-                    if (state == "completed")
-                    {
-                        break;
-                    }
-
-                    if (state is "failed" or "not_found")
-                    {
-                        throw new InvalidOperationException($"Round trip {id} ended {state}.");
-                    }
-                }
-
+                Interlocked.Add(ref gets, await RoundTripAsync(http, "/work", Body));
                 mine.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             }
         })));

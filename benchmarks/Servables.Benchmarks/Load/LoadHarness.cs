@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Http.Headers;
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -126,33 +124,7 @@ public static class LoadHarness
                     throw new InvalidOperationException($"{done.Id} {done.Status}: {done.Error}");
                 }
             },
-            _ => async () =>
-            {
-                var content = new ByteArrayContent(body);
-                content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-                using HttpResponseMessage posted = await http.PostAsync("/mlp", content);
-                posted.EnsureSuccessStatusCode();
-                string id;
-                using (JsonDocument submitted = JsonDocument.Parse(await posted.Content.ReadAsStreamAsync()))
-                {
-                    id = submitted.RootElement.GetProperty("id").GetString()!;
-                }
-
-                while (true)
-                {
-                    using JsonDocument status = JsonDocument.Parse(await http.GetStreamAsync($"/mlp/{id}"));
-                    string? state = status.RootElement.GetProperty("status").GetString();
-                    if (state == "completed")
-                    {
-                        return;
-                    }
-
-                    if (state is "failed" or "not_found")
-                    {
-                        throw new InvalidOperationException($"{id} {state}");
-                    }
-                }
-            },
+            _ => async () => await Async.HttpRoundTripLoad.RoundTripAsync(http, "/mlp", body),
         };
     }
 
