@@ -55,34 +55,10 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
 
     private string WriteApp(string feed, string version)
     {
-        string app = _folder.Combine("app");
-        Directory.CreateDirectory(app);
-        // Only a local folder is added; every other source is the machine's own configuration.
-        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
-            <?xml version="1.0" encoding="utf-8"?>
-            <configuration>
-              <packageSources>
-                <add key="servables-consumer-test" value="{feed}" />
-              </packageSources>
-            </configuration>
-            """);
-        File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net10.0</TargetFramework>
-                <Nullable>enable</Nullable>
-                <ImplicitUsings>enable</ImplicitUsings>
-                <RuntimeIdentifier>linux-x64</RuntimeIdentifier>
-                <SelfContained>false</SelfContained>
-                <NoWarn>$(NoWarn);NU1603</NoWarn>
-              </PropertyGroup>
-              <ItemGroup>
+        string app = ConsumerApp.Write(_folder.Combine("app"), feed, $"""
                 <PackageReference Include="Servables.Torch" Version="{version}" />
                 <PackageReference Include="libtorch-cpu-linux-x64" Version="2.10.0" />
                 <PackageReference Include="Microsoft.Extensions.Hosting" Version="11.0.0" />
-              </ItemGroup>
-            </Project>
             """);
         File.WriteAllText(Path.Combine(app, "Program.cs"), """
             using System.Globalization;
