@@ -71,34 +71,16 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
 
     private string WriteApp(string feed, string version)
     {
-        string app = _folder.Combine("app");
-        Directory.CreateDirectory(app);
-        // Only a local folder is added; every other source is the machine's own configuration.
-        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
-            <?xml version="1.0" encoding="utf-8"?>
-            <configuration>
-              <packageSources>
-                <add key="servables-consumer-test" value="{feed}" />
-              </packageSources>
-            </configuration>
-            """);
-        File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net10.0</TargetFramework>
-                <Nullable>enable</Nullable>
-                <ImplicitUsings>enable</ImplicitUsings>
-                <RuntimeIdentifier>linux-x64</RuntimeIdentifier>
-                <SelfContained>false</SelfContained>
-                <DefineConstants Condition="'$(WithSqlite)' == 'true'">$(DefineConstants);WITH_SQLITE</DefineConstants>
-              </PropertyGroup>
-              <ItemGroup>
+        string app = ConsumerApp.Write(
+            _folder.Combine("app"),
+            feed,
+            $"""
                 <PackageReference Include="Servables.Async" Version="{version}" />
                 <PackageReference Include="Servables.Sqlite" Version="{version}" Condition="'$(WithSqlite)' == 'true'" />
                 <PackageReference Include="Microsoft.Extensions.Hosting" Version="11.0.0" />
-              </ItemGroup>
-            </Project>
+            """,
+            """
+                <DefineConstants Condition="'$(WithSqlite)' == 'true'">$(DefineConstants);WITH_SQLITE</DefineConstants>
             """);
         File.WriteAllText(Path.Combine(app, "Program.cs"), """
             using Microsoft.Extensions.DependencyInjection;

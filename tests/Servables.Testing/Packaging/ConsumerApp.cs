@@ -7,8 +7,9 @@ public static class ConsumerApp
     /// <param name="app">The app's folder; created.</param>
     /// <param name="feed">The folder the packages were packed into.</param>
     /// <param name="packageReferences">The project's <c>PackageReference</c> items.</param>
+    /// <param name="properties">More properties of the project, if any.</param>
     /// <returns><paramref name="app"/>.</returns>
-    public static string Write(string app, string feed, string packageReferences)
+    public static string Write(string app, string feed, string packageReferences, string properties = "")
     {
         Directory.CreateDirectory(app);
         File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
@@ -29,6 +30,7 @@ public static class ConsumerApp
                 <RuntimeIdentifier>linux-x64</RuntimeIdentifier>
                 <SelfContained>false</SelfContained>
                 <NoWarn>$(NoWarn);NU1603</NoWarn>
+            {properties}
               </PropertyGroup>
               <ItemGroup>
             {packageReferences}
