@@ -40,7 +40,7 @@ public static class HttpRoundTripLoad
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = address };
         IAsyncApiClient client = app.Services.GetRequiredKeyedService<IAsyncApiClient>("work");
 
-        await SqliteGroupCommitLoad.RoundTripsAsync(client, 4, TimeSpan.FromSeconds(1)); // warm-up
+        await RoundTrips.RunAsync(client, 4, TimeSpan.FromSeconds(1)); // warm-up
         await HttpRoundTripsAsync(http, 4, TimeSpan.FromSeconds(2));
         foreach (int callers in new[] { 1, 16 })
         {
@@ -48,7 +48,7 @@ public static class HttpRoundTripLoad
             var overHttp = new List<double>();
             for (int r = 0; r < 2; r++)
             {
-                (long trips, TimeSpan elapsed, double p50, double p99) = await SqliteGroupCommitLoad.RoundTripsAsync(client, callers, round);
+                (long trips, TimeSpan elapsed, double p50, double p99) = await RoundTrips.RunAsync(client, callers, round);
                 inProcess.Add(trips / elapsed.TotalSeconds);
                 Console.WriteLine($"{callers,2} caller(s), in process: {trips / elapsed.TotalSeconds,9:N0} round trips/s  p50 {p50 * 1000:F1} µs  p99 {p99 * 1000:F1} µs");
                 (trips, elapsed, p50, p99, double gets) = await HttpRoundTripsAsync(http, callers, round);

@@ -111,8 +111,8 @@ public static class RedisHostsLoad
 
     private static async Task<double> MeasureAsync(string what, IAsyncApiClient client, int callers, TimeSpan round)
     {
-        await SqliteGroupCommitLoad.RoundTripsAsync(client, callers, TimeSpan.FromSeconds(6)); // warm-up: the fresh host processes compile their hot paths (tiered JIT) first
-        (long trips, TimeSpan elapsed, double p50, double p99) = await SqliteGroupCommitLoad.RoundTripsAsync(client, callers, round);
+        await RoundTrips.RunAsync(client, callers, TimeSpan.FromSeconds(6)); // warm-up: the fresh host processes compile their hot paths (tiered JIT) first
+        (long trips, TimeSpan elapsed, double p50, double p99) = await RoundTrips.RunAsync(client, callers, round);
         double rate = trips / elapsed.TotalSeconds;
         Console.WriteLine($"{what,-32} {rate,9:N0} round trips/s  p50 {p50:F2} ms  p99 {p99:F2} ms");
         return rate;

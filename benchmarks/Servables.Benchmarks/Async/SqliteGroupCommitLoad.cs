@@ -21,8 +21,6 @@ namespace Servables.Benchmarks.Async;
 /// </remarks>
 public static class SqliteGroupCommitLoad
 {
-    private static readonly byte[] Body = "{\"x\":1}"u8.ToArray();
-
     public static async Task<int> RunAsync(string[] args)
     {
         TimeSpan round = LoadOptions.Seconds(args, 5);
@@ -47,13 +45,13 @@ public static class SqliteGroupCommitLoad
             await host.StartAsync();
             IAsyncApiClient client = host.Services.GetRequiredService<IAsyncApiClient>();
 
-            await RoundTripsAsync(client, 8, TimeSpan.FromSeconds(1)); // warm-up
+            await RoundTrips.RunAsync(client, 8, TimeSpan.FromSeconds(1)); // warm-up
             var rates = new Dictionary<int, List<double>> { [1] = [], [64] = [] };
             foreach (int callers in new[] { 1, 64, 1, 64 })
             {
                 (long groups, long flushed) = (store!.Groups, store.FlushedGroups);
                 (long writes, long executeTicks, long commitTicks) = store.GroupTimes;
-                (long trips, TimeSpan elapsed, double p50, double p99) = await RoundTripsAsync(client, callers, round);
+                (long trips, TimeSpan elapsed, double p50, double p99) = await RoundTrips.RunAsync(client, callers, round);
                 double rate = trips / elapsed.TotalSeconds;
                 rates[callers].Add(rate);
                 Console.WriteLine(
@@ -76,33 +74,6 @@ public static class SqliteGroupCommitLoad
             SqliteConnection.ClearAllPools();
             Directory.Delete(folder, recursive: true);
         }
-    }
-
-    /// <summary><paramref name="callers"/> callers each running round trips (submit, wait for the stored result) back to back for <paramref name="duration"/>.</summary>
-    internal static async Task<(long Trips, TimeSpan Elapsed, double P50Ms, double P99Ms)> RoundTripsAsync(IAsyncApiClient client, int callers, TimeSpan duration)
-    {
-        var latencies = new List<double>[callers];
-        long end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        long started = Stopwatch.GetTimestamp();
-        await Task.WhenAll(Enumerable.Range(0, callers).Select(c => Task.Run(async () =>
-        {
-            var mine = latencies[c] = new List<double>(4096);
-            while (Stopwatch.GetTimestamp() < end)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                string id = await client.SubmitAsync(Body, "application/json");
-                AsyncRequestStatus done = await client.WaitForCompletionAsync(id, TimeSpan.FromMinutes(1));
-                if (done.State != AsyncRequestState.Completed)
-                {
-                    throw new InvalidOperationException($"Round trip {id} ended {done.Status}: {done.Error}");
-                }
-
-                mine.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            }
-        })));
-        TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
-        double[] all = [.. latencies.SelectMany(l => l).Order()];
-        return (all.Length, elapsed, all[all.Length / 2], all[(int)(all.Length * 0.99)]);
     }
 
     /// <summary>The median time of a one-row commit on a bare WAL connection with <c>synchronous = FULL</c>: one flush of the WAL.</summary>
