@@ -6,30 +6,32 @@ using Servables.Testing.Onnx;
 namespace Servables.Benchmarks.Onnx;
 
 /// <summary>
-/// <c>--swap-memory [--swaps N] [--keep-native-memory] [--trace]</c>: serves a ~4 MB ONNX model (an MLP,
-/// 512 → 1024 Relu → 512) and swaps to a new version N times (default 100), running 5 batches of 32
-/// after each swap, and prints the process's resident memory after the first swap and after the
-/// last. With <c>--keep-native-memory</c> the manager's <c>ReleaseNativeMemoryAfterUnload</c> is off:
-/// the baseline. <c>--trace</c> prints resident memory and glibc's allocator figures every 10 swaps.
-/// Run each in its own process (the figures are the whole process's).
+/// <c>--swap-memory [--swaps N] [--blocks B] [--width W] [--ffn F] [--keep-native-memory] [--trace]</c>: serves a
+/// real-size ONNX model and swaps to a new version N times (default 100), running 5 batches of 32 after each swap,
+/// and prints the process's resident memory after the first swap and after the last. The model is B blocks
+/// (default 6) of a transformer's feed-forward layer, W → F Relu → W (default 768 → 3072 → 768, BERT-base's
+/// sizes): 113 MB of weights in 9.4 MB matrices by default; <c>--blocks 1 --width 512 --ffn 1024</c> is the
+/// 4 MB model of the first measurement. With <c>--keep-native-memory</c> the manager's
+/// <c>ReleaseNativeMemoryAfterUnload</c> is off: the baseline. <c>--trace</c> prints resident memory and glibc's
+/// allocator figures every 10 swaps. Run each in its own process (the figures are the whole process's).
 /// </summary>
 internal static class SwapMemory
 {
-    private const int Inputs = 512;
-    private const int Hidden = 1024;
-    private const int Outputs = 512;
     private const int Batch = 32;
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int swapsAt = Array.IndexOf(args, "--swaps");
-        int swaps = swapsAt >= 0 ? int.Parse(args[swapsAt + 1], CultureInfo.InvariantCulture) : 100;
+        int swaps = IntOption(args, "--swaps", 100);
+        int blocks = IntOption(args, "--blocks", 6);
+        int width = IntOption(args, "--width", 768);
+        int ffn = IntOption(args, "--ffn", 3072);
         bool release = !args.Contains("--keep-native-memory");
         bool trace = args.Contains("--trace");
         string folder = Path.Combine(Path.GetTempPath(), $"servables-swap-memory-{Guid.NewGuid():N}");
         string modelPath = Path.Combine(folder, "model.onnx");
         var random = new Random(7);
-        OnnxModelWriter.Mlp(RandomWeights.Matrix(random, Inputs, Hidden), RandomWeights.Vector(random, Hidden), RandomWeights.Matrix(random, Hidden, Outputs), RandomWeights.Vector(random, Outputs)).WriteTo(modelPath);
+        WriteModel(modelPath, random, blocks, width, ffn);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"model: {blocks} × ({width} → {ffn} Relu → {width}), {new FileInfo(modelPath).Length / 1e6:F1} MB"));
         try
         {
             await using var manager = new AspiredVersionsManager(new AspiredVersionsManagerOptions
@@ -38,8 +40,8 @@ internal static class SwapMemory
                 ReleaseNativeMemoryAfterUnload = release,
             });
             using var inference = new InferenceThread();
-            float[] input = RandomWeights.Vector(random, Batch * Inputs);
-            float[] output = new float[Batch * Outputs];
+            float[] input = RandomWeights.Vector(random, Batch * width);
+            float[] output = new float[Batch * width];
             long afterFirst = 0;
             for (int version = 1; version <= swaps + 1; version++)
             {
@@ -50,8 +52,8 @@ internal static class SwapMemory
                 inference.Run(() =>
                 {
                     using ServableHandle<OnnxServable> mlp = manager.GetServableHandle<OnnxServable>(ServableRequest.Latest("mlp"));
-                    using OrtValue x = OrtValue.CreateTensorValueFromMemory(input, [Batch, Inputs]);
-                    using OrtValue y = OrtValue.CreateTensorValueFromMemory(output, [Batch, Outputs]);
+                    using OrtValue x = OrtValue.CreateTensorValueFromMemory(input, [Batch, width]);
+                    using OrtValue y = OrtValue.CreateTensorValueFromMemory(output, [Batch, width]);
                     for (int run = 0; run < 5; run++)
                     {
                         mlp.Value.Run(["X"], [x], ["Y"], [y]);
@@ -81,6 +83,34 @@ internal static class SwapMemory
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    private static int IntOption(string[] args, string name, int fallback)
+    {
+        int at = Array.IndexOf(args, name);
+        return at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+    }
+
+    /// <summary><paramref name="blocks"/> feed-forward blocks, <c>X → Relu(X·W1 + B1)·W2 + B2</c>, one after another: input <c>X</c> and output <c>Y</c> float[batch, width].</summary>
+    private static void WriteModel(string path, Random random, int blocks, int width, int ffn)
+    {
+        var model = new OnnxModelWriter { GraphName = "ffn" }
+            .Input("X", OnnxModelWriter.FloatType, "batch", (long)width)
+            .Output("Y", OnnxModelWriter.FloatType, "batch", (long)width);
+        string x = "X";
+        for (int b = 0; b < blocks; b++)
+        {
+            string y = b == blocks - 1 ? "Y" : $"X{b + 1}";
+            model.Initializer($"W1_{b}", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, width, ffn)), width, ffn)
+                .Initializer($"B1_{b}", RandomWeights.Vector(random, ffn), ffn)
+                .Initializer($"W2_{b}", OnnxModelWriter.Flatten(RandomWeights.Matrix(random, ffn, width)), ffn, width)
+                .Initializer($"B2_{b}", RandomWeights.Vector(random, width), width)
+                .Node("MatMul", [x, $"W1_{b}"], [$"A{b}"]).Node("Add", [$"A{b}", $"B1_{b}"], [$"Z{b}"]).Node("Relu", [$"Z{b}"], [$"H{b}"])
+                .Node("MatMul", [$"H{b}", $"W2_{b}"], [$"C{b}"]).Node("Add", [$"C{b}", $"B2_{b}"], [y]);
+            x = y;
+        }
+
+        model.WriteTo(path);
     }
 
     /// <summary>The process's resident set after an aggressive collection (the GC gives back what it can), so that only native memory can differ.</summary>
