@@ -7,14 +7,15 @@ using Xunit.Abstractions;
 namespace Servables.AspNetCore.Tests.Packaging;
 
 /// <summary>
-/// The packages as a user gets them, all together: packs Core, Async, Onnx and Torch into a folder, builds a throw-away
+/// The packages as a user gets them, all together: with every package packed into a folder, builds a throw-away
 /// console app outside the repository that references them from there (as <c>dotnet add package</c> does) with the CPU
 /// native runtimes, and runs <c>AddAsyncHandler&lt;T&gt;()</c> whose handler calls <c>GetServableHandle</c> on an ONNX and a
 /// Torch model.
 /// </summary>
-public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
+[Collection(nameof(PackedPackages))]
+public sealed class ConsumerAppTests(PackedPackages packages, ITestOutputHelper output) : IDisposable
 {
-    private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan StepTimeout = PackedPackages.StepTimeout;
     private static readonly float[,] Weights = { { 1, 0 }, { 0, 1 }, { 1, 1 }, { 0.5f, -1 } };
     private static readonly float[] Bias = [0.25f, -0.5f];
     private readonly TempFolder _folder = new();
@@ -24,14 +25,11 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task PackedPackages_AnAsyncHandlerCallsAnOnnxAndATorchModel()
     {
-        string feed = _folder.Combine("feed");
-        string version = await ChildProcess.PackAsync(
-            feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Async/Servables.Async.csproj", "src/Servables.Onnx/Servables.Onnx.csproj", "src/Servables.Torch/Servables.Torch.csproj");
         string onnx = _folder.Combine("models", "linear");
         ModelRepository.WriteVersion(onnx, 1, OnnxModelWriter.Linear(Weights, Bias).ToArray(), "model.onnx");
         string torch = _folder.Combine("models", "affine");
         ModelRepository.WriteVersion(torch, 1, TorchScriptWriter.Affine(Weights, Bias), "model.pt");
-        string app = WriteApp(feed, version);
+        string app = WriteApp(packages.Feed, packages.Version);
 
         await ChildProcess.RunAsync("dotnet", "build -c Release -nologo", app, StepTimeout, output.WriteLine);
         (string ran, int code) = await ChildProcess.RunAsync("dotnet", $"bin/Release/net10.0/linux-x64/Consumer.dll {onnx} {torch}", app, StepTimeout, output.WriteLine, allowFailure: true);

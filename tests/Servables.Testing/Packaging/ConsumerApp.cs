@@ -8,8 +8,9 @@ public static class ConsumerApp
     /// <param name="feed">The folder the packages were packed into.</param>
     /// <param name="packageReferences">The project's <c>PackageReference</c> items.</param>
     /// <param name="properties">More properties of the project, if any.</param>
+    /// <param name="sdk">The project's SDK: <c>Microsoft.NET.Sdk</c>, or <c>Microsoft.NET.Sdk.Web</c> for an ASP.NET Core app.</param>
     /// <returns><paramref name="app"/>.</returns>
-    public static string Write(string app, string feed, string packageReferences, string properties = "")
+    public static string Write(string app, string feed, string packageReferences, string properties = "", string sdk = "Microsoft.NET.Sdk")
     {
         Directory.CreateDirectory(app);
         File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
@@ -21,7 +22,7 @@ public static class ConsumerApp
             </configuration>
             """);
         File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""
-            <Project Sdk="Microsoft.NET.Sdk">
+            <Project Sdk="{sdk}">
               <PropertyGroup>
                 <OutputType>Exe</OutputType>
                 <TargetFramework>net10.0</TargetFramework>
