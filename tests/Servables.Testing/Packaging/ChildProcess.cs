@@ -58,16 +58,39 @@ public static class ChildProcess
     /// <param name="timeout">How long each pack may run.</param>
     /// <param name="log">Receives each command and its output; null for nowhere.</param>
     /// <param name="projects">The project files to pack, such as <c>src/Servables.Core/Servables.Core.csproj</c>.</param>
+    /// <remarks>
+    /// Packs from every test process of a run go one at a time (a lock file in the repository's ignored <c>obj</c> folder):
+    /// each builds the same projects into the same <c>obj/Release</c> folders, and two at once could trip over each other's files.
+    /// </remarks>
     public static async Task<string> PackAsync(string feed, TimeSpan timeout, Action<string>? log, params string[] projects)
     {
         string repo = RepositoryRoot();
         string version = "0.1.0-consumer." + DateTime.UtcNow.ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture) + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using FileStream packLock = await LockAsync(Path.Combine(repo, "obj", "pack.lock"), timeout * projects.Length);
         foreach (string project in projects)
         {
             await RunAsync("dotnet", $"pack {Path.Combine(repo, project)} -c Release -o {feed} -p:Version={version} -nologo", repo, timeout, log);
         }
 
         return version;
+    }
+
+    /// <summary>Opens <paramref name="path"/> for this process alone (an exclusive lock on Unix), waiting while another holds it; the lock goes with the stream, or with the process. The file stays, so that every process locks the same one.</summary>
+    private static async Task<FileStream> LockAsync(string path, TimeSpan timeout)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var deadline = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (!deadline.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), deadline.Token);
+            }
+        }
     }
 
     /// <summary>The repository's root: the first folder above the test's binaries that holds Servables.sln.</summary>
