@@ -24,8 +24,9 @@ public static class AsyncApiEndpointRouteBuilderExtensions
     /// included), read once into the array the API keeps; <c>x-request-id</c> names the request. <c>200 {"id": "…"}</c>.</item>
     /// <item><c>GET pattern/{id}</c>: <c>200</c> with the status in Cortex's shape (<see cref="AsyncRequestStatusJsonConverter"/>);
     /// <c>404</c> with <c>{"id", "status": "not_found"}</c> for an unknown id.</item>
-    /// <item><c>DELETE pattern/{id}</c>: cancels a queued or running request: <c>200</c> with its status; <c>404</c> unknown;
-    /// <c>409</c> finished already.</item>
+    /// <item><c>DELETE pattern/{id}</c>: cancels a queued or running request: <c>200</c> with its status once it has ended
+    /// (failed, "Cancelled by the caller…"), <c>202</c> with its status while its handler has not returned yet (the request
+    /// ends failed when it does, unless the handler completes it anyway); <c>404</c> unknown; <c>409</c> finished already.</item>
     /// </list>
     /// Caller's mistakes are 4xx with a problem details body (<c>application/problem+json</c>): no Content-Type or a
     /// malformed id or body 400, an id in use 409, a body over <see cref="AsyncApiOptions.MaxPayloadBytes"/> 413 (refused from
@@ -59,6 +60,7 @@ public static class AsyncApiEndpointRouteBuilderExtensions
         group.MapDelete("/{id}", (string id, CancellationToken cancellationToken) => CancelAsync(api, id, cancellationToken))
             .WithName($"{apiName}.cancel")
             .Produces<AsyncRequestStatus>()
+            .Produces<AsyncRequestStatus>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status409Conflict);
         return group;
     }
@@ -136,7 +138,12 @@ public static class AsyncApiEndpointRouteBuilderExtensions
         bool cancelled = await api.CancelAsync(id, cancellationToken).ConfigureAwait(false);
         AsyncRequestStatus status = await api.GetStatusAsync(id, cancellationToken).ConfigureAwait(false);
         return cancelled || status.State == AsyncRequestState.NotFound
-            ? Results.Json(status, statusCode: status.State == AsyncRequestState.NotFound ? StatusCodes.Status404NotFound : StatusCodes.Status200OK)
+            ? Results.Json(status, statusCode: status.State switch
+            {
+                AsyncRequestState.NotFound => StatusCodes.Status404NotFound,
+                AsyncRequestState.InQueue or AsyncRequestState.InProgress => StatusCodes.Status202Accepted, // its handler has not returned yet
+                _ => StatusCodes.Status200OK,
+            })
             : Problem(StatusCodes.Status409Conflict, "The request has finished", $"Request {id} of async API '{api.ApiName}' is {status.Status} already: there is nothing to cancel.");
     });
 

@@ -101,7 +101,7 @@ public sealed class MapAsyncApiTests
     public async Task FullQueue_Is429WithRetryAfter_AndDeleteCancelsQueuedAndRunning()
     {
         await using KestrelHost host = await StartAsync(o => o.QueueCapacity = 1);
-        string running = await SubmitAsync(host, Json("{\"block\":true}"));
+        string running = await SubmitAsync(host, Json("{\"block\":\"linger\"}"));
         await Eventually.WaitUntilAsync(async () => (await GetAsync(host, running)).GetProperty("status").GetString() == "in_progress", what: "the blocking request running");
         string queued = await SubmitAsync(host, Json("{\"n\":2}"));
 
@@ -113,7 +113,11 @@ public sealed class MapAsyncApiTests
         Assert.Equal(HttpStatusCode.OK, cancelQueued.StatusCode);
         Assert.Equal($"{{\"id\":\"{queued}\",\"status\":\"failed\",\"error\":\"Cancelled by the caller before it ran.\"}}", await cancelQueued.Content.ReadAsStringAsync());
 
-        Assert.Equal(HttpStatusCode.OK, (await host.Client.DeleteAsync($"/probe/{running}")).StatusCode);
+        // The running request's handler is still winding down: the cancel is accepted, the request not ended yet.
+        HttpResponseMessage cancelRunning = await host.Client.DeleteAsync($"/probe/{running}");
+        Assert.Equal(HttpStatusCode.Accepted, cancelRunning.StatusCode);
+        Assert.Equal($"{{\"id\":\"{running}\",\"status\":\"in_progress\"}}", await cancelRunning.Content.ReadAsStringAsync());
+        ProbeHandler.Linger.TrySetResult();
         JsonElement cancelled = await PollAsync(host, running);
         Assert.Equal(("failed", "Cancelled by the caller while it ran."), (cancelled.GetProperty("status").GetString(), cancelled.GetProperty("error").GetString()));
         Assert.Equal(["id", "status", "error"], cancelled.EnumerateObject().Select(p => p.Name));
@@ -297,10 +301,16 @@ public sealed class MapAsyncApiTests
     }
 }
 
-/// <summary>Says what it received: the payload's kind and Content-Type, its JSON, text or bytes (length and SHA-256). Blocks until cancelled ("block"), or until <see cref="Gate"/> opens ("gate").</summary>
+/// <summary>
+/// Says what it received: the payload's kind and Content-Type, its JSON, text or bytes (length and SHA-256). Blocks until
+/// cancelled ("block"; with "block": "linger", returns from the cancel only once <see cref="Linger"/> opens), or until
+/// <see cref="Gate"/> opens ("gate").
+/// </summary>
 public sealed class ProbeHandler : IAsyncHandler
 {
     public static TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public static TaskCompletionSource Linger { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public static ConcurrentBag<string> Finished { get; } = [];
 
@@ -308,9 +318,17 @@ public sealed class ProbeHandler : IAsyncHandler
     {
         if (payload.Kind == AsyncPayloadKind.Json && payload.Json.ValueKind == JsonValueKind.Object)
         {
-            if (payload.Json.TryGetProperty("block", out _))
+            if (payload.Json.TryGetProperty("block", out JsonElement block))
             {
-                await Task.Delay(Timeout.Infinite, cancellationToken);
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                }
+                catch (OperationCanceledException) when (block.ValueKind == JsonValueKind.String && block.GetString() == "linger")
+                {
+                    await Linger.Task; // a handler that takes a while to wind down once cancelled
+                    throw;
+                }
             }
 
             if (payload.Json.TryGetProperty("gate", out _))
