@@ -20,6 +20,12 @@ internal static partial class RedisLog
     [LoggerMessage(504, LogLevel.Warning, "Redis result store of async API {ApiName} lost its connection to {Endpoint} ({FailureType}); it reconnects in the background")]
     public static partial void ConnectionLost(ILogger logger, string apiName, string endpoint, string failureType, Exception? exception);
 
+    [LoggerMessage(506, LogLevel.Debug, "Redis result store of async API {ApiName}: handed request {RequestId} back to the shared queue")]
+    public static partial void RequestHandedBack(ILogger logger, string apiName, string requestId);
+
+    [LoggerMessage(507, LogLevel.Warning, "Redis result store of async API {ApiName} could not hand request {RequestId} back to the shared queue; another host takes it over after {VisibilityTimeout}")]
+    public static partial void HandBackFailed(ILogger logger, string apiName, string requestId, TimeSpan visibilityTimeout, Exception exception);
+
     [LoggerMessage(505, LogLevel.Information, "Redis result store of async API {ApiName} is connected to {Endpoint} again")]
     public static partial void ConnectionRestored(ILogger logger, string apiName, string endpoint);
 }

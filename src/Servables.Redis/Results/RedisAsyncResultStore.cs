@@ -18,7 +18,8 @@ namespace Servables.Async;
 /// Delivery is at least once: a host renews its hold on what it took every third of
 /// <see cref="RedisAsyncResultStoreOptions.VisibilityTimeout"/>; a request whose host stopped renewing is taken over by
 /// another host (<c>XAUTOCLAIM</c>), and one handed out <see cref="RedisAsyncResultStoreOptions.MaxDeliveries"/> times
-/// without an outcome fails instead of running again.
+/// without an outcome fails instead of running again. A request this host gives up (<see cref="Release"/>: abandoned at a
+/// stop, or its outcome could not be stored) is handed back to the queue at once, for the next free lane of any host.
 /// </para>
 /// <para>
 /// Pub/sub carries the news between hosts: a submit wakes one idle host, a finish wakes every host's waiters, a cancel of a
@@ -60,6 +61,9 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
 
     // What this host holds: request id → its stream entry, renewed until its outcome is stored or it is released.
     private readonly ConcurrentDictionary<string, string> _held = new(StringComparer.Ordinal);
+
+    // Hand-backs of released requests still running; disposal waits for them.
+    private readonly ConcurrentDictionary<Task, bool> _handingBack = new();
 
     // Waiters for a request's finish, by id; completed by the finish's news.
     private readonly Lock _waitersGate = new();
@@ -293,10 +297,19 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Hands the request back to the shared queue at once, in the background (<see cref="RedisScripts.HandBack"/>), so that
+    /// another host runs it without waiting for the visibility timeout; if Redis cannot be reached, that timeout applies.
+    /// </remarks>
     public void Release(string requestId)
     {
         ArgumentNullException.ThrowIfNull(requestId);
-        _held.TryRemove(requestId, out _);
+        if (_held.TryRemove(requestId, out string? entry))
+        {
+            Task handingBack = HandBackAsync(requestId, entry);
+            _handingBack[handingBack] = true;
+            _ = handingBack.ContinueWith(t => _handingBack.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
     }
 
     /// <inheritdoc />
@@ -355,7 +368,10 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
         }
     }
 
-    /// <summary>Stops renewing this host's holds (the requests go to other hosts after the visibility timeout) and closes the connection.</summary>
+    /// <summary>
+    /// Stops renewing this host's holds, waits for the requests it released to be handed back, and closes the connection.
+    /// What it still holds unreleased goes to other hosts after the visibility timeout.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (_disposed.IsCancellationRequested)
@@ -365,6 +381,7 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
 
         await _disposed.CancelAsync().ConfigureAwait(false);
         await _renewLoop.ConfigureAwait(false);
+        await Task.WhenAll(_handingBack.Keys).ConfigureAwait(false);
         if (_groupReady)
         {
             try
@@ -385,6 +402,28 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
 
     private static readonly RedisValue[] RecordFields = ["st", "ct", "sub", "upd", "res"];
     private static readonly RedisValue[] RecordFieldsWithPayload = ["st", "ct", "sub", "upd", "res", "pl"];
+
+    /// <summary>Runs <see cref="RedisScripts.HandBack"/> for a request this host released; never throws (a failure is logged, and the visibility timeout applies).</summary>
+    private async Task HandBackAsync(string requestId, string entry)
+    {
+        try
+        {
+            RedisResult handed = await _db.ScriptEvaluateAsync(
+                RedisScripts.HandBack,
+                [RequestKey(requestId), _stream, _queued, _idle],
+                [requestId, entry, Group, Consumer, Ticks(_time.GetUtcNow()), _workChannelPrefix]).ConfigureAwait(false);
+            if ((int)handed == 1)
+            {
+                RedisLog.RequestHandedBack(_logger, _options.ApiName, requestId);
+            }
+        }
+#pragma warning disable CA1031 // Taken over after the visibility timeout instead; logged.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            RedisLog.HandBackFailed(_logger, _options.ApiName, requestId, _options.VisibilityTimeout, ex);
+        }
+    }
 
     private async ValueTask<bool> FinishAsync(string requestId, AsyncRequestState state, string text, DateTimeOffset at, CancellationToken cancellationToken)
     {

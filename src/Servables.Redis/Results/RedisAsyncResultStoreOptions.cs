@@ -37,7 +37,7 @@ public sealed class RedisAsyncResultStoreOptions
     [TimeSpanRange("00:00:00.100", "1.00:00:00")]
     public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
-    /// <summary>How many times a request may be handed to a host without an outcome being stored; at the next delivery it fails instead, with an error saying so (a poison request that kills its hosts never loops forever).</summary>
+    /// <summary>How many times a request may be handed to a host without an outcome being stored; at the next delivery it fails instead, with an error saying so (a poison request that kills its hosts never loops forever). A delivery a stopping host handed back counts too.</summary>
     /// <value>1 to 100. Defaults to 5.</value>
     [OptionRange(1, 100)]
     public int MaxDeliveries { get; set; } = 5;

@@ -12,7 +12,8 @@ namespace Servables.Async;
 /// A request's hash: <c>st</c> its <see cref="AsyncRequestState"/> as a number; <c>ct</c>, <c>pl</c> (until it finishes);
 /// <c>sub</c> and <c>upd</c> exact .NET ticks (UTC) as text; <c>res</c> the result or error; <c>exp</c> when it expires, in
 /// Unix microseconds rounded up (times compared inside Redis are Unix microseconds: exact in a Lua number);
-/// <c>sid</c> its stream entry; <c>dl</c> how often it was handed to a host; <c>cx</c> a cancel asked while it ran.
+/// <c>sid</c> its stream entry; <c>dl</c> how often it was handed to a host; <c>rq</c> handed back by a host and waiting
+/// again (counted in <c>:queued</c> although <c>dl</c> is set); <c>cx</c> a cancel asked while it ran.
 /// A finished request's hash also gets the retention as Redis's own expiry, so that a store nobody scans stays bounded.
 /// </para>
 /// </remarks>
@@ -57,7 +58,7 @@ internal static class RedisScripts
     /// <remarks>The news of the finish carries the outcome (<c>id\nstate\nticks\ntext</c>) when its text is at most 8 KiB, so that waiters need not read it; else just the id.</remarks>
     /// <returns>1 finished now (acknowledged in the stream); 0 unknown or finished already; 2 (a cancel) in progress: its host was asked to cancel it.</returns>
     public const string Finish = """
-        local f = redis.call('HMGET', KEYS[1], 'st', 'sid', 'dl')
+        local f = redis.call('HMGET', KEYS[1], 'st', 'sid', 'dl', 'rq')
         local st = tonumber(f[1])
         if not st or st >= 3 then return 0 end
         if ARGV[9] == '1' and st ~= 1 then
@@ -66,7 +67,7 @@ internal static class RedisScripts
           return 2
         end
         redis.call('HSET', KEYS[1], 'st', ARGV[2], 'res', ARGV[3], 'upd', ARGV[4], 'exp', ARGV[5])
-        redis.call('HDEL', KEYS[1], 'pl')
+        redis.call('HDEL', KEYS[1], 'pl', 'rq')
         redis.call('PEXPIRE', KEYS[1], ARGV[6])
         redis.call('ZREM', KEYS[4], ARGV[1])
         redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
@@ -74,7 +75,7 @@ internal static class RedisScripts
           redis.call('XACK', KEYS[2], ARGV[7], f[2])
           redis.call('XDEL', KEYS[2], f[2])
         end
-        if not f[3] then redis.call('DECR', KEYS[3]) end
+        if not f[3] or f[4] then redis.call('DECR', KEYS[3]) end
         if string.len(ARGV[3]) <= 8192 then
           redis.call('PUBLISH', ARGV[8], ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[4] .. '\n' .. ARGV[3])
         else
@@ -118,6 +119,7 @@ internal static class RedisScripts
             redis.call('XDEL', KEYS[1], sid)
           else
             local dl = redis.call('HINCRBY', key, 'dl', 1)
+            redis.call('HDEL', key, 'rq')
             local why = false
             if f[7] then why = ARGV[12] elseif dl > tonumber(ARGV[5]) then why = ARGV[10] end
             if why then
@@ -136,6 +138,30 @@ internal static class RedisScripts
           end
         end
         return {out, failed}
+        """;
+
+    /// <summary>KEYS: r, q, queued, idle. ARGV: id, stream entry, group, consumer, ticks, work channel prefix.</summary>
+    /// <remarks>
+    /// A host hands back a request it took and will not finish (it stops, or gave up storing the outcome): if it still
+    /// holds that entry (no other host took it over) and the request is unfinished, the entry is acknowledged and deleted
+    /// and the request queued again at the stream's end, in_queue, counted against the capacity, its deliveries kept; one
+    /// idle host other than this one is woken, as by a submit. A cancel asked while it ran still fails it at its next delivery.
+    /// </remarks>
+    /// <returns>1 handed back; 0 finished, or no longer this host's.</returns>
+    public const string HandBack = """
+        local f = redis.call('HMGET', KEYS[1], 'st', 'sid')
+        if not f[1] or tonumber(f[1]) >= 3 or f[2] ~= ARGV[2] then return 0 end
+        local pending = redis.call('XPENDING', KEYS[2], ARGV[3], ARGV[2], ARGV[2], 1)
+        if #pending == 0 or pending[1][2] ~= ARGV[4] then return 0 end
+        redis.call('XACK', KEYS[2], ARGV[3], ARGV[2])
+        redis.call('XDEL', KEYS[2], ARGV[2])
+        local sid = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
+        redis.call('HSET', KEYS[1], 'st', 1, 'sid', sid, 'upd', ARGV[5], 'rq', 1)
+        redis.call('INCR', KEYS[3])
+        redis.call('SREM', KEYS[4], ARGV[4])
+        local idle = redis.call('SPOP', KEYS[4])
+        if idle then redis.call('PUBLISH', ARGV[6] .. idle, '') end
+        return 1
         """;
 
     /// <summary>KEYS: q, idle. ARGV: group, consumer.</summary>

@@ -203,6 +203,66 @@ public sealed class SharedApiTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task HostThatStops_HandsItsCancelledRequestBack_AndAnotherHostRunsItAtOnce()
+    {
+        RedisAvailable.SkipIfMissing();
+        AsyncHost a = await StartHostAsync("A", lanes: 1);
+        string id;
+        try
+        {
+            id = await a.Client("work").SubmitJsonAsync(new { gate = true });
+            await Eventually.WaitUntilAsync(async () => (await a.Client("work").GetStatusAsync(id)).State == AsyncRequestState.InProgress, what: "host A running the request");
+        }
+        catch
+        {
+            await a.DisposeAsync();
+            throw;
+        }
+
+        await using AsyncHost b = await StartHostAsync("B", lanes: 1);
+        await a.Host.StopAsync(new CancellationToken(canceled: true)); // out of shutdown time at once: A cancels the handler
+        await a.DisposeAsync();
+
+        // B takes it without waiting for the visibility timeout (a minute here), and runs it to the end.
+        await Eventually.WaitUntilAsync(() => Task.FromResult(SpreadHandler.Runs.Count(r => r == (_prefix, id)) == 2), TimeSpan.FromSeconds(15), "host B running the request A handed back");
+        SpreadHandler.Gate(_prefix).TrySetResult();
+        AsyncRequestStatus done = await b.Client("work").WaitForCompletionAsync(id, TimeSpan.FromSeconds(15));
+        Assert.Equal(AsyncRequestState.Completed, done.State);
+        Assert.Equal("B", System.Text.Json.JsonDocument.Parse(done.ResultJson!).RootElement.GetProperty("host").GetString());
+    }
+
+    [SkippableFact]
+    public async Task Release_HandsBackOnlyWhatThisHostHolds_AndTheQueueCountsItOnce()
+    {
+        RedisAvailable.SkipIfMissing();
+        await using var client = NewStore(queueCapacity: 1);
+        await using RedisAsyncResultStore host = NewStore(queueCapacity: 1, visibility: TimeSpan.FromMilliseconds(300));
+        await using RedisAsyncResultStore other = NewStore(queueCapacity: 1, visibility: TimeSpan.FromMilliseconds(300));
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        // Handed back: in_queue again, and counted in the queue once, so a cancel then frees its place.
+        Assert.True(await client.TryAddAsync(Record("back")));
+        Assert.Equal(["back"], (await host.TakeAsync(1, limit.Token)).Select(r => r.Id));
+        Assert.True(await host.TryMarkInProgressAsync("back", DateTimeOffset.UtcNow));
+        host.Release("back");
+        await Eventually.WaitUntilAsync(async () => (await client.GetAsync("back"))!.State == AsyncRequestState.InQueue, what: "the request queued again");
+        await Assert.ThrowsAsync<AsyncQueueFullException>(async () => await client.TryAddAsync(Record("over"))); // it waits again
+        Assert.Equal(AsyncSharedCancel.Withdrawn, await client.CancelAsync("back", "Cancelled by the caller before it ran.", DateTimeOffset.UtcNow, limit.Token));
+        Assert.True(await client.TryAddAsync(Record("next"))); // its place is free again
+        await Assert.ThrowsAsync<AsyncQueueFullException>(async () => await client.TryAddAsync(Record("full")));
+
+        // Taken over by another host meanwhile: the first host's late release hands nothing back.
+        Assert.Equal(["next"], (await host.TakeAsync(1, limit.Token)).Select(r => r.Id));
+        IReadOnlyList<AsyncRequestRecord> takenOver = await other.TakeAsync(1, limit.Token); // after the 300 ms visibility timeout
+        Assert.Equal(["next"], takenOver.Select(r => r.Id));
+        host.Release("next");
+        await host.DisposeAsync(); // waits for the hand-back
+        Assert.True(await other.TryCompleteAsync("next", "1", DateTimeOffset.UtcNow));
+        Assert.Equal(AsyncRequestState.Completed, (await client.GetAsync("next"))!.State);
+        Assert.True(await client.TryAddAsync(Record("after"))); // nothing was queued twice
+    }
+
+    [SkippableFact]
     public async Task TwoAppsOnOneRedis_KeyPrefixesKeepTheirRequestsApart()
     {
         RedisAvailable.SkipIfMissing();
