@@ -89,7 +89,11 @@ internal static class RedisScripts
     /// KEYS: q, queued, open, done, idle. ARGV: group, consumer, count, request key prefix, max deliveries, ticks, expiry µs,
     /// retention ms, done channel, too-many-deliveries error, mode, cancelled error.
     /// </summary>
-    /// <remarks>A take of new requests that finds none puts the host in the idle set, for the next submit to wake.</remarks>
+    /// <remarks>
+    /// A take of new requests that finds none puts the host in the idle set, for the next submit to wake. A take-over also
+    /// deletes the group's consumers that hold nothing and were silent for as long (hosts that died, once their requests
+    /// were taken over): a live host silent that long is idle, and its next read makes it a consumer again.
+    /// </remarks>
     /// <returns>
     /// Two lists: the requests handed over (each: id, state, content type, payload, submitted ticks, updated ticks, stream
     /// entry), and the ids failed instead (a cancel asked while it ran on a host that stopped, or too many deliveries).
@@ -106,6 +110,13 @@ internal static class RedisScripts
           redis.call('DECRBY', KEYS[2], #entries)
         else
           entries = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[11], '0-0', 'COUNT', ARGV[3])[2]
+          for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+            local info = {}
+            for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+            if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[11]) and info['name'] ~= ARGV[2] then
+              redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+            end
+          end
         end
         local out = {}
         local failed = {}

@@ -263,6 +263,37 @@ public sealed class SharedApiTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task TakeOver_DeletesTheConsumersOfDeadHosts_OnceTheyHoldNothing()
+    {
+        RedisAvailable.SkipIfMissing();
+        await using var client = NewStore();
+        TimeSpan visibility = TimeSpan.FromMilliseconds(300);
+        RedisAsyncResultStore deadIdle = NewStore(visibility: visibility), deadHolding = NewStore(visibility: visibility); // never attached: no renewals, as hosts that died
+        try
+        {
+            using (var looked = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+            {
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await deadIdle.TakeAsync(1, looked.Token)); // a consumer now, with nothing
+            }
+
+            Assert.True(await client.TryAddAsync(Record("orphan")));
+            Assert.Equal(["orphan"], (await deadHolding.TakeAsync(1, CancellationToken.None)).Select(r => r.Id));
+            await using RedisAsyncResultStore survivor = NewStore(visibility: visibility);
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            Assert.Equal(["orphan"], (await survivor.TakeAsync(1, limit.Token)).Select(r => r.Id)); // taken over
+
+            await using StackExchange.Redis.ConnectionMultiplexer redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(_server!.Configuration);
+            string[] consumers = [.. (await redis.GetDatabase().StreamConsumerInfoAsync($"{{{_prefix}:default}}:q", RedisAsyncResultStore.Group)).Select(c => c.Name.ToString())];
+            Assert.Equal([survivor.Consumer], consumers);
+        }
+        finally
+        {
+            await deadIdle.DisposeAsync();
+            await deadHolding.DisposeAsync();
+        }
+    }
+
+    [SkippableFact]
     public async Task TwoAppsOnOneRedis_KeyPrefixesKeepTheirRequestsApart()
     {
         RedisAvailable.SkipIfMissing();
