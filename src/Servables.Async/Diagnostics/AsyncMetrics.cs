@@ -24,7 +24,7 @@ internal sealed class AsyncMetrics : IDisposable
         HandleDuration = _meter.CreateHistogram<double>("servables.async.handle.duration", "s", "Time the handler took, decoding included.");
         Outcomes = _meter.CreateCounter<long>("servables.async.requests", "{request}", "Finished requests, by API and status (completed, failed).");
         Rejections = _meter.CreateCounter<long>("servables.async.rejections", "{request}", "Submits refused, by API and reason (queue_full, invalid).");
-        _meter.CreateObservableGauge("servables.async.queue.depth", ObserveQueueDepth, "{request}", "Requests waiting in the queue, by API.");
+        _meter.CreateObservableGauge("servables.async.queue.depth", ObserveQueueDepth, "{request}", "Requests waiting in this process's queue, by API (with a store shared by many hosts: those this host took and has not started).");
     }
 
     public Meter HandlerMeter { get; }

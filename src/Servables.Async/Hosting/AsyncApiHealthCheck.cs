@@ -7,8 +7,9 @@ namespace Servables.Async;
 /// Unhealthy (the registration's failure status) when the API is not running (not started yet, stopping or
 /// stopped), when a lane has ended, or when the store does not answer a read of an unknown id within the
 /// probe timeout; Degraded when the queue holds <see cref="DegradedQueueFraction"/> of its capacity or more;
-/// Healthy otherwise. The data always carry <c>queue_depth</c>, <c>capacity</c>, <c>lanes</c> and
-/// <c>lanes_alive</c>. Thread-safe.
+/// Healthy otherwise. With a store shared by many hosts (<see cref="ISharedAsyncResultStore"/>) the probe reads the
+/// shared queue's length, and that is the depth. The data always carry <c>queue_depth</c>, <c>capacity</c>, <c>lanes</c>
+/// and <c>lanes_alive</c>. Thread-safe.
 /// </remarks>
 internal sealed class AsyncApiHealthCheck(AsyncApi api, TimeSpan storeProbeTimeout) : IHealthCheck
 {
@@ -43,7 +44,16 @@ internal sealed class AsyncApiHealthCheck(AsyncApi api, TimeSpan storeProbeTimeo
 
         try
         {
-            await api.Store.GetAsync(ProbeId, includePayload: false, cancellationToken).AsTask().WaitAsync(storeProbeTimeout, api.Time, cancellationToken).ConfigureAwait(false);
+            if (api.Store is ISharedAsyncResultStore shared)
+            {
+                // The queue every host shares is what fills; what this host took is at most a few lanes' worth.
+                depth = (int)Math.Min(int.MaxValue, await shared.CountWaitingAsync(cancellationToken).AsTask().WaitAsync(storeProbeTimeout, api.Time, cancellationToken).ConfigureAwait(false));
+                data["queue_depth"] = depth;
+            }
+            else
+            {
+                await api.Store.GetAsync(ProbeId, includePayload: false, cancellationToken).AsTask().WaitAsync(storeProbeTimeout, api.Time, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (TimeoutException)
         {

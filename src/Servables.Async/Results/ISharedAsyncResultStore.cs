@@ -41,6 +41,10 @@ public interface ISharedAsyncResultStore : IAsyncResultStore
     /// <returns>What the cancel did.</returns>
     ValueTask<AsyncSharedCancel> CancelAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken);
 
+    /// <summary>How many requests wait in the shared queue, across every host (those a host took do not count): what <see cref="AsyncApiOptions.QueueCapacity"/> bounds in shared mode.</summary>
+    /// <remarks>The async API's health check reads it, so that a host reports the queue all hosts share rather than its own few taken requests.</remarks>
+    ValueTask<long> CountWaitingAsync(CancellationToken cancellationToken = default);
+
     /// <summary>A task that completes when the store hears that the request finished, on any host: with its final status when the news carried it, else null (read the status).</summary>
     /// <remarks>Call it before reading the status, so that a finish between the read and the wait is not missed.</remarks>
     Task<AsyncRequestStatus?> WhenFinishedAsync(string requestId, CancellationToken cancellationToken);

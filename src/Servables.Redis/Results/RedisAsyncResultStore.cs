@@ -313,6 +313,13 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     }
 
     /// <inheritdoc />
+    public async ValueTask<long> CountWaitingAsync(CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return (long?)await _db.StringGetAsync(_queued).ConfigureAwait(false) ?? 0;
+    }
+
+    /// <inheritdoc />
     public async ValueTask<AsyncSharedCancel> CancelAsync(string requestId, string errorText, DateTimeOffset at, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(requestId);

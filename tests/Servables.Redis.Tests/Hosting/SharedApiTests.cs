@@ -181,6 +181,35 @@ public sealed class SharedApiTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task HealthCheck_ReadsTheSharedQueue_NotThisHostsOwn()
+    {
+        RedisAvailable.SkipIfMissing();
+        await using AsyncHost front = await AsyncHost.StartAsync(services =>
+        {
+            services.AddAsyncHandler<SpreadHandler>("work", o =>
+            {
+                o.UseRedis(_server!.Configuration, r =>
+                {
+                    r.KeyPrefix = _prefix;
+                    r.RunsRequests = false; // nobody runs them: they wait
+                });
+                o.QueueCapacity = 10;
+                o.Config["prefix"] = _prefix;
+                o.Config["takes"] = "0";
+            });
+            services.AddHealthChecks().AddAsyncApis();
+        });
+        HealthCheckService health = front.Host.Services.GetRequiredService<HealthCheckService>();
+        for (int i = 0; i < 9; i++)
+        {
+            await front.Client("work").SubmitJsonAsync(new { n = i });
+        }
+
+        HealthReportEntry entry = (await health.CheckHealthAsync()).Entries["async-api:work"];
+        Assert.Equal((HealthStatus.Degraded, 9, 10), (entry.Status, (int)entry.Data["queue_depth"], (int)entry.Data["capacity"]));
+    }
+
+    [SkippableFact]
     public async Task HostThatStops_LeavesTheGroup_UnlessItStillHoldsARequest()
     {
         RedisAvailable.SkipIfMissing();
@@ -246,8 +275,10 @@ public sealed class SharedApiTests : IAsyncLifetime
         Assert.True(await host.TryMarkInProgressAsync("back", DateTimeOffset.UtcNow));
         host.Release("back");
         await Eventually.WaitUntilAsync(async () => (await client.GetAsync("back"))!.State == AsyncRequestState.InQueue, what: "the request queued again");
+        Assert.Equal(1, await client.CountWaitingAsync());
         await Assert.ThrowsAsync<AsyncQueueFullException>(async () => await client.TryAddAsync(Record("over"))); // it waits again
         Assert.Equal(AsyncSharedCancel.Withdrawn, await client.CancelAsync("back", "Cancelled by the caller before it ran.", DateTimeOffset.UtcNow, limit.Token));
+        Assert.Equal(0, await client.CountWaitingAsync());
         Assert.True(await client.TryAddAsync(Record("next"))); // its place is free again
         await Assert.ThrowsAsync<AsyncQueueFullException>(async () => await client.TryAddAsync(Record("full")));
 
