@@ -83,8 +83,8 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
     /// <summary>The queue's capacity (<see cref="AsyncApiOptions.QueueCapacity"/>).</summary>
     public int QueueCapacity => _options.QueueCapacity;
 
-    /// <summary>How many lanes the API runs once started (one, that feeds the batch queue, for a batched handler).</summary>
-    public int LaneCount => _lanes.LaneCount;
+    /// <summary>How many lanes the API runs once started (one, that feeds the batch queue, for a batched handler; none on a host whose shared store runs no requests).</summary>
+    public int LaneCount => _shared is { RunsRequests: false } ? 0 : _lanes.LaneCount;
 
     /// <summary>How many lanes run now (a lane ends only when the API stops).</summary>
     public int LanesAlive => _lanes.Alive;

@@ -113,9 +113,18 @@ internal sealed class AsyncApiLifecycle : IAsyncDisposable
         Log.ApiStarted(_logger, ApiName, _options.WorkerCount, _options.MaxConcurrencyPerWorker, _options.QueueCapacity, _store.GetType().Name);
     }
 
-    /// <summary>Starts in shared mode: nothing is recovered (the hosts that hold requests run them); the lanes run what this host takes from the shared queue.</summary>
+    /// <summary>
+    /// Starts in shared mode: nothing is recovered (the hosts that hold requests run them); the lanes run what this host
+    /// takes from the shared queue. A host whose store runs no requests (a front end) creates no handler and no lanes.
+    /// </summary>
     private async Task StartSharedAsync(ISharedAsyncResultStore shared, CancellationToken cancellationToken)
     {
+        if (!shared.RunsRequests)
+        {
+            MarkStarted();
+            return;
+        }
+
         var table = (StoreRequestTable)_table;
         shared.Attach(table.CancelHeld);
         await StartLanesAsync(cancellationToken).ConfigureAwait(false);

@@ -21,7 +21,13 @@ namespace Servables.Async;
 /// </remarks>
 public interface ISharedAsyncResultStore : IAsyncResultStore
 {
-    /// <summary>Called once when the API starts, before the first <see cref="TakeAsync"/>.</summary>
+    /// <summary>
+    /// False for a host that only submits, reads statuses and waits (a front end): the API then never constructs its
+    /// handler, runs no lanes, and neither calls <see cref="Attach"/> nor <see cref="TakeAsync"/>.
+    /// </summary>
+    bool RunsRequests { get; }
+
+    /// <summary>Called once when the API starts, before the first <see cref="TakeAsync"/> (not for a store whose <see cref="RunsRequests"/> is false).</summary>
     /// <param name="cancelHeld">Cancels the running request with this id if this host holds it (a cancel that came from another host); the store calls it from any thread.</param>
     void Attach(Action<string> cancelHeld);
 

@@ -143,6 +143,9 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
     /// <remarks>True: accepted requests survive the crash of any host (and of Redis itself, when Redis persists with <c>appendfsync always</c>).</remarks>
     public bool IsDurable => true;
 
+    /// <inheritdoc />
+    public bool RunsRequests => _options.RunsRequests;
+
     /// <summary>How many requests this host holds now (taken, outcome not yet stored).</summary>
     internal int HeldCount => _held.Count;
 

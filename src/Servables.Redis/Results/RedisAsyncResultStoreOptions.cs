@@ -47,7 +47,7 @@ public sealed class RedisAsyncResultStoreOptions
     [TimeSpanRange("00:00:00.010", "00:01:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Whether this host's lanes run requests from the shared queue; false for a host that only submits, reads statuses and waits (a front end).</summary>
+    /// <summary>Whether this host's lanes run requests from the shared queue; false for a host that only submits, reads statuses and waits (a front end), whose API then never constructs its handler, so that it needs none of the handler's services (its models).</summary>
     /// <value>Defaults to true.</value>
     public bool RunsRequests { get; set; } = true;
 

@@ -416,10 +416,15 @@ public sealed class SharedApiTests : IAsyncLifetime
     };
 }
 
-/// <summary>Returns which host ran the request; waits on a gate ("gate"), or until cancelled ("block"). A host with config "takes" = 0 refuses to run anything (it only submits and waits).</summary>
+/// <summary>
+/// Returns which host ran the request; waits on a gate ("gate"), or until cancelled ("block"). A host with config "takes"
+/// = 0 only submits and waits: its API must never construct the handler (the constructor throws there).
+/// </summary>
 public sealed class SpreadHandler(AsyncHandlerConfig config) : IAsyncHandler
 {
     private static readonly ConcurrentDictionary<string, TaskCompletionSource> Gates = new();
+
+    private readonly bool _runs = config["takes"] == "1" ? true : throw new InvalidOperationException("A host whose store runs no requests constructed its handler.");
 
     public static ConcurrentQueue<(string Prefix, string Id)> Runs { get; } = new();
 
@@ -428,7 +433,7 @@ public sealed class SpreadHandler(AsyncHandlerConfig config) : IAsyncHandler
     public async ValueTask<object?> HandleAsync(AsyncPayload payload, string requestId, CancellationToken cancellationToken)
     {
         string prefix = config["prefix"]!;
-        Assert.Equal("1", config["takes"]); // a host that only submits never runs a request
+        Assert.True(_runs);
         Runs.Enqueue((prefix, requestId));
         if (payload.Json.TryGetProperty("gate", out _))
         {
