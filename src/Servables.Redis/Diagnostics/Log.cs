@@ -26,6 +26,9 @@ internal static partial class RedisLog
     [LoggerMessage(507, LogLevel.Warning, "Redis result store of async API {ApiName} could not hand request {RequestId} back to the shared queue; another host takes it over after {VisibilityTimeout}")]
     public static partial void HandBackFailed(ILogger logger, string apiName, string requestId, TimeSpan visibilityTimeout, Exception exception);
 
+    [LoggerMessage(508, LogLevel.Warning, "Redis result store of async API {ApiName}: {Count} request(s) this host was running are no longer its own (another host took them over after this one was silent for longer than {VisibilityTimeout}, or finished them); it stops renewing them, and the first outcome stored is kept")]
+    public static partial void HoldsLost(ILogger logger, string apiName, int count, TimeSpan visibilityTimeout);
+
     [LoggerMessage(505, LogLevel.Information, "Redis result store of async API {ApiName} is connected to {Endpoint} again")]
     public static partial void ConnectionRestored(ILogger logger, string apiName, string endpoint);
 }

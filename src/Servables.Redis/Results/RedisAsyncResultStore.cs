@@ -584,21 +584,37 @@ public sealed class RedisAsyncResultStore : ISharedAsyncResultStore
                 return;
             }
 
-            RedisValue[] entries = [.. _held.Values.Select(sid => (RedisValue)sid)];
-            for (int start = 0; start < entries.Length; start += 256)
+            await RenewOnceAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Renews the holds once (<see cref="RedisScripts.Renew"/>, 256 entries a call); forgets the ones another host took over. Never throws (a failure is logged).</summary>
+    internal async Task RenewOnceAsync()
+    {
+        KeyValuePair<string, string>[] held = [.. _held];
+        var lost = new HashSet<string>(StringComparer.Ordinal);
+        for (int start = 0; start < held.Length; start += 256)
+        {
+            RedisValue[] args = [Group, Consumer, .. held[start..Math.Min(held.Length, start + 256)].Select(h => (RedisValue)h.Value)];
+            try
             {
-                try
-                {
-                    await _db.StreamClaimIdsOnlyAsync(_stream, Group, Consumer, 0, entries[start..Math.Min(entries.Length, start + 256)]).ConfigureAwait(false);
-                }
-#pragma warning disable CA1031 // Renewed again next time; logged.
-                catch (Exception ex)
-#pragma warning restore CA1031
-                {
-                    RedisLog.RenewFailed(_logger, _options.ApiName, entries.Length - start, _options.VisibilityTimeout, ex);
-                    break;
-                }
+                var gone = (RedisResult[])(await _db.ScriptEvaluateAsync(RedisScripts.Renew, [_stream], args).ConfigureAwait(false))!;
+                lost.UnionWith(gone.Select(g => (string)g!));
             }
+#pragma warning disable CA1031 // Renewed again next time; logged.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                RedisLog.RenewFailed(_logger, _options.ApiName, held.Length - start, _options.VisibilityTimeout, ex);
+                break;
+            }
+        }
+
+        // Not this host's any more: no renewal and no hand-back (an outcome it stores still counts if it is the first).
+        int forgotten = held.Count(h => lost.Contains(h.Value) && _held.TryRemove(h));
+        if (forgotten > 0)
+        {
+            RedisLog.HoldsLost(_logger, _options.ApiName, forgotten, _options.VisibilityTimeout);
         }
     }
 

@@ -175,6 +175,26 @@ internal static class RedisScripts
         return 1
         """;
 
+    /// <summary>KEYS: q. ARGV: group, consumer, then the stream entries this host holds.</summary>
+    /// <remarks>
+    /// Renews this host's hold on each entry it still owns (resets its idle time); an entry another host took over (this
+    /// one was silent past the visibility timeout) or that is gone is left alone, so that two hosts never claim one
+    /// entry back and forth.
+    /// </remarks>
+    /// <returns>The entries this host no longer holds.</returns>
+    public const string Renew = """
+        local lost = {}
+        for i = 3, #ARGV do
+          local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+          if #pending > 0 and pending[1][2] == ARGV[2] then
+            redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+          else
+            table.insert(lost, ARGV[i])
+          end
+        end
+        return lost
+        """;
+
     /// <summary>KEYS: q, idle. ARGV: group, consumer.</summary>
     /// <remarks>A host that stops leaves the idle set, and the consumer group too when it holds nothing (what it holds stays for another host to take over).</remarks>
     /// <returns>1 when the consumer was deleted.</returns>

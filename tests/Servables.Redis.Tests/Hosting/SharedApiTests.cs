@@ -325,6 +325,30 @@ public sealed class SharedApiTests : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task Renew_LeavesAnEntryAnotherHostTookOver_WithThatHost()
+    {
+        RedisAvailable.SkipIfMissing();
+        await using var client = NewStore();
+        await using RedisAsyncResultStore slow = NewStore(visibility: TimeSpan.FromMilliseconds(300)); // not attached: renews only when told
+        await using RedisAsyncResultStore other = NewStore(visibility: TimeSpan.FromMilliseconds(300));
+        Assert.True(await client.TryAddAsync(Record("x")));
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal(["x"], (await slow.TakeAsync(1, limit.Token)).Select(r => r.Id));
+        Assert.Equal(["x"], (await other.TakeAsync(1, limit.Token)).Select(r => r.Id)); // slow was silent past 300 ms
+
+        await slow.RenewOnceAsync(); // it wakes up: its renewal must not claim the entry back
+        Assert.Equal(0, slow.HeldCount);
+        await using StackExchange.Redis.ConnectionMultiplexer redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(_server!.Configuration);
+        StackExchange.Redis.StreamPendingMessageInfo pending = Assert.Single(await redis.GetDatabase().StreamPendingMessagesAsync($"{{{_prefix}:default}}:q", RedisAsyncResultStore.Group, 10, StackExchange.Redis.RedisValue.Null));
+        Assert.Equal(other.Consumer, pending.ConsumerName.ToString());
+
+        slow.Release("x"); // forgotten: hands nothing back
+        await other.RenewOnceAsync();
+        Assert.Equal(1, other.HeldCount);
+        Assert.True(await other.TryCompleteAsync("x", "1", DateTimeOffset.UtcNow));
+    }
+
+    [SkippableFact]
     public async Task TwoAppsOnOneRedis_KeyPrefixesKeepTheirRequestsApart()
     {
         RedisAvailable.SkipIfMissing();
