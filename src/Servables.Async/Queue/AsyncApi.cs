@@ -19,7 +19,7 @@ namespace Servables.Async;
 /// to the store alone, whichever host takes it runs it, and a wait for a request another host holds is
 /// woken by the store's news of its finish. Start, stop and disposal are <see cref="AsyncApiLifecycle"/>'s. Thread-safe.
 /// </remarks>
-internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
+internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable, IDisposable
 {
     private readonly AsyncApiOptions _options;
     private readonly AsyncMetrics _metrics;
@@ -109,6 +109,9 @@ internal sealed class AsyncApi : IAsyncApiClient, IAsyncDisposable
 
     /// <inheritdoc cref="AsyncApiLifecycle.DisposeAsync"/>
     public ValueTask DisposeAsync() => _lifecycle.DisposeAsync();
+
+    /// <summary>For a container disposed synchronously (<c>ServiceProvider.Dispose</c>): the same as <see cref="DisposeAsync"/>, blocking until it is done.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     public ValueTask<string> SubmitAsync(ReadOnlyMemory<byte> body, string contentType, string? requestId = null, CancellationToken cancellationToken = default) =>
         SubmitAsync(body, contentType, requestId, owned: false, cancellationToken);

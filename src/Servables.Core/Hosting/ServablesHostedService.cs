@@ -15,7 +15,7 @@ internal sealed class ServablesHostedService(
     ServablesRuntime runtime,
     IOptions<ServableStorageOptions> storageOptions,
     IServiceProvider services,
-    ILoggerFactory? loggerFactory = null) : IHostedService, IAsyncDisposable
+    ILoggerFactory? loggerFactory = null) : IHostedService, IAsyncDisposable, IDisposable
 {
     private FileSystemStoragePathSource? _source;
 
@@ -75,4 +75,7 @@ internal sealed class ServablesHostedService(
     }
 
     public ValueTask DisposeAsync() => _source?.DisposeAsync() ?? ValueTask.CompletedTask;
+
+    /// <summary>For a container disposed synchronously (<c>ServiceProvider.Dispose</c>): the same as <see cref="DisposeAsync"/>, blocking until it is done.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

@@ -6,7 +6,7 @@ namespace Servables;
 
 /// <summary>Creates the manager and its monitor together, so that the monitor sees every state change from the first.</summary>
 /// <remarks>A DI singleton; disposing it disposes both. Thread-safe.</remarks>
-internal sealed class ServablesRuntime : IAsyncDisposable
+internal sealed class ServablesRuntime : IAsyncDisposable, IDisposable
 {
     public ServablesRuntime(
         IOptions<AspiredVersionsManagerOptions> managerOptions,
@@ -38,6 +38,9 @@ internal sealed class ServablesRuntime : IAsyncDisposable
     public AspiredVersionsManager Manager { get; }
 
     public ServableStateMonitor Monitor { get; }
+
+    /// <summary>For a container disposed synchronously (<c>ServiceProvider.Dispose</c>): the same as <see cref="DisposeAsync"/>, blocking until it is done.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     public async ValueTask DisposeAsync()
     {

@@ -41,7 +41,7 @@ namespace Servables;
 /// </para>
 /// <para>All public members are thread-safe.</para>
 /// </remarks>
-public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsTarget<Loader>, IObservable<ServableState>, IAsyncDisposable
+public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsTarget<Loader>, IObservable<ServableState>, IAsyncDisposable, IDisposable
 {
     private readonly BasicManager _basic;
     private readonly Lock _gate; // _basic.Gate: one state lock for the aspired sets and the harnesses.
@@ -314,6 +314,13 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
 
     /// <summary>Stops the manager as <see cref="StopAsync"/> does, bounded by <see cref="AspiredVersionsManagerOptions.StopTimeout"/>.</summary>
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None).ConfigureAwait(false);
+
+    /// <summary>
+    /// Stops the manager as <see cref="DisposeAsync"/> does, blocking the calling thread until it has (at most
+    /// <see cref="AspiredVersionsManagerOptions.StopTimeout"/>): for a container disposed synchronously
+    /// (<c>ServiceProvider.Dispose</c>). Prefer <see cref="DisposeAsync"/> (<c>await using</c>) elsewhere.
+    /// </summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     /// <summary>Every version the manager tracks now, by servable name, ascending (for health checks).</summary>
     internal Dictionary<string, VersionReport[]> DescribeVersions() => _basic.DescribeVersions();

@@ -7,7 +7,7 @@ namespace Servables.Onnx;
 
 /// <summary>One batch scheduler per ONNX servable of a host, shared by its versions so that an old and a new version interleave during a swap.</summary>
 /// <remarks>A singleton of the host's container, which disposes it (stopping the schedulers once what they hold has run). Thread-safe.</remarks>
-internal sealed class OnnxBatchSchedulers : IAsyncDisposable
+internal sealed class OnnxBatchSchedulers : IAsyncDisposable, IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<BatchScheduler<OnnxBatchTask>>> _byName = new(StringComparer.Ordinal);
 
@@ -17,6 +17,9 @@ internal sealed class OnnxBatchSchedulers : IAsyncDisposable
             new BatchSchedulerOptions { BatchWorkers = workers },
             services.GetService<ILoggerFactory>(),
             services.GetService<IMeterFactory>()))).Value;
+
+    /// <summary>For a container disposed synchronously (<c>ServiceProvider.Dispose</c>): the same as <see cref="DisposeAsync"/>, blocking until it is done.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     public async ValueTask DisposeAsync()
     {

@@ -7,7 +7,7 @@ namespace Servables.Torch;
 
 /// <summary>One batch scheduler per Torch servable of a host, shared by its versions so that an old and a new version interleave during a swap.</summary>
 /// <remarks>A singleton of the host's container, which disposes it (stopping the schedulers once what they hold has run). Thread-safe.</remarks>
-internal sealed class TorchBatchSchedulers : IAsyncDisposable
+internal sealed class TorchBatchSchedulers : IAsyncDisposable, IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<BatchScheduler<TorchBatchTask>>> _byName = new(StringComparer.Ordinal);
 
@@ -17,6 +17,9 @@ internal sealed class TorchBatchSchedulers : IAsyncDisposable
             new BatchSchedulerOptions { BatchWorkers = workers },
             services.GetService<ILoggerFactory>(),
             services.GetService<IMeterFactory>()))).Value;
+
+    /// <summary>For a container disposed synchronously (<c>ServiceProvider.Dispose</c>): the same as <see cref="DisposeAsync"/>, blocking until it is done.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     public async ValueTask DisposeAsync()
     {

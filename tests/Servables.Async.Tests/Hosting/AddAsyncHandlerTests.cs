@@ -21,6 +21,24 @@ public sealed class AddAsyncHandlerTests
     }
 
     [Fact]
+    public async Task BareServiceProvider_DisposedSynchronously_StopsTheApiWithoutThrowing()
+    {
+        ServiceProvider provider = new ServiceCollection().AddLogging().AddSingleton<HandlerProbe>().AddAsyncHandler<EchoHandler>().BuildServiceProvider();
+        foreach (IHostedService service in provider.GetServices<IHostedService>())
+        {
+            await service.StartAsync(CancellationToken.None);
+        }
+
+        IAsyncApiClient api = provider.GetRequiredService<IAsyncApiClient>();
+        Assert.Equal(AsyncRequestState.Completed, (await api.WaitForCompletionAsync(await api.SubmitTextAsync("x"), TimeSpan.FromSeconds(10))).State);
+
+        provider.Dispose(); // as `using var provider = services.BuildServiceProvider()` does, in tests and tools
+
+        AsyncRequestRejectedException refused = await Assert.ThrowsAsync<AsyncRequestRejectedException>(async () => await api.SubmitTextAsync("y"));
+        Assert.Equal(AsyncRejection.Stopping, refused.Reason);
+    }
+
+    [Fact]
     public void AddAsyncHandler_SameNameOtherHandler_Throws()
     {
         var services = new ServiceCollection().AddAsyncHandler<EchoHandler>("x");

@@ -24,6 +24,20 @@ public sealed class ServablesServiceCollectionExtensionsTests : IDisposable
     public void Dispose() => _root.Dispose();
 
     [Fact]
+    public void BareServiceProvider_DisposedSynchronously_StopsTheManagerWithoutThrowing()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddServables().AddStoragePathServable("m", _base, CreateLoader);
+        ServiceProvider provider = services.BuildServiceProvider();
+        AspiredVersionsManager manager = provider.GetRequiredService<AspiredVersionsManager>();
+        Assert.NotEmpty(provider.GetServices<IHostedService>()); // the source's service, created as a host would
+
+        provider.Dispose(); // as `using var provider = services.BuildServiceProvider()` does, in tests and tools
+
+        Assert.Throws<ObjectDisposedException>(() => manager.SetAspiredVersions("m", []));
+    }
+
+    [Fact]
     public async Task AddStoragePathServable_HostStarted_ServesLatestAndDisposesItOnShutdown()
     {
         IHost host = BuildHost(services => services.AddServables()

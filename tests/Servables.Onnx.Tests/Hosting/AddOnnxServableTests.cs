@@ -156,6 +156,34 @@ public sealed class AddOnnxServableTests : IDisposable
     }
 
     [Fact]
+    public async Task BareServiceProvider_DisposedSynchronously_WithABatchedServable_ThrowsNothing()
+    {
+        string basePath = _folder.Combine("bare");
+        TestModels.WriteVersion(basePath, 1, TestModels.Linear(1));
+        var services = new ServiceCollection().AddLogging();
+        services.AddServables(o => o.ManageStateInterval = TimeSpan.FromMilliseconds(20))
+            .AddOnnxServable("bare", basePath, o => o.Batching = new OnnxBatchingOptions());
+        ServiceProvider provider = services.BuildServiceProvider();
+        foreach (IHostedService service in provider.GetServices<IHostedService>())
+        {
+            await service.StartAsync(CancellationToken.None); // waits for the first version
+        }
+
+        var manager = provider.GetRequiredService<IServableManager>();
+        float[] x = TestModels.Inputs(1, 4, seed: 1);
+        using (OrtValue input = OrtValue.CreateTensorValueFromMemory(x, [1, 4]))
+        using (ServableHandle<OnnxServable> handle = manager.GetServableHandle<OnnxServable>(ServableRequest.Latest("bare")))
+        using (IDisposableReadOnlyCollection<OrtValue> outputs = await handle.Value.RunAsync(new Dictionary<string, OrtValue> { ["X"] = input }))
+        {
+            TestModels.AssertClose(TestModels.ExpectedLinear(1, x), outputs[0].GetTensorDataAsSpan<float>());
+        }
+
+        provider.Dispose(); // the per-servable batch schedulers and the manager, synchronously
+
+        Assert.Empty(manager.ListAvailableServableIds());
+    }
+
+    [Fact]
     public async Task Batching_HotSwapUnderBatchedLoad_NoFailedCall_VersionsShareTheScheduler()
     {
         string basePath = _folder.Combine("batched");

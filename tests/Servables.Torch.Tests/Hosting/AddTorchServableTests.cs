@@ -125,6 +125,34 @@ public sealed class AddTorchServableTests : IDisposable
     }
 
     [Fact]
+    public async Task BareServiceProvider_DisposedSynchronously_WithABatchedServable_ThrowsNothing()
+    {
+        string basePath = _folder.Combine("bare");
+        TestModels.WriteVersion(basePath, 1, TestModels.MlpScript(1));
+        var services = new ServiceCollection().AddLogging();
+        services.AddServables(o => o.ManageStateInterval = TimeSpan.FromMilliseconds(20))
+            .AddTorchServable("bare", basePath, o => o.Batching = new TorchBatchingOptions());
+        ServiceProvider provider = services.BuildServiceProvider();
+        foreach (IHostedService service in provider.GetServices<IHostedService>())
+        {
+            await service.StartAsync(CancellationToken.None); // waits for the first version
+        }
+
+        var manager = provider.GetRequiredService<IServableManager>();
+        float[] x = TestModels.Inputs(1, TestModels.MlpInputs, seed: 1);
+        using (Tensor input = torch.tensor(x, [1, TestModels.MlpInputs]))
+        using (ServableHandle<TorchServable> handle = manager.GetServableHandle<TorchServable>(ServableRequest.Latest("bare")))
+        using (Tensor output = await handle.Value.ForwardAsync(input))
+        {
+            TestModels.AssertClose(TestModels.ExpectedMlp(1, x), output.data<float>().ToArray());
+        }
+
+        provider.Dispose(); // the per-servable batch schedulers and the manager, synchronously
+
+        Assert.Empty(manager.ListAvailableServableIds());
+    }
+
+    [Fact]
     public async Task Warmup_VersionBecomesAvailableOnlyAfterItsWarmupRan()
     {
         string basePath = _folder.Combine("mlp");
