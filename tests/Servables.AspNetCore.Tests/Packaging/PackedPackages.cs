@@ -44,6 +44,7 @@ public sealed class PackedPackages : IAsyncLifetime
     public Task DisposeAsync()
     {
         _folder.Dispose();
+        ChildProcess.RemoveFromGlobalPackages(Version.Length > 0 ? Version : null);
         return Task.CompletedTask;
     }
 }

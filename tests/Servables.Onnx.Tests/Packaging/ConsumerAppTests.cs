@@ -21,13 +21,19 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
     private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(5);
     private readonly TempFolder _folder = new();
 
-    public void Dispose() => _folder.Dispose();
+    private string? _version;
+
+    public void Dispose()
+    {
+        _folder.Dispose();
+        ChildProcess.RemoveFromGlobalPackages(_version);
+    }
 
     [Fact]
     public async Task PackedPackagePlusCpuNatives_BuildsAndRuns_AndWithoutNativesTheLoadNamesThePackages()
     {
         string feed = _folder.Combine("feed");
-        string version = await ChildProcess.PackAsync(feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Onnx/Servables.Onnx.csproj");
+        string version = _version = await ChildProcess.PackAsync(feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Onnx/Servables.Onnx.csproj");
 
         string nuspec = await ReadNuspecAsync(Path.Combine(feed, $"Servables.Onnx.{version}.nupkg"));
         Assert.Contains("id=\"Microsoft.ML.OnnxRuntime.Managed\"", nuspec, StringComparison.Ordinal);

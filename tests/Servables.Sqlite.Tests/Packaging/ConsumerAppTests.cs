@@ -18,13 +18,19 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
     private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(5);
     private readonly TempFolder _folder = new();
 
-    public void Dispose() => _folder.Dispose();
+    private string? _version;
+
+    public void Dispose()
+    {
+        _folder.Dispose();
+        ChildProcess.RemoveFromGlobalPackages(_version);
+    }
 
     [Fact]
     public async Task InMemoryOnlyApp_HasNoSqliteInItsOutput_AndWithServablesSqliteTheStoreIsThereAndDurable()
     {
         string feed = _folder.Combine("feed");
-        string version = await ChildProcess.PackAsync(
+        string version = _version = await ChildProcess.PackAsync(
             feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Async/Servables.Async.csproj", "src/Servables.Sqlite/Servables.Sqlite.csproj");
         string app = WriteApp(feed, version);
         foreach (string package in new[] { "Servables.Core", "Servables.Async", "Servables.Sqlite" })

@@ -75,6 +75,39 @@ public static class ChildProcess
         return version;
     }
 
+    /// <summary>
+    /// Deletes what the throw-away apps' restores copied into the global packages folder (<c>NUGET_PACKAGES</c>, or
+    /// <c>~/.nuget/packages</c>) for <paramref name="version"/>, a version <see cref="PackAsync"/> returned: every pack has a
+    /// version of its own, so without this each test run would leave a few MB there for good. Call it when the test ends.
+    /// </summary>
+    /// <param name="version">The packed version; null does nothing (the test failed before it packed).</param>
+    public static void RemoveFromGlobalPackages(string? version)
+    {
+        string global = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } configured
+            ? configured
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        if (version is null || !Directory.Exists(global))
+        {
+            return;
+        }
+
+        foreach (string package in Directory.EnumerateDirectories(global, "servables.*"))
+        {
+            string folder = Path.Combine(package, version.ToLowerInvariant());
+            try
+            {
+                if (Directory.Exists(folder))
+                {
+                    Directory.Delete(folder, recursive: true);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Another process reads it: it stays, as it would have without this.
+            }
+        }
+    }
+
     /// <summary>Opens <paramref name="path"/> for this process alone (an exclusive lock on Unix), waiting while another holds it; the lock goes with the stream, or with the process. The file stays, so that every process locks the same one.</summary>
     private static async Task<FileStream> LockAsync(string path, TimeSpan timeout)
     {

@@ -20,13 +20,19 @@ public sealed class ConsumerAppTests(ITestOutputHelper output) : IDisposable
     private static readonly TimeSpan StepTimeout = TimeSpan.FromMinutes(5);
     private readonly TempFolder _folder = new();
 
-    public void Dispose() => _folder.Dispose();
+    private string? _version;
+
+    public void Dispose()
+    {
+        _folder.Dispose();
+        ChildProcess.RemoveFromGlobalPackages(_version);
+    }
 
     [Fact]
     public async Task PackedPackagePlusCpuNatives_BuildsAndRunsTorch_AndTheOptOutGivesTheClearError()
     {
         string feed = _folder.Combine("feed");
-        string version = await ChildProcess.PackAsync(feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Torch/Servables.Torch.csproj");
+        string version = _version = await ChildProcess.PackAsync(feed, StepTimeout, output.WriteLine, "src/Servables.Core/Servables.Core.csproj", "src/Servables.Torch/Servables.Torch.csproj");
 
         string app = WriteApp(feed, version);
         string models = _folder.Combine("models", "affine");
