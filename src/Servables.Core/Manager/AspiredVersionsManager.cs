@@ -320,6 +320,11 @@ public sealed class AspiredVersionsManager : IServableManager, IAspiredVersionsT
     /// <see cref="AspiredVersionsManagerOptions.StopTimeout"/>): for a container disposed synchronously
     /// (<c>ServiceProvider.Dispose</c>). Prefer <see cref="DisposeAsync"/> (<c>await using</c>) elsewhere.
     /// </summary>
+    /// <remarks>
+    /// It blocks because a synchronous dispose has no other way to finish the stop before it returns (the container throws
+    /// for types that offer only <see cref="DisposeAsync"/>). The stop needs no synchronization context: it awaits with
+    /// <c>ConfigureAwait(false)</c> throughout, so blocking on it does not deadlock a UI thread.
+    /// </remarks>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     /// <summary>Every version the manager tracks now, by servable name, ascending (for health checks).</summary>
