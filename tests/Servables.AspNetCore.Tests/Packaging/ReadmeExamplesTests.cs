@@ -6,8 +6,8 @@ using Xunit.Abstractions;
 namespace Servables.AspNetCore.Tests.Packaging;
 
 /// <summary>
-/// The README's examples as a user copies them: every <c>csharp</c> block of README.md compiles in an ASP.NET Core app
-/// outside the repository that references the packed packages. An example with <c>using</c> lines gets only those
+/// The README's examples as a user copies them: every <c>csharp</c> block of README.md and of each package's README compiles
+/// in an ASP.NET Core app outside the repository that references the packed packages. An example with <c>using</c> lines gets only those
 /// (and the web SDK's implicit ones), so a missing one fails; an example without any continues the ones before it and
 /// gets all of theirs. The names examples leave to the reader (<c>MyModel</c>, <c>features</c>, <c>builder</c>…) are
 /// declared by the test; a new one fails the build until it is added to <see cref="Placeholders"/>.
@@ -54,6 +54,11 @@ public sealed partial class ReadmeExamplesTests(PackedPackages packages, ITestOu
 
         public sealed class PredictImage;
 
+        public sealed class Summarizer : Servables.Async.IAsyncHandler // the handler of README.md, which the packages' READMEs use
+        {
+            public ValueTask<object?> HandleAsync(Servables.Async.AsyncPayload payload, string requestId, CancellationToken cancellationToken) => ValueTask.FromResult<object?>(null);
+        }
+
         public sealed class PredictTask(PredictImage image) : IBatchTask
         {
             public PredictImage Image { get; } = image;
@@ -73,9 +78,16 @@ public sealed partial class ReadmeExamplesTests(PackedPackages packages, ITestOu
     [Fact]
     public async Task EveryCSharpExample_CompilesAgainstThePackedPackages()
     {
-        string readme = await File.ReadAllTextAsync(Path.Combine(ChildProcess.RepositoryRoot(), "README.md"));
-        List<Example> examples = Examples(readme);
-        Assert.True(examples.Count >= 10, $"README.md has {examples.Count} C# examples; the test expects the ten it was written with, or more.");
+        string repo = ChildProcess.RepositoryRoot();
+        // The repository's README and each package's (the page a package shows where it is published).
+        (string Name, List<Example> Examples)[] documents =
+        [
+            .. new[] { "README.md" }.Concat(Directory.GetDirectories(Path.Combine(repo, "src")).Order(StringComparer.Ordinal).Select(d => Path.Combine("src", Path.GetFileName(d), "README.md")))
+                .Where(f => File.Exists(Path.Combine(repo, f)))
+                .Select(f => (f, Examples(File.ReadAllText(Path.Combine(repo, f))))),
+        ];
+        Assert.True(documents[0].Examples.Count >= 10, $"README.md has {documents[0].Examples.Count} C# examples; the test expects the ten it was written with, or more.");
+        Assert.True(documents.Length >= 8, $"Found {documents.Length - 1} package READMEs; there are seven packages.");
 
         string version = packages.Version;
         string app = ConsumerApp.Write(
@@ -94,15 +106,21 @@ public sealed partial class ReadmeExamplesTests(PackedPackages packages, ITestOu
             sdk: "Microsoft.NET.Sdk.Web");
         File.WriteAllText(Path.Combine(app, "Program.cs"), "return 0;\n");
         File.WriteAllText(Path.Combine(app, "Placeholders.cs"), Placeholders);
-        IEnumerable<string> allUsings = examples.SelectMany(e => e.Usings).Distinct();
-        foreach (Example example in examples)
+        foreach ((string name, List<Example> examples) in documents)
         {
-            File.WriteAllText(Path.Combine(app, $"README.line{example.Line}.cs"), example.Wrap(example.Usings.Count > 0 ? example.Usings : allUsings));
+            // Each document in a namespace of its own, so that two may declare a type of the same name.
+            string prefix = name.Replace('/', '.').Replace(".md", "", StringComparison.Ordinal);
+            string ns = "ReadmeExamples." + prefix.Replace(".", "", StringComparison.Ordinal).Replace("README", "Readme", StringComparison.Ordinal);
+            IEnumerable<string> allUsings = examples.SelectMany(e => e.Usings).Distinct();
+            foreach (Example example in examples)
+            {
+                File.WriteAllText(Path.Combine(app, $"{prefix}.line{example.Line}.cs"), example.Wrap(ns, example.Usings.Count > 0 ? example.Usings : allUsings));
+            }
         }
 
         (string built, int code) = await ChildProcess.RunAsync("dotnet", "build -c Release -nologo", app, PackedPackages.StepTimeout, output.WriteLine, allowFailure: true);
         string[] errors = [.. built.Split('\n').Select(l => l.Trim()).Where(l => l.Contains(": error ", StringComparison.Ordinal)).Distinct()];
-        Assert.True(code == 0, $"README examples do not compile (a file README.lineN.cs is the example at line N of README.md):\n{string.Join('\n', errors)}\n{(errors.Length == 0 ? built : "")}");
+        Assert.True(code == 0, $"README examples do not compile (a file README.lineN.cs is the example at line N of README.md, src.Servables.X.README.lineN.cs one of src/Servables.X/README.md):\n{string.Join('\n', errors)}\n{(errors.Length == 0 ? built : "")}");
     }
 
     /// <summary>The <c>csharp</c> blocks of <paramref name="readme"/>, with the line each starts at.</summary>
@@ -158,15 +176,16 @@ public sealed partial class ReadmeExamplesTests(PackedPackages packages, ITestOu
         }
 
         /// <summary>A file of its own: the usings, the types, and the statements in a method whose parameters are the context the example does not declare itself.</summary>
-        public string Wrap(IEnumerable<string> usings)
+        public string Wrap(string ns, IEnumerable<string> usings)
         {
             string parameters = string.Join(", ", Context
                 .Where(c => !Regex.IsMatch(Statements, $@"\b(?:var|[A-Z][\w<>.]*)\s+{c.Name}\s*="))
                 .Select(c => $"{c.Type} {c.Name}"));
             return $$"""
                 {{string.Join('\n', usings.Select(u => $"using {u};"))}}
-                using ReadmeExamples;
                 using static ReadmeExamples.Batches;
+
+                namespace {{ns}};
 
                 {{Types}}
                 internal static class ReadmeLine{{Line}}
