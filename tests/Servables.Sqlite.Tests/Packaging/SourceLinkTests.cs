@@ -11,8 +11,8 @@ namespace Servables.Sqlite.Tests.Packaging;
 /// <summary>
 /// What a package says about its source: packs Servables.Core from a clone of this repository whose <c>origin</c> is a
 /// GitHub URL, as a published clone's is, with <c>ContinuousIntegrationBuild</c> on, and reads the repository URL and
-/// commit in the nuspec and the SourceLink map in the symbol package's PDB. The clone holds what is committed, so
-/// the test checks the committed build files.
+/// commit in the nuspec and the SourceLink map in the symbol package's PDB, then packs again from scratch and compares the
+/// assemblies (a deterministic build). The clone holds what is committed, so the test checks the committed build files.
 /// </summary>
 [Collection(nameof(ConsumerAppTests))]
 public sealed class SourceLinkTests(ITestOutputHelper output) : IDisposable
@@ -69,6 +69,22 @@ public sealed class SourceLinkTests(ITestOutputHelper output) : IDisposable
         string[] documents = [.. reader.Documents.Select(d => reader.GetString(reader.GetDocument(d).Name))];
         Assert.Contains("/_/src/Servables.Core/Handles/ServableHandle.cs", documents);
         Assert.All(documents, d => Assert.StartsWith("/_/", d, StringComparison.Ordinal));
+
+        // Deterministic: building it all again from the same commit gives the same assembly, byte for byte.
+        string again = _folder.Combine("again");
+        Directory.Delete(Path.Combine(clone, "src", "Servables.Core", "bin"), recursive: true);
+        Directory.Delete(Path.Combine(clone, "src", "Servables.Core", "obj"), recursive: true);
+        await RunAsync("dotnet", $"pack src/Servables.Core/Servables.Core.csproj -c Release -o {again} -p:ContinuousIntegrationBuild=true -nologo", clone);
+        Assert.Equal(Assembly(feed, version), Assembly(again, version));
+    }
+
+    private static byte[] Assembly(string feed, string version)
+    {
+        using ZipArchive nupkg = ZipFile.OpenRead(Path.Combine(feed, $"Servables.Core.{version}.nupkg"));
+        using Stream dll = nupkg.GetEntry("lib/net10.0/Servables.Core.dll")!.Open();
+        using var bytes = new MemoryStream();
+        dll.CopyTo(bytes);
+        return bytes.ToArray();
     }
 
     private async Task<string> RunAsync(string file, string arguments, string workingDirectory) =>
